@@ -1,0 +1,91 @@
+"""Checkpoints: written atomically, read with ``weights_only=True`` (never unpickle code).
+
+A checkpoint holds everything to continue or rebuild a run: the recipe's constructor arguments
+(architecture name and params, dataset info, loss), its state (modules and optimisers), the step,
+the data position and every random number generator state.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import DatasetInfo
+from .errors import ArtganError
+from .files import atomic_path
+
+FORMAT = 1
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+    return path
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ArtganError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ArtganError(f"{path}: not a readable artgan checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ArtganError(f"{path}: not an artgan checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": _py_state_to_safe(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    random.setstate(_py_state_from_safe(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _py_state_to_safe(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_safe(state: list) -> tuple:
+    version, internal, gauss = state
+    return (int(version), tuple(int(x) for x in internal), gauss)
+
+
+def build_recipe(registry, recipe_config: dict[str, Any]):
+    """Rebuild a recipe from the constructor arguments stored in a checkpoint or a pipeline."""
+    info = DatasetInfo(**recipe_config["info"])
+    loss = None
+    if recipe_config.get("loss"):
+        loss = registry.create("loss", recipe_config["loss"]["name"], **recipe_config["loss"].get("params", {}))
+    return registry.create("architecture", recipe_config["architecture"],
+                           info=info, loss=loss, **recipe_config.get("params", {}))
+
+
+def load_recipe(path: str | Path, registry, device: str | torch.device = "cpu"):
+    """A recipe with its trained weights, ready for sampling or export."""
+    ckpt = load(path, map_location=device)
+    recipe = build_recipe(registry, ckpt["recipe"])
+    recipe.load_state_dict(ckpt["state"], optimizers=False)
+    recipe.to(device).train(False)
+    return recipe, ckpt

@@ -1,0 +1,101 @@
+"""Every hook artgan calls, documented for plugin authors.
+
+A plugin is a module (or object) with functions marked ``@artgan.hookimpl`` whose names are the
+hook names below; it is found through the ``artgan`` entry-point group::
+
+    [project.entry-points.artgan]
+    myplugin = "artgan_myplugin"
+
+Hooks are called with keyword arguments; an implementation may accept any subset of a hook's
+parameters. Registration hooks receive a ``register(name, factory)`` callback so artgan can record
+which plugin gave each name and refuse duplicates, naming both plugins.
+
+Hook API version: :data:`HOOK_API_VERSION`. Adding a hook or an optional parameter keeps it;
+removing or changing one raises it and is announced in the changelog.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+HOOK_API_VERSION = 1
+
+hookspec = pluggy.HookspecMarker("artgan")
+
+Register = Callable[[str, Callable[..., Any]], None]
+
+
+@hookspec
+def artgan_register_datasets(register: Register) -> None:
+    """Called once, when the plugin manager starts. Register the datasets you provide.
+
+    Call ``register(name, factory)`` once per dataset. ``factory(**params)`` receives the
+    ``dataset:`` mapping of a pipeline (less ``name``) and returns a ``torch.utils.data.Dataset``
+    whose items are dicts of tensors (``{"image": float32 CxHxW in [-1, 1]}``, plus ``"label"``
+    (int64) for labelled data) and which has an ``info`` attribute, an
+    :class:`artgan.data.DatasetInfo`. Raise :class:`artgan.errors.ArtganError` for bad params.
+    Returns nothing.
+    """
+
+
+@hookspec
+def artgan_register_architectures(register: Register) -> None:
+    """Called once, when the plugin manager starts. Register the GAN recipes you provide.
+
+    Call ``register(name, factory)``. ``factory(*, info, loss, **params)`` receives the dataset's
+    :class:`artgan.data.DatasetInfo`, a loss object made from the losses registry (or ``None``
+    when the pipeline names none and the recipe has a default) and the ``architecture:`` mapping
+    of a pipeline (less ``name``); it returns an :class:`artgan.recipe.GANRecipe`. Returns nothing.
+    """
+
+
+@hookspec
+def artgan_register_losses(register: Register) -> None:
+    """Called once, when the plugin manager starts. Register the adversarial losses you provide.
+
+    Call ``register(name, factory)``. ``factory(**params)`` returns an
+    :class:`artgan.recipe.AdversarialLoss`: ``discriminator(real_logits, fake_logits)`` and
+    ``generator(fake_logits)``, each returning a scalar tensor. Returns nothing.
+    """
+
+
+@hookspec
+def artgan_register_steps(register: Register) -> None:
+    """Called once, when the plugin manager starts. Register post-processing steps.
+
+    Call ``register(name, factory)``. ``factory(**params)`` receives the step's parameters as
+    strings or YAML values, validates them (raise :class:`artgan.errors.ArtganError` naming the
+    parameter) and returns an :class:`artgan.steps.Step`: a callable mapping float32 NHWC images
+    in [0, 1] to float32 NHWC images in [0, 1]. A step must not import torch when it runs: use
+    :mod:`artgan.runtime` for trained models. Returns nothing.
+    """
+
+
+@hookspec
+def artgan_register_commands(cli: Any) -> None:
+    """Called once, when the ``artgan`` command line starts. Add your own commands.
+
+    ``cli`` is the root :class:`click.Group`; add commands with ``cli.add_command(...)`` or the
+    ``@cli.command()`` decorator. Import heavy modules inside your command, not at the top of
+    your plugin, so ``artgan --help`` stays fast. Returns nothing.
+    """
+
+
+@hookspec
+def artgan_on_metrics(run_dir: str, step: int, metrics: dict[str, float]) -> None:
+    """Called by the trainer each time it logs metrics (every ``log_every`` steps).
+
+    ``run_dir`` is the run folder, ``step`` the number of completed training steps and
+    ``metrics`` the scalars just appended to ``metrics.jsonl``. For loggers and trackers.
+    Returns nothing; an exception here stops training.
+    """
+
+
+@hookspec
+def artgan_on_checkpoint(run_dir: str, step: int, path: str) -> None:
+    """Called by the trainer after a checkpoint has been written (atomically) to ``path``.
+
+    Returns nothing.
+    """

@@ -1,0 +1,90 @@
+"""Image I/O and grids with numpy and Pillow only (no torch).
+
+Inside artgan images are float32 NHWC in [0, 1]; files are uint8. Every image read is capped in
+pixels against decompression bombs (``ARTGAN_MAX_IMAGE_PIXELS``, default 100 megapixels).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import ArtganError
+from .files import atomic_path
+
+MAX_IMAGE_PIXELS = int(os.environ.get("ARTGAN_MAX_IMAGE_PIXELS", 100_000_000))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def load_image(path: str | Path, mode: str = "RGB", max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 HWC (HW1 for mode "L"). Errors name the file."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ArtganError(f"{path}: image is {w}x{h}, over the limit of {max_pixels} pixels "
+                                  f"(raise ARTGAN_MAX_IMAGE_PIXELS if you trust it)")
+            im = im.convert(mode)
+            arr = np.asarray(im, dtype=np.uint8)
+    except ArtganError:
+        raise
+    except FileNotFoundError:
+        raise ArtganError(f"{path}: file not found") from None
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise ArtganError(f"{path}: not a readable image ({exc})") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write uint8 or [0, 1]-float HWC image atomically; the format follows the suffix."""
+    path = Path(path)
+    arr = to_uint8(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=fmt)
+    return path
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 (rounded, clipped); uint8 passes through."""
+    if images.dtype == np.uint8:
+        return images
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 [0, 1]; float passes through as float32."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32, copy=False)
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2,
+              pad_value: float = 1.0) -> np.ndarray:
+    """Tile NHWC images into one HWC image, ``nrow`` per row (default: square-ish)."""
+    images = to_float(np.asarray(images))
+    n, h, w, c = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c),
+                   pad_value, np.float32)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + k * (w + padding)
+        grid[y:y + h, x:x + w] = images[i]
+    return grid
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Image files below ``root`` (recursive), sorted for a stable order."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

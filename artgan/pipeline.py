@@ -1,0 +1,326 @@
+"""Pipelines: a YAML list of steps (train, export, generate, process) run into one run folder.
+
+Everything is validated (keys, types, plugin names and their parameters) before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, parse_override
+from .errors import ArtganError, ConfigError
+from .files import write_text
+
+
+# -- the schema of each pipeline step --------------------------------------------------------------
+
+@dataclass
+class TrainStep:
+    dataset: Any  # a dataset name, or {name: ..., params}
+    architecture: Any  # an architecture name, or {name: ..., params}
+    loss: Any = None  # a loss name, or {name: ..., params}; None: the architecture's default
+    steps: int = 1000
+    batch_size: int = 64
+    seed: int | None = None  # default: the pipeline's seed
+    device: str = "auto"
+    log_every: int = 50
+    checkpoint_every: int = 250
+    num_workers: int = 0
+    sample_count: int = 64
+
+
+@dataclass
+class ExportStep:
+    checkpoint: str | None = None  # default: this run's last checkpoint
+    out: str = "export/generator.onnx"  # relative to the run folder
+    opset: int = 17
+    verify: bool = True
+    tolerance: float = 1e-3
+
+
+@dataclass
+class GenerateStep:
+    model: str | None = None  # default: this run's last export
+    n: int = 64
+    seed: int = 0
+    truncation: float | None = None
+    batch_size: int = 64
+    out: str = "generated"  # a folder in the run folder: grid.png and one PNG per image
+    save_images: bool = True
+
+
+@dataclass
+class ProcessStep:
+    steps: list  # step specs: "superres:scale=2" or {name: superres, scale: 2}
+    input: str | None = None  # image file or folder; default: the images the last step made
+    out: str = "processed"
+
+
+STEP_KINDS: dict[str, type] = {"train": TrainStep, "export": ExportStep,
+                               "generate": GenerateStep, "process": ProcessStep}
+
+
+@dataclass
+class Pipeline:
+    name: str
+    steps: list  # [(kind, spec dataclass)], built by load_pipeline
+    seed: int = 0
+    description: str = ""
+    source: str = ""
+    raw: dict = field(default_factory=dict)  # the resolved mapping, saved in the run folder
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+def apply_overrides(doc: Located, overrides: list[str]) -> None:
+    """``train.steps=200``: the first part is a top-level key or the kind of a step (its first
+    occurrence); the rest walks into that step's mapping."""
+    data = doc.data
+    for text in overrides:
+        parts, value = parse_override(text)
+        steps = data.get("steps") if isinstance(data, dict) else None
+        target: Any = data
+        if isinstance(steps, list) and parts[0] in STEP_KINDS:
+            found = [s for s in steps if isinstance(s, dict) and parts[0] in s]
+            if not found:
+                raise ConfigError(f"--set {text}: the pipeline has no {parts[0]!r} step", file=doc.file)
+            if found[0][parts[0]] is None:
+                found[0][parts[0]] = {}
+            target, parts = found[0][parts[0]], parts[1:]
+        for p in parts[:-1]:
+            if not isinstance(target.get(p), dict):
+                target[p] = {} if target.get(p) is None else {"name": target[p]}
+            target = target[p]
+        target[parts[-1]] = value
+
+
+def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
+                  overrides: list[str] = (), registry=None) -> Pipeline:
+    """Read, override and validate a pipeline. With ``registry``, plugin names and their
+    parameters are checked too, so a typo fails here and not after an hour of training."""
+    doc = loads_yaml(text, str(path or "<string>")) if text is not None else load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("a pipeline is a mapping with 'name:' and 'steps:'", file=doc.file, line=1)
+    apply_overrides(doc, list(overrides))
+    data = doc.data
+    for key in data:
+        if key not in ("name", "seed", "description", "steps"):
+            raise ConfigError("unknown key; expected name, seed, description, steps",
+                              file=doc.file, key=str(key), line=doc.line((key,)))
+    name = data.get("name") or Path(doc.file).stem
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
+        raise ConfigError(f"expected a name of letters, digits, '_', '-', '.', got {name!r}",
+                          file=doc.file, key="name", line=doc.line(("name",)))
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"expected an integer, got {seed!r}", file=doc.file, key="seed", line=doc.line(("seed",)))
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise ConfigError("expected a non-empty list of steps (train, export, generate, process)",
+                          file=doc.file, key="steps", line=doc.line(("steps",)))
+    steps = []
+    for i, item in enumerate(raw_steps):
+        path = ("steps", i)
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(f"each step is a mapping with one key, one of {', '.join(STEP_KINDS)}",
+                              file=doc.file, key=_dotted(path), line=doc.line(path))
+        (kind, body), = item.items()
+        if kind not in STEP_KINDS:
+            import difflib
+            close = difflib.get_close_matches(str(kind), list(STEP_KINDS), n=1)
+            raise ConfigError(f"unknown step {kind!r}{' (did you mean ' + repr(close[0]) + '?)' if close else ''}; "
+                              f"steps: {', '.join(STEP_KINDS)}", file=doc.file, key=_dotted(path + (kind,)),
+                              line=doc.line(path + (kind,)))
+        spec = build(STEP_KINDS[kind], body, doc, path + (kind,))
+        steps.append((kind, spec))
+        if registry is not None:
+            _check_plugins(kind, spec, registry, doc, path + (kind,))
+    return Pipeline(name=name, steps=steps, seed=seed, description=data.get("description", ""),
+                    source=doc.file, raw=data)
+
+
+def _check_plugins(kind: str, spec: Any, registry, doc: Located, path: tuple) -> None:
+    def check(what: str, key: str, value: Any, extra: tuple[str, ...] = ()) -> None:
+        where = dict(file=doc.file, key=key, line=doc.line(path + (key.split(".")[-1],)))
+        name, params = named_mapping(value, doc, path + (key.split(".")[-1],), what)
+        try:
+            reg = registry.get(what, name)
+        except ArtganError as exc:
+            raise ConfigError(str(exc), **where) from None
+        missing = _bind_error(reg.factory, params, extra)
+        if missing:
+            raise ConfigError(f"{what} {name!r}: {missing}", **where)
+
+    if kind == "train":
+        check("dataset", "train.dataset", spec.dataset)
+        check("architecture", "train.architecture", spec.architecture, extra=("info", "loss"))
+        if spec.loss is not None:
+            check("loss", "train.loss", spec.loss)
+    elif kind == "process":
+        from .steps import parse_step_spec
+        for j, s in enumerate(spec.steps):
+            if isinstance(s, str):
+                name, params = parse_step_spec(s)
+                s = {"name": name, **params}
+            check("step", f"process.steps[{j}]", s)
+
+
+def _bind_error(factory: Callable, params: dict[str, Any], extra: tuple[str, ...]) -> str:
+    """Check params against the factory's signature; return a message or ''."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return ""
+    try:
+        sig.bind(**{**{e: None for e in extra if e in sig.parameters}, **params})
+    except TypeError as exc:
+        accepted = [p for p, prm in sig.parameters.items() if p not in extra and prm.kind not in
+                    (prm.VAR_KEYWORD, prm.VAR_POSITIONAL)]
+        return f"{exc}; accepted parameters: {', '.join(accepted) or 'none'}"
+    return ""
+
+
+def dump_pipeline(pipeline: Pipeline) -> str:
+    return yaml.safe_dump(pipeline.raw, sort_keys=False)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """``runs/NAME``, or ``runs/NAME-2``, ``-3``... : a new run never overwrites an old one."""
+    root = Path(root)
+    candidate, n = root / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{name}-{n}"
+    return candidate
+
+
+def latest_run_dir(root: str | Path, name: str) -> Path | None:
+    root = Path(root)
+    found = [p for p in root.glob(f"{name}*") if p.is_dir() and re.fullmatch(rf"{re.escape(name)}(-\d+)?", p.name)]
+    if not found:
+        return None
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name != name else 1)
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    registry: Any
+    plugin_manager: Any = None
+    resume: bool = False
+    progress: bool = True
+    checkpoint: Path | None = None
+    model: Path | None = None
+    images: list[Path] = field(default_factory=list)
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(ctx.run_dir / "pipeline.yaml", dump_pipeline(pipeline))
+    for i, (kind, spec) in enumerate(pipeline.steps):
+        ctx.log(f"[{i + 1}/{len(pipeline.steps)}] {kind}")
+        RUNNERS[kind](spec, pipeline, ctx)
+    return ctx
+
+
+def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
+    from .checkpoints import build_recipe
+    from .train import TrainOptions, train
+
+    reg = ctx.registry
+    ds_name, ds_params = named_mapping(spec.dataset, Located({}, {}, ""), (), "dataset")
+    dataset = reg.create("dataset", ds_name, **ds_params)
+    arch_name, arch_params = named_mapping(spec.architecture, Located({}, {}, ""), (), "architecture")
+    loss = None
+    if spec.loss is not None:
+        loss_name, loss_params = named_mapping(spec.loss, Located({}, {}, ""), (), "loss")
+        loss = {"name": loss_name, "params": loss_params}
+    recipe_config = {"architecture": arch_name, "params": arch_params,
+                     "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name}
+    recipe = build_recipe(reg, recipe_config)
+    options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
+                              if hasattr(spec, f.name)})
+    options.seed = pipeline.seed if spec.seed is None else spec.seed
+    pm = ctx.plugin_manager
+    summary = train(
+        recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,
+        progress=ctx.progress,
+        on_metrics=(lambda step, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), step=step, metrics=m)) if pm else None,
+        on_checkpoint=(lambda step, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), step=step, path=str(p))) if pm else None,
+    )
+    ctx.checkpoint = Path(summary["checkpoint"])
+    ctx.results["train"] = summary
+    ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s")
+
+
+def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
+    from .checkpoints import load_recipe
+    from .export import export_onnx
+
+    ckpt = Path(spec.checkpoint) if spec.checkpoint else ctx.checkpoint
+    if ckpt is None:
+        from .train import checkpoint_path
+        ckpt = checkpoint_path(ctx.run_dir)
+    recipe, state = load_recipe(ckpt, ctx.registry)
+    out = ctx.run_dir / spec.out
+    card = export_onnx(recipe.export_spec(), out, opset=spec.opset, verify=spec.verify,
+                       tolerance=spec.tolerance,
+                       extra_metadata={"run": ctx.run_dir.name, "train_steps": int(state["step"]),
+                                       "architecture": state["recipe"]["architecture"]})
+    ctx.model = out
+    ctx.results["export"] = card
+    v = card["verification"]
+    ctx.log(f"  exported {out}" + (f" (max |onnx - torch| = {v['max_abs_diff']:.2e})" if v.get("verified") else ""))
+
+
+def _run_generate(spec: GenerateStep, pipeline: Pipeline, ctx: RunContext) -> None:
+    from .images import make_grid, save_image
+    from .runtime import Generator
+
+    model = Path(spec.model) if spec.model else ctx.model
+    if model is None:
+        raise ArtganError("generate: no model; add an export step before it or set generate.model")
+    gen = Generator(model)
+    images = gen.generate(spec.n, spec.seed, batch_size=spec.batch_size, truncation=spec.truncation,
+                          progress=ctx.progress)
+    out = ctx.run_dir / spec.out
+    save_image(out / "grid.png", make_grid(images))
+    ctx.images = []
+    if spec.save_images:
+        for i, img in enumerate(images):
+            ctx.images.append(save_image(out / f"{spec.seed:04d}_{i:04d}.png", img))
+    ctx.log(f"  generated {spec.n} images on {gen.providers[0]} -> {out / 'grid.png'}")
+
+
+def _run_process(spec: ProcessStep, pipeline: Pipeline, ctx: RunContext) -> None:
+    from .images import list_images, load_image, save_image, to_float
+    from .steps import build_step, run_chain
+
+    steps = [build_step(ctx.registry, s) for s in spec.steps]
+    inputs = list_images(spec.input) if spec.input else list(ctx.images)
+    if not inputs:
+        raise ArtganError("process: no input images; set process.input or put a generate step before it")
+    out = ctx.run_dir / spec.out
+    made = []
+    for path in inputs:
+        result = run_chain(steps, to_float(load_image(path))[None])
+        made.append(save_image(out / (Path(path).stem + ".png"), result[0]))
+    ctx.images = made
+    ctx.log(f"  processed {len(made)} images -> {out}")
+
+
+RUNNERS: dict[str, Callable[[Any, Pipeline, RunContext], None]] = {
+    "train": _run_train, "export": _run_export, "generate": _run_generate, "process": _run_process,
+}

@@ -1,0 +1,153 @@
+"""The datasets themselves. Items are ``{"image": float32 CxHxW in [-1, 1]}`` (+ ``"label"``)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import Dataset
+
+from artgan.data import DatasetInfo, build_augmentations, uint8_to_tensor
+from artgan.errors import ArtganError
+from artgan.images import list_images, load_image
+
+
+def _check_size(image_size: Any) -> int:
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or not 8 <= image_size <= 4096:
+        raise ArtganError(f"image_size must be an integer from 8 to 4096, got {image_size!r}")
+    return image_size
+
+
+class DigitsDataset(Dataset):
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes), resized.
+
+    Ships inside scikit-learn: no download. ``channels=3`` repeats the grey level.
+    """
+
+    def __init__(self, image_size: int = 32, channels: int = 1):
+        from sklearn.datasets import load_digits
+
+        size = _check_size(image_size)
+        if channels not in (1, 3):
+            raise ArtganError(f"digits: channels must be 1 or 3, got {channels!r}")
+        digits = load_digits()
+        # 0..16 grey levels -> uint8, upscaled with a smooth filter so strokes stay round
+        small = (digits.images * (255.0 / 16.0)).astype(np.uint8)
+        big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in small])
+        self.images = torch.from_numpy(big).float().div_(127.5).sub_(1.0).unsqueeze(1)
+        if channels == 3:
+            self.images = self.images.repeat(1, 3, 1, 1)
+        self.labels = torch.from_numpy(digits.target.astype(np.int64))
+        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="digits")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": self.images[i], "label": self.labels[i]}
+
+
+class ShapesDataset(Dataset):
+    """Procedural coloured shapes (circle, square, triangle) on a dark background.
+
+    Item ``i`` is drawn from a generator seeded by ``(seed, i)``: deterministic, any size,
+    with the shape kind as its label.
+    """
+
+    KINDS = ("circle", "square", "triangle")
+
+    def __init__(self, image_size: int = 32, count: int = 4096, seed: int = 0, channels: int = 3):
+        self.size = _check_size(image_size)
+        if not isinstance(count, int) or count < 1:
+            raise ArtganError(f"shapes: count must be a positive integer, got {count!r}")
+        if channels != 3:
+            raise ArtganError("shapes: channels must be 3 (the shapes are coloured)")
+        self.count, self.seed = count, seed
+        self.info = DatasetInfo(image_size=self.size, channels=3, num_classes=len(self.KINDS), name="shapes")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def draw(self, i: int) -> tuple[np.ndarray, int]:
+        rng = np.random.default_rng([self.seed, i])
+        s = self.size
+        scale = 4  # draw large, then downsample: anti-aliased edges at any size
+        im = Image.new("RGB", (s * scale, s * scale), tuple(int(v) for v in rng.integers(0, 40, 3)))
+        d = ImageDraw.Draw(im)
+        kind = int(rng.integers(0, len(self.KINDS)))
+        r = rng.uniform(0.2, 0.4) * s * scale
+        cx, cy = rng.uniform(r, s * scale - r, 2)
+        colour = tuple(int(v) for v in rng.integers(80, 256, 3))
+        if kind == 0:
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+        elif kind == 1:
+            d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+        else:
+            a = rng.uniform(0, 2 * np.pi)
+            pts = [(cx + r * np.cos(a + k * 2 * np.pi / 3), cy + r * np.sin(a + k * 2 * np.pi / 3)) for k in range(3)]
+            d.polygon(pts, fill=colour)
+        return np.asarray(im.resize((s, s), Image.LANCZOS)), kind
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image, kind = self.draw(i)
+        return {"image": uint8_to_tensor(image), "label": torch.tensor(kind)}
+
+
+class ImageFolderDataset(Dataset):
+    """Every image below ``path`` (recursive), resized and centre-cropped to ``image_size``,
+    then through an optional albumentations pipeline (``augment: [{name: HorizontalFlip}]``).
+
+    Unreadable files are skipped with one warning naming them; an empty folder is an error.
+    """
+
+    def __init__(self, path: str, image_size: int = 64, channels: int = 3,
+                 augment: list[dict[str, Any]] | None = None, max_images: int | None = None):
+        self.root = Path(path).expanduser()
+        self.size = _check_size(image_size)
+        if channels not in (1, 3):
+            raise ArtganError(f"image-folder: channels must be 1 or 3, got {channels!r}")
+        if not self.root.exists():
+            raise ArtganError(f"image-folder: {self.root} does not exist")
+        files = list_images(self.root)
+        if max_images:
+            files = files[:max_images]
+        self.mode = "L" if channels == 1 else "RGB"
+        good, bad = [], []
+        for f in files:  # open each once now: a corrupt file is reported here, not mid-training
+            try:
+                load_image(f, self.mode)
+                good.append(f)
+            except ArtganError as exc:
+                bad.append(str(exc))
+        if bad:
+            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            warnings.warn(f"image-folder: skipped {len(bad)} unreadable file(s): {shown}", stacklevel=2)
+        if not good:
+            raise ArtganError(f"image-folder: no readable images in {self.root} "
+                              f"(looked for {', '.join(s for s in ('.png', '.jpg', '.jpeg', '.bmp', '.webp'))})")
+        self.files = good
+        self.augment = build_augmentations(augment)
+        self.info = DatasetInfo(image_size=self.size, channels=channels, name=f"image-folder:{self.root.name}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = center_crop_resize(load_image(self.files[i], self.mode), self.size)
+        if self.augment is not None:
+            image = self.augment(image=image)["image"]
+        return {"image": uint8_to_tensor(image)}
+
+
+def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = image[top:top + side, left:left + side]
+    pil = Image.fromarray(crop[..., 0] if crop.shape[2] == 1 else crop)
+    out = np.asarray(pil.resize((size, size), Image.BICUBIC if side < size else Image.LANCZOS))
+    return out[..., None] if out.ndim == 2 else out

@@ -1,0 +1,20 @@
+"""First-party GAN architectures and adversarial losses.
+
+Registered through the ``artgan`` entry-point group, like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+import artgan
+from artgan.plugins import lazy
+
+
+@artgan.hookimpl
+def artgan_register_architectures(register):
+    # lazy: torch is imported when a pipeline trains, not when the CLI starts
+    register("dcgan", lazy("artgan_gan.dcgan:DCGANRecipe"))
+
+
+@artgan.hookimpl
+def artgan_register_losses(register):
+    register("non-saturating", lazy("artgan_gan.losses:NonSaturatingLoss"))
