@@ -228,6 +228,16 @@ def info():
     click.echo(f"onnxruntime providers available: {', '.join(available_providers())}")
 
 
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def evaluate():
+    """Measure models against baselines; plugins add one subcommand per task.
+
+    \b
+    Example:
+      artgan evaluate --help
+    """
+
+
 def _add_plugin_commands() -> None:
     from .plugins import get_plugin_manager
     try:

@@ -1,0 +1,45 @@
+"""Shared fixtures: a CLI runner, the loaded registry, and a tiny pipeline that trains in seconds."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+# Keep tests quiet and independent of the developer's environment.
+os.environ.setdefault("ARTGAN_THREADS", "1")
+
+TINY_PIPELINE = """\
+name: tiny
+seed: 0
+steps:
+  - train:
+      dataset: {name: digits, image_size: 32}
+      architecture: {name: dcgan, latent_dim: 16, g_width: 8, d_width: 8}
+      steps: 6
+      batch_size: 16
+      checkpoint_every: 3
+      log_every: 2
+      sample_count: 4
+  - export: {}
+  - generate: {n: 4, seed: 0}
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def registry():
+    from artgan.plugins import get_registry
+    return get_registry()
+
+
+@pytest.fixture
+def tiny_pipeline(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_PIPELINE)
+    return path
