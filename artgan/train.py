@@ -159,5 +159,7 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
 
 def _progress(start: int, total: int, enabled: bool):
     from tqdm.auto import tqdm
+    # in a log file (not a terminal) a bar that redraws ten times a second floods it: redraw rarely
+    interval = 0.1 if sys.stderr.isatty() else 15.0
     return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, leave=True)
+                disable=not enabled, dynamic_ncols=True, leave=True, mininterval=interval)
