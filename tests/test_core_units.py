@@ -164,3 +164,27 @@ def test_make_grid_shape():
     from artgan.images import make_grid
     g = make_grid(np.zeros((5, 4, 4, 3), np.float32), nrow=3, padding=1)
     assert g.shape == (2 * 5 + 1, 3 * 5 + 1, 3)
+
+
+@pytest.mark.parametrize("size,upsample", [(32, "transpose"), (64, "transpose"), (64, "nearest")])
+def test_dcgan_sizes_export_with_a_dynamic_batch(tmp_path, size, upsample):
+    from artgan.data import DatasetInfo
+    from artgan.export import export_onnx
+    from artgan.runtime import Generator
+    from artgan_gan.dcgan import DCGANRecipe
+    recipe = DCGANRecipe(info=DatasetInfo(image_size=size, channels=3), latent_dim=8, g_width=4,
+                         d_width=4, upsample=upsample)
+    z = torch.randn(2, 8)
+    assert recipe.G(z).shape == (2, 3, size, size) and recipe.D(recipe.G(z)).shape == (2,)
+    card = export_onnx(recipe.export_spec(), tmp_path / "g.onnx")
+    assert card["verification"]["max_abs_diff"] < 1e-4
+    images = Generator(tmp_path / "g.onnx").generate(5, seed=1, batch_size=2)
+    assert images.shape == (5, size, size, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+
+
+def test_dcgan_rejects_unsupported_sizes():
+    from artgan.data import DatasetInfo
+    from artgan_gan.dcgan import DCGANRecipe
+    with pytest.raises(ArtganError, match="image_size must be 32 or 64"):
+        DCGANRecipe(info=DatasetInfo(image_size=48))
