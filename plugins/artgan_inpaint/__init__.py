@@ -1,0 +1,42 @@
+"""Inpainting: a trainable inpainting GAN, the classical methods beside it, and their evaluation.
+
+Registered through the ``artgan`` entry-point group, like any third-party plugin:
+
+- dataset ``inpaint-masks``: random crops of an image folder with random free-form/box holes;
+- architecture ``inpaint-gan``: gated-convolution U-Net vs. SN-PatchGAN (:mod:`.model`);
+- steps ``inpaint`` (the trained GAN on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
+  ``inpaint-biharmonic`` (:mod:`.steps`, no torch);
+- command ``artgan evaluate inpaint`` (:mod:`.cli`).
+"""
+
+from __future__ import annotations
+
+import artgan
+from artgan.plugins import lazy
+
+
+@artgan.hookimpl
+def artgan_register_datasets(register):
+    register("inpaint-masks", lazy("artgan_inpaint.data:InpaintMaskDataset"))
+
+
+@artgan.hookimpl
+def artgan_register_architectures(register):
+    register("inpaint-gan", lazy("artgan_inpaint.model:InpaintRecipe"))
+
+
+@artgan.hookimpl
+def artgan_register_steps(register):
+    register("inpaint", lazy("artgan_inpaint.steps:inpaint_step"))
+    register("inpaint-telea", lazy("artgan_inpaint.steps:telea_step"))
+    register("inpaint-ns", lazy("artgan_inpaint.steps:ns_step"))
+    register("inpaint-biharmonic", lazy("artgan_inpaint.steps:biharmonic_step"))
+
+
+@artgan.hookimpl
+def artgan_register_commands(cli):
+    from .cli import evaluate_inpaint  # click only; the command imports the rest when it runs
+
+    group = cli.commands.get("evaluate")
+    if group is not None:
+        group.add_command(evaluate_inpaint)

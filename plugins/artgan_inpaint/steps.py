@@ -1,0 +1,174 @@
+"""Inpainting steps (no torch): the trained GAN through onnxruntime, and the classical methods a
+user would try first.
+
+=====================  ===============================================================
+``inpaint``            the trained inpainting GAN (``exports/inpaint/<model>.onnx``)
+``inpaint-telea``      OpenCV, Telea (2004): fast marching, weighted average of neighbours
+``inpaint-ns``         OpenCV, Bertalmio et al. (2001): Navier-Stokes propagation
+``inpaint-biharmonic`` scikit-image: a smooth biharmonic fill (``pip install 'artgan[classical]'``)
+=====================  ===============================================================
+
+Each takes the hole as ``mask=MASK.png`` (white = hole, same size as the image) or
+``box=x,y,w,h``. Every step returns the input's known pixels exactly: only the hole changes.
+For use from Python, ``step.inpaint(image, hole)`` fills one HWC float image with any HxW hole.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from artgan.errors import ArtganError
+from artgan.steps import Step
+
+from .masks import MaskSource
+
+DEFAULT_MODEL = "gated-bsd68"
+# Tiling cuts the context a hole needs: a hole larger than a tile is filled from the tile only.
+# So the whole image runs at once up to this many pixels (about 1.5 GB of activations on
+# onnxruntime's CPU provider for the reference model), and only larger images are tiled.
+WHOLE_IMAGE_MAX_PIXELS = 2_100_000  # 1920x1080 and below run untiled
+LARGE_IMAGE_TILE = 1024
+LARGE_IMAGE_OVERLAP = 64
+
+
+class InpaintingStep(Step):
+    """Base class: subclasses implement ``fill(image, hole)``; this class applies the step's
+    mask to each image of a batch and pastes the known pixels back."""
+
+    name = "inpaint"
+
+    def __init__(self, mask: MaskSource | None = None):
+        self.mask = mask
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """One float32 HWC image in [0, 1] and an HxW hole (bool or {0, 1}) -> the filled image."""
+        hole = np.asarray(hole).astype(bool)
+        if hole.shape != image.shape[:2]:
+            raise ArtganError(f"{self.name}: hole is {hole.shape[1]}x{hole.shape[0]} but the image is "
+                              f"{image.shape[1]}x{image.shape[0]}")
+        if not hole.any():
+            return image.astype(np.float32, copy=True)
+        filled = self.fill(image.astype(np.float32, copy=False), hole)
+        return np.where(hole[..., None], filled, image).astype(np.float32)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if self.mask is None:
+            raise ArtganError(f"{self.name}: no hole given; use mask=MASK.png or box=x,y,w,h")
+        return np.stack([self.inpaint(im, self.mask.for_image(*im.shape[:2])) for im in images])
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.mask!r}>"
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+class OpenCVInpaint(InpaintingStep):
+    """``cv2.inpaint`` (8-bit) with Telea's or the Navier-Stokes method."""
+
+    def __init__(self, method: str = "telea", radius: float = 3.0, mask: MaskSource | None = None):
+        import cv2
+
+        super().__init__(mask)
+        self.name = f"inpaint-{method}"
+        self.flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[method]
+        if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not 0 < radius <= 64:
+            raise ArtganError(f"{self.name}: radius must be a number of pixels in (0, 64], got {radius!r}")
+        self.radius = float(radius)
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        import cv2
+
+        src = _to_uint8(image)
+        out = cv2.inpaint(src if src.shape[2] == 3 else src[..., 0], hole.astype(np.uint8),
+                          self.radius, self.flag)
+        return (out.reshape(image.shape).astype(np.float32)) / 255.0
+
+
+class BiharmonicInpaint(InpaintingStep):
+    """scikit-image's ``inpaint_biharmonic``: the smoothest surface through the hole's border."""
+
+    name = "inpaint-biharmonic"
+
+    def __init__(self, mask: MaskSource | None = None):
+        super().__init__(mask)
+        try:
+            from skimage.restoration import inpaint_biharmonic  # noqa: F401
+        except ImportError:
+            raise ArtganError("inpaint-biharmonic needs scikit-image: pip install 'artgan[classical]'") from None
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        from skimage.restoration import inpaint_biharmonic
+
+        return inpaint_biharmonic(image.astype(np.float64), hole, channel_axis=-1).astype(np.float32)
+
+
+class GANInpaint(InpaintingStep):
+    """The trained inpainting GAN, run with onnxruntime.
+
+    The exported graph takes ``image`` (NCHW in [-1, 1]) and ``mask`` (N1HW, 1 = hole) and already
+    pastes the known pixels back; :meth:`inpaint` pastes them again after tiling, so known pixels
+    come back bit-exact. Images up to :data:`WHOLE_IMAGE_MAX_PIXELS` run untiled (a hole keeps all
+    its context); larger ones in tiles of ``tile`` pixels.
+    """
+
+    name = "inpaint"
+
+    def __init__(self, model: str = DEFAULT_MODEL, tile: int | None = None,
+                 mask: MaskSource | None = None, providers=None):
+        from artgan.models import find_model
+        from artgan.steps import OnnxImageStep
+
+        super().__init__(mask)
+        if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 64):
+            raise ArtganError(f"inpaint: tile must be an integer >= 64 (pixels), got {tile!r}")
+        self.model_path = find_model("inpaint", str(model))
+        self.runner = OnnxImageStep(self.model_path, providers=providers, name="inpaint",
+                                    overlap=LARGE_IMAGE_OVERLAP)
+        if list(self.runner.input_names) != ["image", "mask"]:
+            raise ArtganError(f"{self.model_path}: inputs are {self.runner.input_names}, not an inpainting "
+                              f"model (expected image, mask)")
+        self.tile = tile
+
+    def tile_for(self, height: int, width: int) -> int:
+        if self.tile is not None:
+            return self.tile
+        if height * width <= WHOLE_IMAGE_MAX_PIXELS:
+            m = self.runner.multiple
+            return int(math.ceil(max(height, width) / m) * m)  # one tile: the whole image
+        return LARGE_IMAGE_TILE
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        self.runner.tile = self.tile_for(*image.shape[:2])
+        return self.runner.run_one(image, mask=hole[..., None].astype(np.float32))
+
+
+# -- factories registered as steps: each requires a hole ------------------------------------------
+
+def inpaint_step(mask: Any = None, box: Any = None, model: str = DEFAULT_MODEL,
+                 tile: int | None = None) -> GANInpaint:
+    """The trained inpainting GAN: ``inpaint:mask=hole.png`` or ``inpaint:box=x,y,w,h``."""
+    return GANInpaint(model=model, tile=tile, mask=MaskSource("inpaint", mask, box))
+
+
+def telea_step(mask: Any = None, box: Any = None, radius: float = 3.0) -> OpenCVInpaint:
+    """OpenCV's Telea inpainting: ``inpaint-telea:mask=hole.png``."""
+    return OpenCVInpaint("telea", radius, MaskSource("inpaint-telea", mask, box))
+
+
+def ns_step(mask: Any = None, box: Any = None, radius: float = 3.0) -> OpenCVInpaint:
+    """OpenCV's Navier-Stokes inpainting: ``inpaint-ns:mask=hole.png``."""
+    return OpenCVInpaint("ns", radius, MaskSource("inpaint-ns", mask, box))
+
+
+def biharmonic_step(mask: Any = None, box: Any = None) -> BiharmonicInpaint:
+    """scikit-image's biharmonic inpainting: ``inpaint-biharmonic:box=x,y,w,h``."""
+    source = MaskSource("inpaint-biharmonic", mask, box)
+    return BiharmonicInpaint(mask=source)

@@ -1,0 +1,251 @@
+"""Inpainting without torch: masks, the held-out split, the classical steps, mask errors, the
+process step of a pipeline, and `artgan evaluate inpaint` on classical methods."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artgan.errors import ArtganError
+from artgan.steps import build_step
+
+from artgan_inpaint.evaluate import BANDS, eval_mask, split_files
+from artgan_inpaint.masks import MaskSource, random_mask
+
+
+def synthetic_image(h: int, w: int, seed: int) -> np.ndarray:
+    """uint8 HWC: gradients and stripes, smooth enough for diffusion methods to do well."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    chans = [0.5 + 0.4 * np.sin(2 * np.pi * (rng.uniform(1, 3) * x + rng.uniform(1, 3) * y + rng.uniform()))
+             for _ in range(3)]
+    return (np.stack(chans, -1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(synthetic_image(48, 64, i)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def write_mask(path, h, w, box=None):
+    m = np.zeros((h, w), np.uint8)
+    if box:
+        x, y, bw, bh = box
+        m[y:y + bh, x:x + bw] = 255
+    Image.fromarray(m).save(path)
+    return path
+
+
+# -- masks -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 80), (321, 481)])
+@pytest.mark.parametrize("area", [(0.05, 0.10), (0.20, 0.40)])
+def test_random_masks_cover_the_requested_area(size, area):
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        m = random_mask(*size, rng, area=area)
+        assert m.shape == size and m.dtype == np.float32
+        assert set(np.unique(m)) <= {0.0, 1.0}
+        assert area[0] <= m.mean() <= area[1]
+
+
+def test_random_masks_are_seeded():
+    a = random_mask(64, 64, np.random.default_rng(7))
+    b = random_mask(64, 64, np.random.default_rng(7))
+    c = random_mask(64, 64, np.random.default_rng(8))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_eval_masks_are_fixed_per_file_and_band_and_lie_in_the_band():
+    for b, (_, lo, hi) in enumerate(BANDS):
+        m = eval_mask("101085.png", b, 321, 481)
+        assert m.dtype == bool and lo <= m.mean() <= hi
+        assert np.array_equal(m, eval_mask("101085.png", b, 321, 481))
+    assert not np.array_equal(eval_mask("a.png", 2, 100, 120), eval_mask("b.png", 2, 100, 120))
+    assert not np.array_equal(eval_mask("a.png", 2, 100, 120), eval_mask("a.png", 2, 100, 120, seed=1))
+
+
+def test_heldout_split_is_every_fourth_file_by_name(tmp_path):
+    files = [tmp_path / f"{n}.png" for n in ["d", "a", "c", "b", "e", "g", "f", "h", "i"]]
+    train, held = split_files(files)
+    assert [f.name for f in held] == ["a.png", "e.png", "i.png"]
+    assert sorted(f.name for f in train) == ["b.png", "c.png", "d.png", "f.png", "g.png", "h.png"]
+
+
+# -- the user's mask -------------------------------------------------------------------------------
+
+def test_box_parses_from_a_step_spec_and_a_list():
+    assert MaskSource("s", box="10,20,30,40").box == (10, 20, 30, 40)
+    assert MaskSource("s", box=[1, 2, 3, 4]).box == (1, 2, 3, 4)
+    hole = MaskSource("s", box="60,40,100,100").for_image(48, 64)  # clipped to the image
+    assert hole.sum() == 4 * 8
+
+
+@pytest.mark.parametrize("box, message", [
+    ("1,2,3", "box must be x,y,w,h"), ("a,b,c,d", "box must be x,y,w,h"),
+    ("0,0,0,5", "w and h > 0"), ("-1,0,5,5", "x and y must be >= 0"),
+])
+def test_bad_boxes_are_clear_errors(box, message):
+    with pytest.raises(ArtganError, match=message):
+        MaskSource("inpaint", box=box)
+
+
+def test_box_outside_the_image_is_an_error():
+    with pytest.raises(ArtganError, match="outside the 64x48 image"):
+        MaskSource("inpaint", box="100,0,5,5").for_image(48, 64)
+
+
+def test_mask_or_box_is_required_and_not_both(tmp_path):
+    with pytest.raises(ArtganError, match="give the hole as mask=MASK.png"):
+        MaskSource("inpaint")
+    with pytest.raises(ArtganError, match="not both"):
+        MaskSource("inpaint", mask="m.png", box="1,2,3,4")
+
+
+def test_empty_mask_is_an_error(tmp_path):
+    path = write_mask(tmp_path / "empty.png", 48, 64)
+    with pytest.raises(ArtganError, match=r"empty.png has no hole: mark the region to fill in white"):
+        MaskSource("inpaint-telea", mask=str(path))
+
+
+def test_wrong_size_mask_is_an_error(tmp_path):
+    path = write_mask(tmp_path / "m.png", 10, 12, box=(0, 0, 5, 5))
+    source = MaskSource("inpaint-telea", mask=str(path))
+    with pytest.raises(ArtganError, match=r"m.png is 12x10 but the image is 64x48; draw the mask at the image's size"):
+        source.for_image(48, 64)
+
+
+def test_missing_mask_file_is_an_error(tmp_path):
+    with pytest.raises(ArtganError, match="nope.png: file not found"):
+        MaskSource("inpaint", mask=str(tmp_path / "nope.png"))
+
+
+# -- classical steps -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["inpaint-telea", "inpaint-ns", "inpaint-biharmonic"])
+def test_classical_steps_fill_only_the_hole(registry, tmp_path, name):
+    if name == "inpaint-biharmonic":
+        pytest.importorskip("skimage")
+    image = synthetic_image(48, 64, 0).astype(np.float32) / 255
+    mask = write_mask(tmp_path / "m.png", 48, 64, box=(20, 10, 16, 12))
+    hole = np.zeros((48, 64), bool)
+    hole[10:22, 20:36] = True
+    damaged = np.where(hole[..., None], 0.0, image)[None]  # a black hole
+    for spec in (f"{name}:mask={mask}", f"{name}:box=20,10,16,12"):
+        step = build_step(registry, spec)
+        out = step(damaged)
+        assert out.shape == damaged.shape and out.dtype == np.float32
+        assert np.array_equal(out[0][~hole], damaged[0][~hole])  # known pixels untouched
+        err_before = np.abs(damaged[0][hole] - image[hole]).mean()
+        err_after = np.abs(out[0][hole] - image[hole]).mean()
+        assert err_after < 0.3 * err_before  # smooth content: the fill is close to the truth
+
+
+def test_step_params_are_checked(registry):
+    with pytest.raises(ArtganError, match="radius must be"):
+        build_step(registry, "inpaint-telea:box=1,1,4,4,radius=-2")
+    with pytest.raises(ArtganError, match="give the hole as mask=MASK.png"):
+        build_step(registry, "inpaint-ns")
+
+
+def test_biharmonic_without_scikit_image_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_skimage(name, *args, **kwargs):
+        if name.startswith("skimage"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_skimage)
+    from artgan_inpaint.steps import BiharmonicInpaint
+    with pytest.raises(ArtganError, match=r"pip install 'artgan\[classical\]'"):
+        BiharmonicInpaint()
+
+
+def test_classical_steps_run_without_torch(tmp_path):
+    code = (
+        "import sys, numpy as np\n"
+        "from artgan.plugins import get_registry\n"
+        "from artgan.steps import build_step\n"
+        "r = get_registry()\n"
+        "for n in ('inpaint-telea', 'inpaint-ns'):\n"
+        "    out = build_step(r, n + ':box=2,2,8,8')(np.full((1, 16, 16, 3), 0.5, np.float32))\n"
+        "    assert out.shape == (1, 16, 16, 3)\n"
+        "import artgan_inpaint.evaluate, artgan_inpaint.cli\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+# -- pipelines and the CLI -------------------------------------------------------------------------
+
+def test_pipeline_process_step_inpaints_a_folder(runner, image_folder, tmp_path):
+    from artgan.cli import cli
+
+    mask = write_mask(tmp_path / "m.png", 48, 64, box=(8, 8, 20, 10))
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"name: fill\nsteps:\n  - process:\n      input: {image_folder}\n"
+                    f"      steps: ['inpaint-telea:mask={mask}', {{name: inpaint-ns, box: '30,20,10,10'}}]\n")
+    res = runner.invoke(cli, ["run", str(pipe), "--out", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 0, res.output
+    made = sorted((tmp_path / "run" / "processed").glob("*.png"))
+    assert len(made) == 6
+    before = np.asarray(Image.open(image_folder / "img00.png"))
+    after = np.asarray(Image.open(made[0]))
+    assert np.array_equal(before[:8], after[:8]) and not np.array_equal(before[8:18, 8:28], after[8:18, 8:28])
+
+
+def test_pipeline_with_a_wrong_size_mask_fails_clearly(runner, image_folder, tmp_path):
+    from artgan.cli import cli
+
+    mask = write_mask(tmp_path / "small.png", 10, 10, box=(1, 1, 3, 3))
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"name: fill\nsteps:\n  - process:\n      input: {image_folder}\n"
+                    f"      steps: ['inpaint-telea:mask={mask}']\n")
+    res = runner.invoke(cli, ["run", str(pipe), "--out", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 1
+    assert "Error: inpaint-telea: mask" in res.output and "is 10x10 but the image is 64x48" in res.output
+
+
+def test_evaluate_inpaint_classical(runner, image_folder, tmp_path):
+    from artgan.cli import cli, _add_plugin_commands
+
+    _add_plugin_commands()
+    out = tmp_path / "eval"
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "all",
+                              "--methods", "telea,ns", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "| telea |" in res.stdout and "| navier-stokes |" in res.stdout and "20-40% PSNR" in res.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["files"] == [f"img{i:02d}.png" for i in range(6)]
+    for method in ("telea", "navier-stokes"):
+        for band in ("5-10%", "10-20%", "20-40%"):
+            s = results["scores"][method][band]
+            assert s["n"] == 6 and 10 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 and 0 < s["l1"] < 0.5
+    sheet = Image.open(out / "comparison.png")
+    assert sheet.width == 4 * (64 + 4)  # input, telea, ns, original
+    # the held-out split of 6 files is files 0 and 4
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--methods", "telea",
+                              "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "results.json").read_text())["files"] == ["img00.png", "img04.png"]
+
+
+def test_evaluate_inpaint_rejects_unknown_methods(runner, image_folder):
+    from artgan.cli import cli, _add_plugin_commands
+
+    _add_plugin_commands()
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--methods", "telea,magic"])
+    assert res.exit_code == 2 and "unknown method(s) magic" in res.output
