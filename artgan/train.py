@@ -297,6 +297,15 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
         for name, m in recipe.modules.items():  # never replace a good checkpoint with a broken one
             if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
                 raise stop_nonfinite(f"weights in {name} at step {step}")
+        if procs.world > 1:  # every process must hold the same weights; say so loudly if not
+            sums = torch.stack([p.detach().float().sum() for m in recipe.modules.values() for p in m.parameters()])
+            ref = sums.clone()
+            procs.broadcast_([ref])
+            differs = torch.tensor([0.0 if torch.equal(ref, sums) else 1.0], device=sums.device)
+            procs.average_([differs])
+            if float(differs) > 0:
+                raise ArtganError(f"step {step}: the processes' weights have diverged (a non-deterministic "
+                                  f"op or an unsynchronised update); the checkpoint was not written")
         rngs = procs.gather(checkpoints.rng_state())
         if procs.main:
             checkpoints.save(ckpt_file, {
