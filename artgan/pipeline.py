@@ -35,6 +35,12 @@ class TrainStep:
     checkpoint_every: int = 250
     num_workers: int = 0
     sample_count: int = 64
+    precision: str = "auto"  # auto (bf16 autocast on CUDA), fp32, bf16
+    channels_last: bool | None = None  # None: on for CUDA
+    eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n steps; 0: never
+    eval_samples: int = 5000
+    collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
+    tensorboard: bool = False
 
 
 @dataclass
@@ -232,12 +238,21 @@ def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
     for i, (kind, spec) in enumerate(pipeline.steps):
         ctx.log(f"[{i + 1}/{len(pipeline.steps)}] {kind}")
         RUNNERS[kind](spec, pipeline, ctx)
+    if _is_main_process():
+        from .report import write_report
+        report = write_report(ctx.run_dir)
+        ctx.log(f"  report: {report}")
     return ctx
+
+
+def _is_main_process() -> bool:
+    import os
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
     from .checkpoints import build_recipe
-    from .train import TrainOptions, train
+    from .train import TrainOptions, seed_everything, train
 
     reg = ctx.registry
     ds_name, ds_params = named_mapping(spec.dataset, Located({}, {}, ""), (), "dataset")
@@ -248,17 +263,25 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
         loss_name, loss_params = named_mapping(spec.loss, Located({}, {}, ""), (), "loss")
         loss = {"name": loss_name, "params": loss_params}
     recipe_config = {"architecture": arch_name, "params": arch_params,
-                     "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name}
-    recipe = build_recipe(reg, recipe_config)
+                     "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name,
+                     "dataset_params": ds_params}
     options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
                               if hasattr(spec, f.name)})
     options.seed = pipeline.seed if spec.seed is None else spec.seed
+    seed_everything(options.seed)  # the initial weights follow the pipeline's seed
+    recipe = build_recipe(reg, recipe_config)
+    evaluate = None
+    if options.eval_every:
+        from .gan_metrics import Evaluator
+        evaluate = Evaluator(dataset, samples=options.eval_samples, real_samples=options.eval_samples,
+                             pr_samples=min(options.eval_samples, 5000), seed=options.seed)
     pm = ctx.plugin_manager
     summary = train(
         recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,
         progress=ctx.progress,
         on_metrics=(lambda step, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), step=step, metrics=m)) if pm else None,
         on_checkpoint=(lambda step, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), step=step, path=str(p))) if pm else None,
+        evaluate=evaluate,
     )
     ctx.checkpoint = Path(summary["checkpoint"])
     ctx.results["train"] = summary

@@ -30,6 +30,12 @@ class AdversarialLoss:
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def discriminator_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor],
+                              real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """An extra term for D's loss that needs D itself (e.g. WGAN-GP's gradient penalty), or
+        ``None`` (the default). ``critic`` maps images to logits; recipes add what it returns."""
+        return None
+
 
 @dataclass
 class Phase:

@@ -1,56 +1,83 @@
 """The one training loop.
 
-Reads top to bottom: set up (device, seed, data, fixed sample inputs, resume), then per step each
-phase of the recipe (zero grads, losses, backward, optimiser step), then the periodic work
-(metrics, samples, checkpoints). Everything it writes lands in the run folder, atomically.
+Reads top to bottom: set up (processes, device, seed, data, fixed sample inputs, resume), then per
+step each phase of the recipe (zero grads, losses, backward, gradient averaging across processes,
+optimiser step), then the periodic work (metrics, diversity, evaluation, samples, checkpoints).
+Everything it writes lands in the run folder, atomically, and only from the first process.
+
+Data-parallel training: launch with ``torchrun --nproc-per-node N -m artgan run ...``. Every
+process holds the whole recipe and its own slice of every global batch (``batch_size`` is per
+process); after each phase's backward the gradients are averaged with one ``all_reduce`` over a
+flattened bucket, the arithmetic of ``DistributedDataParallel``. We do not wrap modules in
+``DistributedDataParallel`` itself: a GAN phase runs D twice before one backward and R1/WGAN-GP
+need double backward, which its reducer does not support (StyleGAN3 averages gradients the same
+way for the same reasons).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from . import checkpoints
 from .data import batches, tensor_to_float01
 from .errors import ArtganError
-from .files import append_jsonl
+from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
 from .recipe import GANRecipe
+
+
+class CollapseWarning(UserWarning):
+    """Sample diversity fell sharply: the generator may be collapsing onto few modes."""
 
 
 @dataclass
 class TrainOptions:
     steps: int = 1000
-    batch_size: int = 64
+    batch_size: int = 64  # per process
     seed: int = 0
-    device: str = "auto"  # auto: CUDA when present, else CPU
+    device: str = "auto"  # auto: CUDA when present (cuda:LOCAL_RANK under torchrun), else CPU
     log_every: int = 50
     checkpoint_every: int = 250  # a sample grid is written with every checkpoint
     num_workers: int = 0
     sample_count: int = 64
+    precision: str = "auto"  # auto: bf16 autocast on CUDA GPUs that support it, else fp32; fp32; bf16
+    channels_last: bool | None = None  # None: on for CUDA (faster convolutions), off on CPU
+    eval_every: int = 0  # run the dataset's metrics every n steps (and at the end); 0: never
+    eval_samples: int = 5000  # generated images per evaluation during training
+    collapse_ratio: float = 0.5  # warn when sample diversity drops below this x its best; 0: off
+    tensorboard: bool = False  # also log to run_dir/tensorboard (needs `pip install tensorboard`)
 
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ArtganError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ArtganError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU; use device: auto")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
 
 
 def seed_everything(seed: int) -> None:
     import random
 
-    import numpy as np
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -60,22 +87,162 @@ def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.pt"
 
 
+# -- processes ---------------------------------------------------------------------------------
+
+@dataclass
+class Processes:
+    """This process's place in a data-parallel run (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    started_here: bool = False  # we initialised the process group, so we tear it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> "Processes":
+        import torch.distributed as dist
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        started = False
+        if not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            started = True
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), started_here=started)
+
+    def average_(self, tensors: list[torch.Tensor]) -> None:
+        """Average ``tensors`` across processes in place, with one all_reduce."""
+        if self.world == 1 or not tensors:
+            return
+        import torch.distributed as dist
+
+        flat = torch.cat([t.reshape(-1).float() for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for t, chunk in zip(tensors, flat.split([t.numel() for t in tensors])):
+            t.copy_(chunk.view_as(t))
+
+    def broadcast_(self, tensors: list[torch.Tensor]) -> None:
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        for t in tensors:
+            dist.broadcast(t, src=0)
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.started_here:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+# -- helpers the CLI and the metrics use too ---------------------------------------------------------
+
+@torch.no_grad()
+def sample_images(recipe: GANRecipe, n: int, seed: int, device: torch.device | str = "cpu",
+                  batch_size: int = 500) -> np.ndarray:
+    """``n`` images (float32 NHWC in [0, 1]) from the recipe's sampling path, seeded: the
+    inputs come from ``recipe.fixed_inputs(n, Generator(seed))``. Leaves RNG states untouched."""
+    device = torch.device(device)
+    inputs = recipe.fixed_inputs(n, torch.Generator().manual_seed(seed))
+    modes = {k: m.training for k, m in recipe.modules.items()}
+    recipe.train(False)
+    out = []
+    try:
+        with _rng_fork(device):
+            for lo in range(0, n, batch_size):
+                chunk = {k: v[lo:lo + batch_size].to(device) for k, v in inputs.items()}
+                out.append(tensor_to_float01(recipe.sample(chunk)))
+    finally:
+        for k, m in recipe.modules.items():
+            m.train(modes[k])
+    return np.concatenate(out)
+
+
+def _rng_fork(device: torch.device):
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def sample_diversity(images: torch.Tensor) -> float:
+    """Mean pairwise RMS distance between images (downsampled to at most 16x16): near 0 when
+    the generator makes the same picture for every input."""
+    x = images.detach().float()
+    if x.shape[-1] > 16:
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 16)
+    x = x.flatten(1)
+    if len(x) < 2:
+        return 0.0
+    return float(torch.pdist(x).mean() / math.sqrt(x.shape[1]))
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ArtganError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
+                                  and torch.cuda.is_bf16_supported())
+    if precision == "bf16" and device.type != "cuda":
+        raise ArtganError("precision: bf16 autocast is for CUDA devices; use fp32 (or auto) on CPU")
+    return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use else contextlib.nullcontext, use
+
+
+def _keep_until(path: Path, step: int) -> None:
+    """Drop log records past ``step`` (written after the checkpoint a run resumes from)."""
+    if path.exists():
+        kept = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= step]
+        import json
+        write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
 def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions, *,
           recipe_config: dict[str, Any], resume: bool = False, progress: bool = True,
           on_metrics: Callable[[int, dict[str, float]], None] | None = None,
-          on_checkpoint: Callable[[int, Path], None] | None = None) -> dict[str, Any]:
+          on_checkpoint: Callable[[int, Path], None] | None = None,
+          evaluate: Callable[[Callable[[int, int], np.ndarray]], dict[str, Any]] | None = None,
+          ) -> dict[str, Any]:
     """Train ``recipe`` on ``dataset`` for ``options.steps`` steps into ``run_dir``.
 
     ``recipe_config`` (architecture, params, dataset info, loss) is stored in every checkpoint
-    so the recipe can be rebuilt from it. Returns a summary (steps, seconds, last losses).
+    so the recipe can be rebuilt from it. ``evaluate(sample_fn)`` (optional) computes metrics
+    from ``sample_fn(n, seed)`` -> images; it runs every ``options.eval_every`` steps and returns
+    ``{"metrics": {name: number}, ...}``. Returns a summary (steps, seconds, checkpoint).
     """
     run_dir = Path(run_dir)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     ckpt_file = checkpoint_path(run_dir)
-    metrics_file = run_dir / "metrics.jsonl"
+    metrics_file, evals_file = run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl"
+    if options.eval_every and evaluate is None:
+        raise ArtganError("eval_every is set but no metrics exist for this dataset; set eval_every: 0")
 
-    # -- set up: device, seed, fixed sample inputs, resume --------------------------------------
+    # -- set up: processes, device, seed, fixed sample inputs, resume ------------------------------
     device = pick_device(options.device)
+    procs = Processes.from_env(device)
+    try:
+        return _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
+                      on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file)
+    finally:
+        procs.close()
+
+
+def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
+           on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file):
+    if procs.main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        for stale in ckpt_file.parent.glob(f".{ckpt_file.name}.*.tmp"):  # a save cut by a crash
+            stale.unlink()
     seed_everything(options.seed)
     fixed = recipe.fixed_inputs(options.sample_count, torch.Generator().manual_seed(options.seed))
     start, ckpt = 0, None
@@ -83,78 +250,200 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
         ckpt = checkpoints.load(ckpt_file, map_location="cpu")
         recipe.load_state_dict(ckpt["state"])
         start = int(ckpt["step"])
+        if procs.main:
+            _keep_until(metrics_file, start)
+            _keep_until(evals_file, start)
+    channels_last = device.type == "cuda" if options.channels_last is None else options.channels_last
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     recipe.to(device).train(True)
+    for m in recipe.modules.values():
+        m.to(memory_format=fmt)
+    # every process starts from the first one's weights (they are seeded alike; this makes sure)
+    procs.broadcast_([t for m in recipe.modules.values() for t in (*m.parameters(), *m.buffers())])
     fixed = {k: v.to(device) for k, v in fixed.items()}
     phases = recipe.phases()
+    autocast, bf16 = _autocast(device, options.precision)
     # The batch order is a function of (seed, batch index), so a resumed run picks up the same
     # batches. Creating the loader draws from the global RNG: do it before restoring RNG state.
     data = batches(dataset, options.batch_size, options.seed, start_batch=start,
-                   num_workers=options.num_workers, pin_memory=device.type == "cuda")
+                   num_workers=options.num_workers, rank=procs.rank, world_size=procs.world,
+                   pin_memory=device.type == "cuda")
+    window: dict[str, Any] = {"sums": {}, "count": 0}
+    health = {"best_diversity": 0.0, "measured": 0, "warned": False}
     if ckpt is not None:
-        checkpoints.set_rng_state(ckpt["rng"])
+        rngs = ckpt.get("rng_per_process") or [ckpt["rng"]]
+        if len(rngs) == procs.world:
+            checkpoints.set_rng_state(rngs[procs.rank])
+        else:  # resumed with another number of processes: same weights, fresh noise streams
+            warnings.warn(f"checkpoint was written by {len(rngs)} process(es), resuming with "
+                          f"{procs.world}: random streams restart from the seed", stacklevel=2)
+            seed_everything(options.seed + 7919 * procs.rank + start)
+        window = {"sums": {k: torch.tensor(v, device=device) for k, v in ckpt.get("log_window", {}).get("sums", {}).items()},
+                  "count": ckpt.get("log_window", {}).get("count", 0)}
+        health.update(ckpt.get("health", {}))
+    elif procs.world > 1:  # each process draws its own noise
+        seed_everything(options.seed + 7919 * procs.rank)
+    tb = _tensorboard(run_dir) if options.tensorboard and procs.main else None
+    check_every_step = device.type == "cpu"  # a per-step check costs a GPU sync; on CPU it is free
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+
+    def stop_nonfinite(what: str) -> ArtganError:
+        return ArtganError(
+            f"non-finite {what}; training stopped, the last good checkpoint is "
+            f"{ckpt_file if ckpt_file.exists() else 'not written yet'}. Lower the learning rate, "
+            f"try another loss (hinge, wgan-gp) or a regulariser (spectral_norm, r1), then --resume")
 
     def save_checkpoint(step: int) -> None:
-        checkpoints.save(ckpt_file, {
-            "step": step, "recipe": recipe_config, "state": recipe.state_dict(),
-            "rng": checkpoints.rng_state(), "options": asdict(options),
-        })
-        write_samples(step)
-        if on_checkpoint:
-            on_checkpoint(step, ckpt_file)
+        for name, m in recipe.modules.items():  # never replace a good checkpoint with a broken one
+            if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
+                raise stop_nonfinite(f"weights in {name} at step {step}")
+        if procs.world > 1:  # every process must hold the same weights; say so loudly if not
+            sums = torch.stack([p.detach().float().sum() for m in recipe.modules.values() for p in m.parameters()])
+            ref = sums.clone()
+            procs.broadcast_([ref])
+            differs = torch.tensor([0.0 if torch.equal(ref, sums) else 1.0], device=sums.device)
+            procs.average_([differs])
+            if float(differs) > 0:
+                raise ArtganError(f"step {step}: the processes' weights have diverged (a non-deterministic "
+                                  f"op or an unsynchronised update); the checkpoint was not written")
+        rngs = procs.gather(checkpoints.rng_state())
+        if procs.main:
+            checkpoints.save(ckpt_file, {
+                "step": step, "recipe": recipe_config, "state": recipe.state_dict(),
+                "rng": rngs[0], "rng_per_process": rngs, "options": asdict(options),
+                "log_window": {"sums": {k: float(v) for k, v in window["sums"].items()},
+                               "count": window["count"]},
+                "health": dict(health),
+            })
+            write_samples(step)
+            if on_checkpoint:
+                on_checkpoint(step, ckpt_file)
+
+    def generate_fixed() -> torch.Tensor:
+        recipe.train(False)
+        try:
+            with _rng_fork(device), torch.no_grad():
+                return recipe.sample(fixed)
+        finally:
+            recipe.train(True)
 
     def write_samples(step: int) -> None:
-        recipe.train(False)
-        images = tensor_to_float01(recipe.sample(fixed))
-        recipe.train(True)
-        save_image(run_dir / "samples" / f"step_{step:06d}.png", make_grid(images))
+        grid = make_grid(tensor_to_float01(generate_fixed()))
+        save_image(run_dir / "samples" / f"step_{step:06d}.png", grid)
+        if tb is not None:
+            tb.add_image("samples", grid, step, dataformats="HWC")
+
+    def check_diversity(step: int, metrics: dict[str, float]) -> None:
+        d = sample_diversity(generate_fixed())
+        metrics["sample_diversity"] = d
+        health["measured"] += 1
+        best = health["best_diversity"] = max(health["best_diversity"], d)
+        collapsed = health["measured"] >= 3 and d < options.collapse_ratio * best
+        if collapsed and not health["warned"]:
+            warnings.warn(f"step {step}: sample diversity fell to {d:.3f}, under "
+                          f"{options.collapse_ratio:g} x its best ({best:.3f}); the generator may be "
+                          f"collapsing. Try spectral_norm, r1, ema, diffaugment or a lower lr", CollapseWarning, stacklevel=2)
+        health["warned"] = collapsed
+
+    def run_evaluation(step: int) -> None:
+        result = evaluate(lambda n, seed: sample_images(recipe, n, seed, device))
+        record = {"step": step, **result}
+        append_jsonl(evals_file, record)
+        scalars = {f"eval/{k}": v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
+        append_jsonl(metrics_file, {"step": step, "time": time.time(), **scalars})
+        if tb is not None:
+            for k, v in scalars.items():
+                tb.add_scalar(k, v, step)
 
     # -- the loop ---------------------------------------------------------------------------
-    bar = _progress(start, options.steps, progress)
-    sums: dict[str, float] = {}
-    count, t_interval, images_seen = 0, time.perf_counter(), 0
+    bar = _progress(start, options.steps, progress and procs.main)
+    t_interval, images_seen = time.perf_counter(), 0
     t0 = time.perf_counter()
     step = start
     try:
         for step in range(start + 1, options.steps + 1):
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(data).items()}
+            batch = {k: _to_device(v, device, fmt) for k, v in next(data).items()}
             for phase in phases:
                 if step % phase.every:
                     continue
                 phase.optimizer.zero_grad(set_to_none=True)
-                losses = phase.step(batch)
+                with autocast():
+                    losses = phase.step(batch)
                 loss = losses["loss"]
-                if not torch.isfinite(loss):
-                    raise ArtganError(
-                        f"non-finite {phase.name} loss ({loss.item()}) at step {step}; training "
-                        f"stopped, the last good checkpoint is {ckpt_file if ckpt_file.exists() else 'not written yet'}. "
-                        f"Lower the learning rate or try another loss")
                 loss.backward()
+                # average gradients across processes, with the loss riding along so every process
+                # takes the same decision about a non-finite value
+                grads = [p.grad for g in phase.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                shared = loss.detach().float().reshape(1)
+                procs.average_([*grads, shared])
+                if check_every_step:
+                    if not torch.isfinite(shared).all():
+                        raise stop_nonfinite(f"{phase.name} loss ({shared.item()}) at step {step}")
+                else:
+                    nonfinite |= ~torch.isfinite(shared).all()
                 phase.optimizer.step()
                 for k, v in losses.items():
                     key = f"{phase.name}/{k}" if k != "loss" else f"{phase.name}_loss"
-                    sums[key] = sums.get(key, 0.0) + float(v.detach())
+                    prev = window["sums"].get(key)
+                    v = v.detach().float()
+                    window["sums"][key] = v if prev is None else prev + v
             recipe.after_step(step)
-            count += 1
-            images_seen += next(iter(batch.values())).shape[0]
+            window["count"] += 1
+            images_seen += next(iter(batch.values())).shape[0] * procs.world
             bar.update(1)
 
-            if step % options.log_every == 0 or step == options.steps:
+            log_now = step % options.log_every == 0 or step == options.steps
+            ckpt_now = step % options.checkpoint_every == 0 or step == options.steps
+            if (log_now or ckpt_now) and not check_every_step and bool(nonfinite):
+                raise stop_nonfinite(f"loss between steps {step - options.log_every + 1} and {step}")
+            if log_now:
                 now = time.perf_counter()
-                metrics = {k: v / count for k, v in sums.items()}
+                keys = sorted(window["sums"])
+                values = [window["sums"][k].reshape(1) for k in keys]
+                procs.average_(values)
+                metrics = {k: float(v) / window["count"] for k, v in zip(keys, values)}
                 metrics["images_per_s"] = images_seen / max(now - t_interval, 1e-9)
-                append_jsonl(metrics_file, {"step": step, "time": time.time(), **metrics})
-                bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k.endswith("_loss")})
-                if on_metrics:
-                    on_metrics(step, metrics)
-                sums, count, t_interval, images_seen = {}, 0, now, 0
-            if step % options.checkpoint_every == 0 or step == options.steps:
+                if procs.main:
+                    if options.collapse_ratio > 0:
+                        check_diversity(step, metrics)
+                    append_jsonl(metrics_file, {"step": step, "time": time.time(), **metrics})
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k.endswith("_loss")})
+                    if tb is not None:
+                        for k, v in metrics.items():
+                            tb.add_scalar(k, v, step)
+                    if on_metrics:
+                        on_metrics(step, metrics)
+                window = {"sums": {}, "count": 0}
+                t_interval, images_seen = time.perf_counter(), 0
+            if options.eval_every and procs.main and (step % options.eval_every == 0 or step == options.steps):
+                run_evaluation(step)
+            if ckpt_now:
                 save_checkpoint(step)
     finally:
         bar.close()
+        if tb is not None:
+            tb.close()
     if start >= options.steps and not ckpt_file.exists():
         save_checkpoint(start)
-    return {"steps": options.steps, "resumed_from": start, "seconds": time.perf_counter() - t0,
-            "checkpoint": str(ckpt_file)}
+    seconds = time.perf_counter() - t0
+    return {"steps": options.steps, "resumed_from": start, "seconds": seconds,
+            "checkpoint": str(ckpt_file), "processes": procs.world, "device": str(device),
+            "bf16": bf16, "channels_last": channels_last}
+
+
+def _to_device(v: torch.Tensor, device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
+    v = v.to(device, non_blocking=True)
+    if v.dim() == 4 and v.is_floating_point() and fmt is torch.channels_last:
+        v = v.contiguous(memory_format=fmt)
+    return v
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ArtganError("tensorboard: true needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _progress(start: int, total: int, enabled: bool):

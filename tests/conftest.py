@@ -9,6 +9,13 @@ from click.testing import CliRunner
 
 # Keep tests quiet and independent of the developer's environment.
 os.environ.setdefault("ARTGAN_THREADS", "1")
+# One torch thread (read when torch is imported; subprocesses inherit it): 2 cores shared by
+# many processes make multi-threaded kernels wait on each other, 10-50x slower for tiny models.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The metrics' digit classifier is trained once per test session into a throwaway cache.
+if "ARTGAN_CACHE_DIR" not in os.environ:
+    import tempfile
+    os.environ["ARTGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="artgan-test-cache-")
 
 TINY_PIPELINE = """\
 name: tiny

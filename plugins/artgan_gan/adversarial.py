@@ -1,0 +1,166 @@
+"""What DCGAN and SNGAN share: a noise-to-image GAN recipe, optionally class-conditional,
+with the stabilising switches (EMA, R1, DiffAugment, G/D learning rates, critic steps).
+
+An architecture subclass builds ``self.G`` (``G(z, y)``) and ``self.D`` (``D(x, y)`` -> one
+logit per image; ``y`` is ``None`` for unconditional models) and calls :meth:`_setup`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from artgan.data import DatasetInfo
+from artgan.errors import ArtganError
+from artgan.recipe import ExportSpec, GANRecipe, Phase
+from artgan.training_tricks import EMA, diff_augment, parse_policy, r1_penalty
+
+
+class _LabelledGenerator(nn.Module):
+    """Export wrapper: ``(z, label)`` as ONNX inputs for a conditional generator."""
+
+    def __init__(self, g: nn.Module):
+        super().__init__()
+        self.g = g
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return self.g(z, label)
+
+
+class ImageGANRecipe(GANRecipe):
+    architecture = "gan"
+
+    def _setup(self, *, info: DatasetInfo, loss, latent_dim: int, conditional: bool,
+               lr: float, g_lr: float | None, d_lr: float | None, beta1: float, beta2: float,
+               ema: float, r1: float, diffaugment: str | list | None, g_every: int) -> None:
+        if loss is None:
+            from .losses import NonSaturatingLoss
+            loss = NonSaturatingLoss()
+        if ema and not 0.0 < ema < 1.0:
+            raise ArtganError(f"{self.architecture}: ema is a decay in (0, 1) (e.g. 0.999) or 0 for off, got {ema}")
+        if r1 < 0:
+            raise ArtganError(f"{self.architecture}: r1 (gamma) must be >= 0, got {r1}")
+        if not isinstance(g_every, int) or g_every < 1:
+            raise ArtganError(f"{self.architecture}: g_every must be an integer >= 1, got {g_every!r}")
+        try:
+            self.policy = parse_policy(diffaugment)
+        except ValueError as exc:
+            raise ArtganError(f"{self.architecture}: diffaugment: {exc}") from None
+        self.info, self.loss, self.latent_dim = info, loss, latent_dim
+        self.conditional, self.r1, self.g_every = conditional, r1, g_every
+        self.modules = {"generator": self.G, "discriminator": self.D}
+        self.ema = EMA(self.G, ema) if ema else None
+        if self.ema is not None:
+            self.modules["generator_ema"] = self.ema
+        self.optimizers = {
+            "generator": torch.optim.Adam(self.G.parameters(), lr=g_lr or lr, betas=(beta1, beta2)),
+            "discriminator": torch.optim.Adam(self.D.parameters(), lr=d_lr or lr, betas=(beta1, beta2)),
+        }
+
+    @staticmethod
+    def _check_conditional(name: str, info: DatasetInfo, conditional: bool) -> int:
+        if conditional and info.num_classes < 2:
+            raise ArtganError(f"{name}: conditional: true needs a labelled dataset; "
+                              f"{info.name or 'this dataset'} has no classes")
+        return info.num_classes if conditional else 0
+
+    # -- training -------------------------------------------------------------------------------
+    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        return batch["label"] if self.conditional else None
+
+    def _noise(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=device)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        # D sees augmented images (real and fake alike); logits in float32 for the losses
+        return self.D(diff_augment(x, self.policy) if self.policy else x, y).float()
+
+    def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        real, y = batch["image"], self._labels(batch)
+        with torch.no_grad():
+            fake = self.G(self._noise(real.shape[0], real.device), y)
+        use_r1 = self.r1 > 0
+        if use_r1:
+            real = real.detach().requires_grad_(True)
+        real_logits, fake_logits = self._d(real, y), self._d(fake, y)
+        loss = self.loss.discriminator(real_logits, fake_logits)
+        out = {"real_logit": real_logits.detach().mean(), "fake_logit": fake_logits.detach().mean()}
+        penalty = self.loss.discriminator_penalty(lambda x: self._d(x, y), real, fake)
+        if penalty is not None:
+            loss = loss + penalty
+            out["penalty"] = penalty.detach()
+        if use_r1:
+            r1 = r1_penalty(real_logits, real)
+            loss = loss + 0.5 * self.r1 * r1
+            out["r1"] = r1.detach()
+        out["loss"] = loss
+        return out
+
+    def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        real, y = batch["image"], self._labels(batch)
+        fake_logits = self._d(self.G(self._noise(real.shape[0], real.device), y), y)
+        return {"loss": self.loss.generator(fake_logits)}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", self.optimizers["discriminator"], self.discriminator_step),
+                Phase("G", self.optimizers["generator"], self.generator_step, every=self.g_every)]
+
+    def after_step(self, step: int) -> None:
+        if self.ema is not None and step % self.g_every == 0:
+            self.ema.update(self.G)
+
+    # -- sampling and export ----------------------------------------------------------------------
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator when there is one (better samples), else the trained one."""
+        return self.ema.module if self.ema is not None else self.G
+
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        inputs = {"z": torch.randn(n, self.latent_dim, generator=generator)}
+        if self.conditional:  # every class in turn: one row of the grid per class when n = k^2
+            inputs["label"] = torch.arange(n) % self.info.num_classes
+        return inputs
+
+    @torch.no_grad()
+    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sampling_generator(inputs["z"], inputs.get("label"))
+
+    def export_spec(self) -> ExportSpec:
+        info = self.info
+        g = self.sampling_generator
+        inputs = {"z": torch.randn(1, self.latent_dim)}
+        input_spec = {"z": {"shape": ["batch", self.latent_dim], "dtype": "float32",
+                            "distribution": "standard normal"}}
+        axes = {"z": {0: "batch"}, "image": {0: "batch"}}
+        if self.conditional:
+            g = _LabelledGenerator(g)
+            inputs["label"] = torch.zeros(1, dtype=torch.long)
+            input_spec["label"] = {"shape": ["batch"], "dtype": "int64", "range": [0, info.num_classes - 1]}
+            axes["label"] = {0: "batch"}
+        return ExportSpec(
+            module=g, inputs=inputs, outputs=["image"], dynamic_axes=axes,
+            metadata={
+                "task": "generate", "architecture": self.architecture, "latent_dim": self.latent_dim,
+                "image_size": info.image_size, "channels": info.channels,
+                "color_order": "RGB" if info.channels == 3 else "L",
+                "value_range": [-1.0, 1.0], "layout": "NCHW",
+                "num_classes": info.num_classes if self.conditional else 0,
+                "ema": self.ema is not None,
+                "input_spec": input_spec,
+                "output_spec": {"image": {"shape": ["batch", info.channels, info.image_size, info.image_size],
+                                          "dtype": "float32", "range": [-1.0, 1.0]}},
+                "dataset": info.name,
+            },
+        )
+
+    def load_state_dict(self, state, *, optimizers: bool = True) -> None:
+        if self.ema is not None and "generator_ema" not in state["modules"]:
+            # a checkpoint from before EMA was switched on: start the average at the weights
+            state = {**state, "modules": dict(state["modules"])}
+            self.G.load_state_dict(state["modules"]["generator"])
+            self.ema = EMA(self.G, self.ema.decay)
+            self.modules["generator_ema"] = self.ema
+            state["modules"]["generator_ema"] = self.ema.state_dict()
+        if self.ema is None and "generator_ema" in state["modules"]:
+            state = {**state, "modules": {k: v for k, v in state["modules"].items() if k != "generator_ema"}}
+        super().load_state_dict(state, optimizers=optimizers)
