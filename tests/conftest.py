@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 from click.testing import CliRunner
 
 # Keep tests quiet and independent of the developer's environment.
 os.environ.setdefault("ARTGAN_THREADS", "1")
+# The developer's plugin settings (`artgan plugins --disable`) and plugin env vars must not leak in.
+os.environ["ARTGAN_CONFIG_DIR"] = tempfile.mkdtemp(prefix="artgan-test-config-")
+for _var in ("ARTGAN_DISABLE_PLUGINS", "ARTGAN_LOAD_PLUGINS", "ARTGAN_STRICT_PLUGINS"):
+    os.environ.pop(_var, None)
 
 TINY_PIPELINE = """\
 name: tiny
