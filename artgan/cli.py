@@ -161,35 +161,133 @@ def generate(model, count, seed, out, truncation, batch_size, quiet):
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "json_", is_flag=True, help="Machine-readable output.")
+@click.option("--disable", "to_disable", metavar="NAME", multiple=True,
+              help="Turn a plugin off (entry-point or distribution name), remembered in the user "
+                   "settings file (shown). For one shell only: ARTGAN_DISABLE_PLUGINS=NAME.")
+@click.option("--enable", "to_enable", metavar="NAME", multiple=True,
+              help="Turn a plugin turned off with --disable back on.")
+@click.option("--check", is_flag=True,
+              help="Also import every plugin's factories now (may import torch) and exit 1 if any "
+                   "plugin is broken, conflicts or cannot load a factory.")
 @friendly_errors
-def plugins(json_):
+def plugins(json_, to_disable, to_enable, check):
     """List installed plugins: version, where each came from, its hooks and what it registered.
 
+    A plugin that fails to load is shown as broken, with its error; the others keep working.
+
     \b
-    Example:
+    Examples:
+      artgan plugins
       artgan plugins --json
+      artgan plugins --check                 for plugin authors and CI
+      artgan plugins --disable superres      turn one off (artgan plugins --enable superres: back on)
     """
-    from .plugins import get_registry
+    from .plugins import get_registry, reset
 
     registry = get_registry()
+    if to_disable or to_enable:
+        _change_disabled(registry, to_disable, to_enable)
+        reset()
+        return
+    problems = registry.check_lazy_targets() if check else {}
     records = sorted(registry.plugins.values(), key=lambda r: r.name)
     if json_:
         click.echo(json.dumps([{"name": r.name, "status": r.status, "distribution": r.distribution,
                                 "version": r.version, "module": r.module, "source": r.source,
-                                "hooks": r.hooks, "registered": r.registered, "error": r.error}
+                                "hooks": r.hooks, "registered": r.registered, "error": r.error,
+                                "error_at": r.error_at, "disabled_by": r.disabled_by,
+                                "conflicts": r.conflicts, "check": problems.get(r.name, [])}
                                for r in records], indent=2))
-        return
-    for r in records:
-        origin = f"{r.distribution} {r.version}".strip() or "(not from a distribution)"
-        click.echo(f"{r.name}  [{r.status}]  {origin}  {r.module}")
-        if r.source:
-            click.echo(f"  source: {r.source}")
-        if r.error:
-            click.echo(f"  error: {r.error}")
-        if r.hooks:
-            click.echo(f"  hooks: {', '.join(r.hooks)}")
-        for kind, names in sorted(r.registered.items()):
-            click.echo(f"  {kind if kind == 'loss' else kind}{'es' if kind == 'loss' else 's'}: {', '.join(sorted(names))}")
+    else:
+        for r in records:
+            origin = f"{r.distribution} {r.version}".strip() or "(not from a distribution)"
+            click.echo(f"{r.name}  [{r.status}]  {origin}  {r.module}")
+            if r.source:
+                click.echo(f"  source: {r.source}")
+            if r.error:
+                click.echo(f"  error: {r.error}")
+                if r.error_at:
+                    click.echo(f"  at: {r.error_at}")
+                click.echo(f"  turn it off: artgan plugins --disable {r.name}")
+            if r.disabled:
+                click.echo(f"  disabled by: {r.disabled_by}")
+            if r.hooks:
+                click.echo(f"  hooks: {', '.join(r.hooks)}")
+            for kind, names in sorted(r.registered.items()):
+                click.echo(f"  {kind}{'es' if kind == 'loss' else 's'}: {', '.join(sorted(names))}")
+            for conflict in r.conflicts:
+                click.echo(f"  conflict: {conflict}")
+            for problem in problems.get(r.name, []):
+                click.echo(f"  check: {problem}")
+    if check:
+        bad = sum(bool(r.error or r.conflicts or problems.get(r.name)) for r in records)
+        click.echo(f"{len(records)} plugin(s), {bad} with problems", err=True)
+        if bad:
+            sys.exit(1)
+
+
+def _change_disabled(registry, to_disable, to_enable) -> None:
+    import difflib
+    import os
+
+    from .plugins import disabled_in_config, set_disabled
+
+    known = {r.name for r in registry.plugins.values() if r.distribution or r.module}
+    known |= {r.distribution for r in registry.plugins.values() if r.distribution}
+    for name in to_disable:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            raise ArtganError(f"no installed plugin {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; plugins: {', '.join(sorted(known))}")
+        path = set_disabled(name, True)
+        click.echo(f"disabled plugin {name!r} (remembered in {path}; undo with artgan plugins --enable {name})")
+    for name in to_enable:
+        if name in {x.strip() for x in os.environ.get("ARTGAN_DISABLE_PLUGINS", "").split(",")}:
+            raise ArtganError(f"plugin {name!r} is disabled by the environment variable "
+                              f"ARTGAN_DISABLE_PLUGINS; remove it from there")
+        if name not in disabled_in_config():
+            raise ArtganError(f"plugin {name!r} is not disabled; disabled: {', '.join(disabled_in_config()) or 'none'}")
+        set_disabled(name, False)
+        click.echo(f"enabled plugin {name!r}")
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def plugin():
+    """Tools for plugin authors (see docs/plugins.md).
+
+    \b
+    Example:
+      artgan plugin new posterize --kind step
+    """
+
+
+@plugin.command("new", context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(["dataset", "architecture", "loss", "step"]),
+              help="What the plugin provides.")
+@click.option("-o", "--out", "parent", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder to create the package in.")
+@friendly_errors
+def plugin_new(name, kind, parent):
+    """Write a complete, installable plugin package: pyproject.toml with the entry point, the
+    module, a README and a test that runs artgan's contract checks.
+
+    \b
+    Example:
+      artgan plugin new posterize --kind step
+      cd artgan-posterize && pip install -e . && pytest && artgan plugins
+    """
+    from .plugin_template import new_plugin
+    from .plugins import get_registry
+
+    kind_names = get_registry().entries[kind]
+    plugin_name = name[len("artgan-"):] if name.startswith("artgan-") else name
+    if plugin_name in kind_names:
+        raise ArtganError(f"a {kind} named {plugin_name!r} already exists (plugin {kind_names[plugin_name].plugin!r}); "
+                          f"choose another name")
+    made = new_plugin(name, kind, parent)
+    click.echo(str(made.root))
+    click.echo(f"Next:\n  cd {made.root}\n  pip install -e .\n  pytest\n  artgan plugins", err=True)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -300,14 +398,33 @@ def report(run_dir, out):
 
 
 def _add_plugin_commands() -> None:
-    from .plugins import get_plugin_manager
+    from .plugins import get_plugin_manager, get_registry, register_commands
     try:
-        get_plugin_manager().hook.artgan_register_commands(cli=cli)
+        # one plugin at a time: a plugin that raises here is reported, the CLI carries on
+        register_commands(get_plugin_manager(), get_registry(), cli)
     except ArtganError as exc:  # strict mode: a broken plugin is fatal
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
 
 
+def _show_plugin_warnings() -> None:
+    """A broken plugin is one ``Warning:`` line on stderr, not Python's two-line warning."""
+    import warnings
+
+    from .plugins import PluginWarning
+
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+
+
 def main() -> None:
+    _show_plugin_warnings()
     _add_plugin_commands()
     cli()

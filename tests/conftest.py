@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -14,8 +15,11 @@ os.environ.setdefault("ARTGAN_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The metrics' digit classifier is trained once per test session into a throwaway cache.
 if "ARTGAN_CACHE_DIR" not in os.environ:
-    import tempfile
     os.environ["ARTGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="artgan-test-cache-")
+# The developer's plugin settings (`artgan plugins --disable`) and plugin env vars must not leak in.
+os.environ["ARTGAN_CONFIG_DIR"] = tempfile.mkdtemp(prefix="artgan-test-config-")
+for _var in ("ARTGAN_DISABLE_PLUGINS", "ARTGAN_LOAD_PLUGINS", "ARTGAN_STRICT_PLUGINS"):
+    os.environ.pop(_var, None)
 
 TINY_PIPELINE = """\
 name: tiny

@@ -104,6 +104,16 @@ class ImageFolderDataset(Dataset):
     Unreadable files are skipped with one warning naming them; an empty folder is an error.
     """
 
+    @staticmethod
+    def contract_params(folder: Path) -> dict[str, Any]:
+        """For artgan.testing's contract checks: a few small images in a scratch folder."""
+        images = Path(folder) / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(images / f"{i}.png")
+        return {"path": str(images), "image_size": 16}
+
     def __init__(self, path: str, image_size: int = 64, channels: int = 3,
                  augment: list[dict[str, Any]] | None = None, max_images: int | None = None):
         self.root = Path(path).expanduser()

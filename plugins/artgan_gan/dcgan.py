@@ -106,6 +106,8 @@ class DCGANRecipe(ImageGANRecipe):
 
     architecture = "dcgan"
 
+    contract_params = {"latent_dim": 16, "g_width": 8, "d_width": 8}  # artgan.testing builds it small
+
     def __init__(self, *, info: DatasetInfo, loss=None, latent_dim: int = 100, g_width: int = 64,
                  d_width: int = 64, lr: float = 2e-4, g_lr: float | None = None,
                  d_lr: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
