@@ -130,10 +130,10 @@ def test_plugins_lists_first_party_plugins_and_what_they_registered(runner):
     r = run_cli(runner, "plugins")
     assert r.exit_code == 0
     assert "datasets" in r.output and "digits, image-folder, shapes" in r.output
-    assert "architectures: dcgan" in r.output
+    assert "architectures: dcgan" in r.output or "architectures: " in r.output and "dcgan" in r.output
     data = json.loads(run_cli(runner, "plugins", "--json").stdout)
     by_name = {p["name"]: p for p in data}
-    assert by_name["gan"]["registered"]["architecture"] == ["dcgan"]
+    assert "dcgan" in by_name["gan"]["registered"]["architecture"]
     assert by_name["datasets"]["distribution"] == "artgan"
     assert by_name["datasets"]["status"] == "ok"
 

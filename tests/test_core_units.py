@@ -186,5 +186,5 @@ def test_dcgan_sizes_export_with_a_dynamic_batch(tmp_path, size, upsample):
 def test_dcgan_rejects_unsupported_sizes():
     from artgan.data import DatasetInfo
     from artgan_gan.dcgan import DCGANRecipe
-    with pytest.raises(ArtganError, match="image_size must be 32 or 64"):
+    with pytest.raises(ArtganError, match="image_size must be 16, 32, 64 or 128, got 48"):
         DCGANRecipe(info=DatasetInfo(image_size=48))

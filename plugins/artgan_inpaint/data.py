@@ -123,3 +123,18 @@ def _synthetic_image(size: int, rng: np.random.Generator) -> np.ndarray:
     stripes = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (x * np.cos(angle) + y * np.sin(angle)))
     base = rng.uniform(0, 1, 3)[None, None] * (1 - x[..., None]) + rng.uniform(0, 1, 3)[None, None] * x[..., None]
     return (np.clip(0.6 * base + 0.4 * stripes[..., None], 0, 1) * 255).astype(np.uint8)
+
+
+def _contract_params(folder) -> dict[str, Any]:
+    """For artgan.testing's contract check: a few small synthetic photos in ``folder``."""
+    from PIL import Image
+
+    root = Path(folder) / "inpaint-contract-images"
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(_synthetic_image(48, rng)).save(root / f"{i}.png")
+    return {"path": str(root), "crop_size": 32, "items_per_image": 2, "split": "all"}
+
+
+InpaintMaskDataset.contract_params = _contract_params

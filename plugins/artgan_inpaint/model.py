@@ -265,3 +265,15 @@ class InpaintRecipe(GANRecipe):
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
+
+
+def _contract_dataset(folder):
+    """For artgan.testing's architecture check: image + mask batches, as training sees them."""
+    from .data import InpaintMaskDataset, _contract_params
+
+    return InpaintMaskDataset(**_contract_params(folder))
+
+
+# small widths: the architecture check trains, checkpoints and exports it in a test
+InpaintRecipe.contract_params = {"width": 8, "d_width": 8}
+InpaintRecipe.contract_dataset = _contract_dataset

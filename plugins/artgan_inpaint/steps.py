@@ -172,3 +172,31 @@ def biharmonic_step(mask: Any = None, box: Any = None) -> BiharmonicInpaint:
     """scikit-image's biharmonic inpainting: ``inpaint-biharmonic:box=x,y,w,h``."""
     source = MaskSource("inpaint-biharmonic", mask, box)
     return BiharmonicInpaint(mask=source)
+
+
+# -- what artgan.testing's contract checks build these steps with (docs/plugins.md) -------------
+# Its test images are 24 x 40; this box lies inside them.
+_CONTRACT_HOLE = {"box": "4,4,12,10"}
+telea_step.contract_params = _CONTRACT_HOLE
+ns_step.contract_params = _CONTRACT_HOLE
+biharmonic_step.contract_params = _CONTRACT_HOLE
+
+
+def _gan_contract_params(folder):
+    """A tiny untrained generator exported into ``folder``: the check is about the step's
+    contract (shapes, range, no torch at run time), not the shipped model's quality."""
+    from pathlib import Path
+
+    from artgan.data import DatasetInfo
+    from artgan.export import export_onnx
+
+    from .model import InpaintRecipe
+
+    path = Path(folder) / "inpaint-contract.onnx"
+    if not path.exists():
+        recipe = InpaintRecipe(info=DatasetInfo(image_size=32, channels=3), width=8, d_width=8)
+        export_onnx(recipe.export_spec(), path)
+    return {"model": str(path), **_CONTRACT_HOLE}
+
+
+inpaint_step.contract_params = _gan_contract_params
