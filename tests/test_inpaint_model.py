@@ -66,6 +66,20 @@ def test_generator_keeps_sizes_and_ignores_the_hole_content():
     assert torch.equal(pasted[..., :8, :], image[..., :8, :])
 
 
+def test_push_pull_fills_holes_smoothly_at_any_size():
+    from artgan_inpaint.model import push_pull_fill
+
+    for h, w in [(40, 56), (37, 61)]:
+        mask = torch.zeros(1, 1, h, w)
+        mask[..., 5:30, 10:50] = 1
+        flat = torch.full((1, 3, h, w), 0.3)
+        assert torch.allclose(push_pull_fill(flat, mask), flat, atol=1e-5)  # constant in, constant out
+        ramp = torch.linspace(-1, 1, w).expand(1, 3, h, w).contiguous()
+        filled = push_pull_fill(ramp * (1 - mask), mask)
+        assert torch.equal(filled[mask.expand_as(filled) == 0], ramp[mask.expand_as(ramp) == 0])
+        assert (filled - ramp)[mask.expand_as(ramp) == 1].abs().mean() < 0.25  # close to the truth
+
+
 def test_discriminator_is_spectrally_normalised_and_scores_patches():
     D = PatchDiscriminator(width=8)
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -96,17 +110,18 @@ def test_dataset_crops_and_masks(image_folder):
 
 
 def test_training_lowers_the_hole_error(image_folder):
+    """The recipe's phases train G: on a fixed batch, the hole error falls well below the
+    push-pull fill the generator starts from."""
     from artgan.data import batches
     from artgan_inpaint.data import InpaintMaskDataset
 
     torch.manual_seed(0)
     np.random.seed(0)
     ds = InpaintMaskDataset(str(image_folder), crop_size=32, items_per_image=8)
-    recipe = InpaintRecipe(info=ds.info, width=6, d_width=4, lr=3e-3, ema=0)
-    data = batches(ds, 4, seed=0)
+    recipe = InpaintRecipe(info=ds.info, width=6, d_width=4, lr=2e-3, ema=0)
+    batch = next(batches(ds, 6, seed=0))
     history = []
-    for step in range(1, 26):
-        batch = next(data)
+    for step in range(1, 31):
         for phase in recipe.phases():
             phase.optimizer.zero_grad()
             losses = phase.step(batch)
@@ -115,7 +130,7 @@ def test_training_lowers_the_hole_error(image_folder):
             if phase.name == "G":
                 history.append(float(losses["l1_hole"].detach()))
         recipe.after_step(step)
-    assert np.mean(history[-5:]) < 0.6 * np.mean(history[:3])
+    assert history[-1] < 0.7 * history[0], np.round(history, 3)
 
 
 def test_lr_decay_and_ema():

@@ -1,9 +1,10 @@
 """The inpainting GAN: a gated-convolution U-Net generator, a spectrally normalised patch
 discriminator, and the recipe that trains them.
 
-Generator input: the image with its hole blanked (NCHW in [-1, 1]) and the mask (N1HW, 1 = hole);
-output: a full image in [-1, 1] of which only the hole is used (:func:`paste`). Sides must be a
-multiple of 8 (three stride-2 levels); the step pads to that.
+Generator input: the image (NCHW in [-1, 1]; what is inside the hole is ignored) and the mask
+(N1HW, 1 = hole); output: a full image in [-1, 1] of which only the hole is used (:func:`paste`).
+The generator starts from a smooth push-pull fill of the hole and learns a correction to it.
+Sides must be a multiple of 8 (three stride-2 levels); the step pads to that.
 
 Loss (generator) = hole_weight * L1 over the hole + valid_weight * L1 over the known pixels
 + adv_weight * adversarial loss of the pasted result. The discriminator sees the pasted image and the
@@ -46,12 +47,38 @@ class GatedConv(nn.Module):
         return F.elu(features) * torch.sigmoid(gate)
 
 
+def push_pull_fill(image: torch.Tensor, mask: torch.Tensor, levels: int = 8) -> torch.Tensor:
+    """A smooth fill of the hole from its surroundings (push-pull, Gortler et al. 1996): average
+    the known pixels down a pyramid (push), then fill each level's unknown pixels from the level
+    below it, upsampled (pull). Plain pooling and resizing: exports to ONNX at any size."""
+    known = 1 - mask
+    values, weights = [image], [known]
+    for _ in range(levels):
+        v, w = values[-1], weights[-1]
+        # 2x2 sums over a zero-padded border (any side length); the zeros carry no weight
+        total = F.avg_pool2d(F.pad(v * w, (0, 1, 0, 1)), 2)
+        count = F.avg_pool2d(F.pad(w, (0, 1, 0, 1)), 2)
+        values.append(total / count.clamp_min(1e-6))
+        weights.append((4 * count).clamp(max=1.0))  # any known pixel below makes a block known
+    fill = values[-1]
+    for v, w in zip(reversed(values[:-1]), reversed(weights[:-1])):
+        up = F.interpolate(fill, size=v.shape[-2:], mode="bilinear", align_corners=False)
+        fill = w * v + (1 - w) * up
+    return fill
+
+
 class InpaintGenerator(nn.Module):
     """A U-Net of gated convolutions, 1 -> 1/8 resolution and back, with dilated convolutions at
-    1/8 so that the centre of a large hole still sees known pixels (receptive field ~500 px)."""
+    1/8 so that the centre of a large hole still sees known pixels (receptive field ~500 px).
 
-    def __init__(self, width: int = 32, dilations: Sequence[int] = (2, 4, 8, 16)):
+    It starts from a push-pull fill of the hole and predicts a correction to it (the last layer
+    starts at zero): from the first step the output is a sensible smooth fill, and training
+    spends its time on structure and texture rather than on learning to carry colours inwards.
+    """
+
+    def __init__(self, width: int = 32, dilations: Sequence[int] = (2, 4, 8, 16), levels: int = 8):
         super().__init__()
+        self.levels = levels
         c = width
         self.enc1 = GatedConv(4, c, 5)                                        # 1
         self.enc2 = nn.Sequential(GatedConv(c, 2 * c, 3, 2), GatedConv(2 * c, 2 * c))      # 1/2
@@ -62,9 +89,13 @@ class InpaintGenerator(nn.Module):
         self.dec2 = GatedConv(6 * c, 2 * c)                                   # 1/2, with enc2's skip
         self.dec1 = GatedConv(3 * c, c)                                       # 1, with enc1's skip
         self.out = nn.Conv2d(c, 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([image * (1 - mask), mask], dim=1)  # the hole's content never leaks in
+        image = image * (1 - mask)  # the hole's content never leaks in
+        start = image + push_pull_fill(image, mask, self.levels) * mask
+        x = torch.cat([start, mask], dim=1)
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
@@ -72,7 +103,7 @@ class InpaintGenerator(nn.Module):
         x = self.dec3(torch.cat([_up(x), e3], dim=1))
         x = self.dec2(torch.cat([_up(x), e2], dim=1))
         x = self.dec1(torch.cat([_up(x), e1], dim=1))
-        return torch.tanh(self.out(x))
+        return (start + self.out(x)).clamp(-1.0, 1.0)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
         card["description"] = (
             "Inpainting GAN: a gated-convolution U-Net (DeepFill v2-style gates, dilated 1/8 bottleneck) "
-            "trained with L1 on the hole and the known pixels plus an SN-PatchGAN hinge loss. Inputs: image "
+            "that corrects a push-pull fill of the hole, trained with L1 on the hole and the known pixels plus an SN-PatchGAN hinge loss. Inputs: image "
             "NCHW in [-1, 1], mask N1HW with 1 = hole; the output already has the known pixels pasted back. "
             "Sides any multiple of 8 (the step pads).")
         card["data"] = ("BSD68, training split: every file but every 4th by sorted name (those 17 are held "
