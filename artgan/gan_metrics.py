@@ -38,8 +38,8 @@ from .errors import ArtganError
 from .files import atomic_path
 
 CLASSIFIER_SIZE = 16  # the classifier sees 16x16 grey digits (the originals are 8x8)
-CLASSIFIER_RECIPE = {"version": 1, "arch": "conv16-32-64/fc128", "epochs": 12, "batch": 64,
-                     "lr": 2e-3, "seed": 0, "test_split": 300, "render_sizes": [16, 32, 64]}
+CLASSIFIER_RECIPE = {"version": 1, "arch": "conv16-32-64/fc128", "epochs": 8, "batch": 64,
+                     "lr": 2e-3, "seed": 0, "test_split": 300, "render_sizes": [16, 32]}
 MODE_DATASETS = {"stacked-digits": "per-channel", "digits": "grey"}
 
 

@@ -82,7 +82,7 @@ def svg_chart(title: str, series: Series, width: int = 460, height: int = 230) -
     pw, ph = width - left - right, height - top - bottom
     sx = lambda x: left + (x - x0) / (x1 - x0) * pw
     sy = lambda y: top + ph - (y - y0) / (y1 - y0) * ph
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    parts = [f'<svg width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
              f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>']

@@ -13,9 +13,10 @@ os.environ.setdefault("ARTGAN_THREADS", "1")
 # One torch thread (read when torch is imported; subprocesses inherit it): 2 cores shared by
 # many processes make multi-threaded kernels wait on each other, 10-50x slower for tiny models.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# The metrics' digit classifier is trained once per test session into a throwaway cache.
-if "ARTGAN_CACHE_DIR" not in os.environ:
-    os.environ["ARTGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="artgan-test-cache-")
+# The metrics' digit classifier is trained once (seconds) and cached in pytest's own cache folder,
+# never in the user's home.
+os.environ.setdefault("ARTGAN_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), ".pytest_cache", "artgan"))
 # The developer's plugin settings (`artgan plugins --disable`) and plugin env vars must not leak in.
 os.environ["ARTGAN_CONFIG_DIR"] = tempfile.mkdtemp(prefix="artgan-test-config-")
 for _var in ("ARTGAN_DISABLE_PLUGINS", "ARTGAN_LOAD_PLUGINS", "ARTGAN_STRICT_PLUGINS"):
