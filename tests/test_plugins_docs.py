@@ -26,7 +26,8 @@ TEXT = DOCS.read_text(encoding="utf-8")
 def signature(hook: str) -> str:
     """``name(param: annotation, ...)`` as written in artgan/hookspecs.py."""
     params = inspect.signature(getattr(hookspecs, hook)).parameters.values()
-    return f"{hook}({', '.join(f'{p.name}: {p.annotation}' for p in params)})"
+    ann = [p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation) for p in params]
+    return f"{hook}({', '.join(f'{p.name}: {a}' for p, a in zip(params, ann))})"
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
