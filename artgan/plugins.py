@@ -377,7 +377,7 @@ def _mark_broken(rec: PluginRecord, exc: BaseException, strict: bool) -> None:
     rec.error = message if isinstance(exc, PluginError) else f"{type(exc).__name__}: {message}"
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     # the innermost frame outside artgan and importlib: where the plugin's author should look
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).parent) + os.sep
     for frame in reversed(frames):
         if not frame.filename.startswith(here) and "importlib" not in frame.filename:
             rec.error_at = f"{frame.filename}:{frame.lineno}"

@@ -1,0 +1,96 @@
+"""docs/plugins.md is the plugin author's only guide: every hook is documented with its exact
+signature, and the example plugin it builds (the ``# file:`` code blocks) works as written."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from pathlib import Path
+
+import onnx  # noqa: F401  (imported outside pytester's in-process run: see test_template.py)
+import onnxruntime  # noqa: F401
+import pytest
+import torch  # noqa: F401
+
+from artgan import hookspecs
+from artgan.plugins import HOOK_NAMES, REGISTRATION_HOOKS
+from artgan.testing import check_plugin, check_registered, check_step_without_torch
+
+pytest_plugins = ["pytester"]
+
+DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
+TEXT = DOCS.read_text(encoding="utf-8")
+
+
+def signature(hook: str) -> str:
+    """``name(param: annotation, ...)`` as written in artgan/hookspecs.py."""
+    params = inspect.signature(getattr(hookspecs, hook)).parameters.values()
+    ann = [p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation) for p in params]
+    return f"{hook}({', '.join(f'{p.name}: {a}' for p, a in zip(params, ann))})"
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+def test_every_hook_is_documented_with_its_exact_signature(hook):
+    assert f"### `{signature(hook)}`" in TEXT, f"docs/plugins.md needs a heading: ### `{signature(hook)}`"
+
+
+def test_every_documented_hook_exists():
+    documented = re.findall(r"^### `(artgan_\w+)\(", TEXT, flags=re.M)
+    assert sorted(documented) == sorted(HOOK_NAMES)
+
+
+def test_the_documented_hook_api_version_is_the_real_one():
+    assert f"(now **{hookspecs.HOOK_API_VERSION}**)" in TEXT
+
+
+def code_files() -> dict[str, str]:
+    """The fenced code blocks whose first line is ``# file: PATH``."""
+    files = {}
+    for block in re.findall(r"```python\n(.*?)```", TEXT, flags=re.S):
+        first, _, body = block.partition("\n")
+        if first.startswith("# file: "):
+            files[first[len("# file: "):].strip()] = body
+    return files
+
+
+@pytest.fixture
+def tutorial(tmp_path, monkeypatch):
+    for rel, body in code_files().items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m == "artgan_tutorial" or m.startswith("artgan_tutorial.")]:
+        del sys.modules[name]
+
+
+def test_the_documented_example_plugin_meets_every_contract(tutorial):
+    assert {"artgan_tutorial/__init__.py", "artgan_tutorial/sepia.py", "artgan_tutorial/checkers.py",
+            "artgan_tutorial/hinge.py", "artgan_tutorial/tiny_mlp.py"} <= set(code_files())
+    import artgan_tutorial
+
+    registry = check_plugin(artgan_tutorial)
+    registered = {kind: registry.names(kind) for kind in REGISTRATION_HOOKS}
+    assert registered == {"dataset": ["checkers"], "architecture": ["tiny-mlp"], "loss": ["hinge"], "step": ["sepia"]}
+    for kind, names in registered.items():
+        for name in names:
+            check_registered(registry, kind, name, tutorial / "work" / name)
+    check_step_without_torch("sepia:strength=0.5", plugin_module="artgan_tutorial")
+
+
+def test_the_documented_test_file_passes(tutorial, pytester):
+    block = re.search(r"```python\n# tests/test_artgan_tutorial.py\n(.*?)```", TEXT, flags=re.S)
+    assert block, "docs/plugins.md lost its example test file"
+    pytester.makepyfile(test_artgan_tutorial=block.group(1))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    # check_installed skips: the tutorial is not installed here
+    assert result.parseoutcomes() == {"passed": 2, "skipped": 1}, result.stdout.str()
+
+
+def test_the_plugin_command_help_points_to_the_docs(runner):
+    from artgan.cli import cli
+
+    r = runner.invoke(cli, ["plugin", "--help"])
+    assert r.exit_code == 0 and "docs/plugins.md" in r.output
