@@ -99,30 +99,48 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the .onnx file (a .card.json is written beside it).")
-@click.option("--opset", default=17, show_default=True, help="ONNX opset.")
-@click.option("--tolerance", default=1e-3, show_default=True,
-              help="Largest allowed |onnxruntime - PyTorch| on fresh random inputs.")
-@click.option("--no-verify", is_flag=True, help="Skip the comparison with PyTorch.")
+              help="Where to write the .onnx file (a .card.json and .card.md are written beside it).")
+@click.option("--opset", type=int, default=None, help="ONNX opset  [default: 20, the newest the exporter writes]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 halves the file and speeds up GPUs; inputs and outputs stay float32.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Static int8 quantisation for CPUs, calibrated on inputs drawn as the model sees them.")
+@click.option("--tolerance", type=float, default=None,
+              help="Largest allowed |onnxruntime - PyTorch| on fresh random inputs  "
+                   "[default: 1e-3 fp32, 5e-2 fp16, none for int8]")
+@click.option("--min-psnr", type=float, default=None,
+              help="Smallest allowed PSNR (dB) against PyTorch  [default: none fp32, 40 fp16, 30 int8]")
+@click.option("--no-verify", is_flag=True, help="Skip the comparison with PyTorch (and keep what was exported).")
 @friendly_errors
-def export(checkpoint, out, opset, tolerance, no_verify):
+def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_verify):
     """Export a checkpoint's generator to ONNX and verify it against PyTorch.
 
+    The model is exported in eval mode with a dynamic batch (and dynamic height and width for
+    image-to-image models), carries its metadata (exports/README.md), and is refused, with the
+    layer named, if it draws random numbers inside or mixes the samples of a batch.
+
     \b
-    Example:
+    Examples:
       artgan export runs/quickstart/checkpoints/last.pt --out digits.onnx
+      artgan export runs/quickstart/checkpoints/last.pt --out digits-fp16.onnx --precision fp16
+      artgan export runs/quickstart/checkpoints/last.pt --out digits-int8.onnx --quantize int8
     """
     from .checkpoints import load_recipe
-    from .export import export_onnx
+    from .export import DEFAULT_OPSET, export_onnx
     from .plugins import get_registry
 
     recipe, state = load_recipe(checkpoint, get_registry())
-    card = export_onnx(recipe.export_spec(), out, opset=opset, verify=not no_verify, tolerance=tolerance,
+    card = export_onnx(recipe.export_spec(), out, opset=opset or DEFAULT_OPSET, precision=precision,
+                       quantize=quantize, verify=not no_verify, tolerance=tolerance, min_psnr=min_psnr,
                        extra_metadata={"run": checkpoint.parent.parent.name, "train_steps": int(state["step"]),
                                        "architecture": state["recipe"]["architecture"]})
     v = card["verification"]
     if v.get("verified"):
-        click.echo(f"max |onnxruntime - pytorch| = {v['max_abs_diff']:.3g} (PSNR {v['psnr_db']:.1f} dB)", err=True)
+        psnr = "identical" if v["psnr_db"] is None else f"PSNR {v['psnr_db']:.1f} dB"
+        click.echo(f"{card['metadata']['precision']}: max |onnxruntime - pytorch| = {v['max_abs_diff']:.3g} "
+                   f"({psnr}) on fresh random inputs", err=True)
+    else:
+        click.echo("not verified (--no-verify)", err=True)
     click.echo(str(out))
 
 
@@ -130,33 +148,80 @@ def export(checkpoint, out, opset, tolerance, no_verify):
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-n", "--n", "count", default=64, show_default=True, help="How many images.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents: same seed, same images.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True,
-              help="A grid image (.png/.jpg), or a folder for one PNG per image.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="A grid image (.png/.jpg), an animated .gif (with --interpolate), or a folder for one "
+                   "PNG per image  [default: grid.png, or walk.gif with --interpolate]")
 @click.option("--truncation", type=float, default=None,
               help="Redraw latent values beyond +-T: lower is cleaner, less varied (e.g. 0.7).")
+@click.option("--interpolate", "seeds", default=None, metavar="SEED,SEED,...",
+              help="Walk through latent space from seed to seed (spherical interpolation) instead of "
+                   "drawing --n images; writes frames.")
+@click.option("--frames", default=24, show_default=True, help="Frames from one seed to the next (--interpolate).")
+@click.option("--fps", default=12.0, show_default=True, help="Frames per second of the GIF (--interpolate).")
 @click.option("--batch-size", default=64, show_default=True)
 @quiet_option
 @friendly_errors
-def generate(model, count, seed, out, truncation, batch_size, quiet):
+def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size, quiet):
     """Generate images from an exported generator with onnxruntime (no PyTorch needed).
 
     \b
-    Example:
+    Examples:
       artgan generate runs/quickstart/export/generator.onnx --n 64 --seed 0 --out grid.png
+      artgan generate generator.onnx --n 16 --truncation 0.7 --out clean/
+      artgan generate generator.onnx --interpolate 1,2,3 --frames 30 --out walk.gif
     """
-    from .images import make_grid, save_image
+    from .images import make_grid, save_gif, save_image
     from .runtime import Generator
 
     gen = Generator(model)
-    images = gen.generate(count, seed, batch_size=batch_size, truncation=truncation, progress=not quiet)
-    if out.suffix:
-        save_image(out, make_grid(images))
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected whole numbers separated by commas, got {seeds!r}",
+                                     param_hint="--interpolate") from None
+        out = out or Path("walk.gif")
+        images = gen.interpolate(seed_list, frames, truncation=truncation, batch_size=batch_size,
+                                 progress=not quiet)
+        if out.suffix.lower() == ".gif":
+            save_gif(out, images, fps=fps)
+        elif out.suffix:
+            raise click.BadParameter("with --interpolate, --out is a .gif or a folder for the frames",
+                                     param_hint="--out")
+        else:
+            for i, img in enumerate(images):
+                save_image(out / f"frame_{i:04d}.png", img)
+        what = f"{len(images)} frames through seeds {seeds}"
     else:
-        for i, img in enumerate(images):
-            save_image(out / f"{seed:04d}_{i:04d}.png", img)
+        out = out or Path("grid.png")
+        images = gen.generate(count, seed, batch_size=batch_size, truncation=truncation, progress=not quiet)
+        if out.suffix:
+            save_image(out, make_grid(images))
+        else:
+            for i, img in enumerate(images):
+                save_image(out / f"{seed:04d}_{i:04d}.png", img)
+        what = f"{count} images"
     if not quiet:
-        click.echo(f"{count} images on {gen.providers[0]}", err=True)
+        click.echo(f"{what} on {gen.describe()}", err=True)
     click.echo(str(out))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "json_", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def doctor(json_):
+    """Which onnxruntime providers can actually start here (CUDA, cuDNN, TensorRT libraries
+    found or not), what PyTorch sees, and a warning wherever GPU work would silently fall back
+    to the CPU.
+
+    \b
+    Example:
+      artgan doctor
+    """
+    from .doctor import diagnose, format_report
+
+    report = diagnose()
+    click.echo(json.dumps(report, indent=2) if json_ else format_report(report))
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -88,3 +88,19 @@ def list_images(root: str | Path) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def save_gif(path: str | Path, frames: np.ndarray, fps: float = 12.0, loop: bool = True) -> Path:
+    """Write NHWC frames ([0, 1] float or uint8) as an animated GIF, atomically. Each frame gets
+    its own 256-colour palette (Pillow's default), which suits generated art better than one
+    palette for the whole animation."""
+    path = Path(path)
+    arr = to_uint8(np.asarray(frames))
+    if arr.ndim != 4 or len(arr) == 0:
+        raise ArtganError(f"{path}: expected a non-empty NHWC batch of frames, got shape {arr.shape}")
+    mode_frames = [Image.fromarray(a[..., 0] if a.shape[2] == 1 else a) for a in arr]
+    options = {"loop": 0} if loop else {}  # no loop count at all: viewers play it once
+    with atomic_path(path) as tmp:
+        mode_frames[0].save(tmp, format="GIF", save_all=True, append_images=mode_frames[1:],
+                            duration=max(20, int(round(1000 / fps))), disposal=1, **options)
+    return path

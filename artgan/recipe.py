@@ -61,6 +61,10 @@ class ExportSpec:
     outputs: list[str]
     dynamic_axes: dict[str, dict[int, str]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Optional ``calibration(n) -> {input name: tensor with n rows}``: inputs as the model meets
+    #: them in use (e.g. real image crops), for int8 calibration. Without it, inputs are drawn as
+    #: ``metadata["input_spec"]`` documents them (latents: standard normal).
+    calibration: Callable[[int], dict[str, torch.Tensor]] | None = None
 
 
 class GANRecipe:

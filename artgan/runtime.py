@@ -1,28 +1,35 @@
 """Run exported models with onnxruntime and numpy only. Never imports torch.
 
-``Model`` loads an ``.onnx`` file, reads its ``artgan.*`` metadata, and picks execution providers
-(TensorRT, CUDA, CPU, in that order, among those that actually start). ``Generator`` turns seeds
-into images. Images leave as float32 NHWC in [0, 1].
+``Model`` loads an ``.onnx`` file, reads its ``artgan.*`` metadata (exports/README.md) and
+configures itself from it: execution providers (TensorRT, CUDA, CPU, in that order, among those
+that can start here, falling back with a note saying why), threads, I/O binding on CUDA, input
+checks that name the input and the expected shape and dtype. ``Generator`` turns seeds into
+images, deterministically: the same seed gives the same latent whatever the batch size or count.
+Images leave as float32 NHWC in [0, 1].
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from .errors import ArtganError
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 METADATA_PREFIX = "artgan."
 
 
 def read_metadata(session) -> dict[str, Any]:
+    """The ``artgan.*`` metadata of an onnxruntime session, keys without the prefix, values
+    parsed as JSON (a value that is not JSON is kept as its string)."""
     props = session.get_modelmeta().custom_metadata_map
     out = {}
     for key, value in props.items():
@@ -42,47 +49,106 @@ def _quiet_ort():
 
 
 class Model:
-    """An exported artgan model on onnxruntime."""
+    """An exported artgan model on onnxruntime.
+
+    ``providers`` overrides the choice (default: :func:`choose_providers`); ``threads`` the CPU
+    threads (default: ``ARTGAN_THREADS``, else the CPUs this process may use); ``io_binding``
+    forces I/O binding on or off (default: on for CUDA and TensorRT). After loading,
+    ``providers`` lists what actually runs and ``fallback`` says why a GPU provider did not.
+    """
 
     def __init__(self, path: str | Path, providers: Iterable[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, io_binding: bool | None = None):
         ort = _quiet_ort()
         self.path = Path(path)
-        if not self.path.exists():
+        if not self.path.is_file():
             raise ArtganError(f"{self.path}: model file not found")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("ARTGAN_THREADS", 0)) or _physical_cores()
+        opts.intra_op_num_threads = threads or int(os.environ.get("ARTGAN_THREADS", 0) or 0) or cpu_count()
+        opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         wanted = list(providers) if providers else choose_providers()
+        self.fallback = ""
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted)
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                providers=_with_options(wanted, self.path))
         except Exception as exc:
-            raise ArtganError(f"{self.path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+            if wanted == ["CPUExecutionProvider"] or "CPUExecutionProvider" not in wanted:
+                raise ArtganError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+            # a GPU provider that fails while building the session: say so and run on the CPU
+            self.fallback = f"{wanted[0]} failed to start ({_first_line(exc)})"
+            try:
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                    providers=["CPUExecutionProvider"])
+            except Exception as exc2:
+                raise ArtganError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc2)})") from None
         self.metadata = read_metadata(self.session)
         if "task" not in self.metadata:
             raise ArtganError(f"{self.path}: no artgan metadata (artgan.task); export it with "
                               f"`artgan export` or add the metadata described in exports/README.md")
         self.providers = self.session.get_providers()  # what actually started, not what was asked
+        if not self.fallback:
+            self.fallback = _fallback_note(wanted, self.providers)
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.io_binding = self.providers[0] in GPU_PROVIDERS if io_binding is None else io_binding
 
     @property
     def task(self) -> str:
         return self.metadata["task"]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    @property
+    def provider(self) -> str:
+        """The provider that runs the model (onnxruntime puts the others in as fallbacks per node)."""
+        return self.providers[0]
+
+    def describe(self) -> str:
+        """``CPUExecutionProvider (CUDAExecutionProvider could not start: ...)``: for logs."""
+        return self.provider + (f" ({self.fallback})" if self.fallback else "")
+
+    def check_feeds(self, feeds: dict[str, np.ndarray]) -> None:
+        """Raise :class:`ArtganError` naming the input when a feed is missing, unknown, of the
+        wrong dtype or shape; onnxruntime's own messages are much harder to act on."""
+        unknown = [k for k in feeds if k not in self.inputs]
+        if unknown:
+            raise ArtganError(f"{self.path.name}: unknown input(s) {', '.join(map(repr, unknown))}; "
+                              f"inputs: {', '.join(self.inputs)}")
         for name, meta in self.inputs.items():
             if name not in feeds:
                 raise ArtganError(f"{self.path.name}: missing input {name!r}; inputs: {', '.join(self.inputs)}")
             arr = feeds[name]
+            if not isinstance(arr, np.ndarray):
+                raise ArtganError(f"{self.path.name}: input {name!r} must be a numpy array, got {type(arr).__name__}")
             want = _ORT_DTYPES.get(meta.type)
             if want is not None and arr.dtype != want:
-                raise ArtganError(f"{self.path.name}: input {name!r} must be {np.dtype(want).name}, got {arr.dtype}")
+                raise ArtganError(f"{self.path.name}: input {name!r} must be {np.dtype(want).name}, got "
+                                  f"{arr.dtype} (convert with .astype(np.{np.dtype(want).name}))")
             if len(arr.shape) != len(meta.shape) or any(
                     isinstance(d, int) and d != s for d, s in zip(meta.shape, arr.shape)):
                 raise ArtganError(f"{self.path.name}: input {name!r} must have shape "
                                   f"{_shape_str(meta.shape)}, got {tuple(arr.shape)}")
-        return self.session.run(self.output_names[:1], feeds)[0]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The first output for ``feeds`` (input name -> array), after :meth:`check_feeds`."""
+        self.check_feeds(feeds)
+        try:
+            if self.io_binding:
+                return self._run_bound(feeds)
+            return self.session.run(self.output_names[:1], feeds)[0]
+        except Exception as exc:
+            shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items())
+            raise ArtganError(f"{self.path.name}: onnxruntime failed on inputs {shapes}: {_first_line(exc)}") from None
+
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        # I/O binding: inputs are copied to the device once, the output is written on the device
+        # and copied back once, instead of onnxruntime staging each through extra buffers.
+        device = "cuda" if self.provider in GPU_PROVIDERS else "cpu"
+        binding = self.session.io_binding()
+        for name, arr in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(arr))
+        binding.bind_output(self.output_names[0], device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
 
 class Generator(Model):
@@ -92,43 +158,98 @@ class Generator(Model):
         super().__init__(path, **kwargs)
         if self.task != "generate":
             raise ArtganError(f"{self.path.name}: task is {self.task!r}, not a generator")
+        if "latent_dim" not in self.metadata:
+            raise ArtganError(f"{self.path.name}: metadata lacks latent_dim; re-export it with `artgan export`")
         self.latent_dim = int(self.metadata["latent_dim"])
-        self.num_classes = int(self.metadata.get("num_classes", 0))
+        self.num_classes = int(self.metadata.get("num_classes", 0) or 0)
+        names = list(self.inputs)
+        self.latent_input = "z" if "z" in self.inputs else names[0]
+        self.label_input = "label" if "label" in self.inputs else None
 
     def latents(self, n: int, seed: int, truncation: float | None = None) -> np.ndarray:
-        """Seeded standard-normal latents, the same for a seed whatever the batch size. With
+        """Seeded standard-normal latents: row i is the same for a seed whatever ``n``. With
         ``truncation`` (the BigGAN trick) values beyond +-truncation are redrawn: lower values
         trade variety for typical, cleaner images."""
-        rng = np.random.default_rng(seed)
-        z = rng.standard_normal((n, self.latent_dim), dtype=np.float32)
-        if truncation is not None:
-            if truncation <= 0:
-                raise ArtganError(f"truncation must be > 0, got {truncation}")
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
+        if truncation is None:
+            return z
+        if not truncation > 0:
+            raise ArtganError(f"truncation must be > 0, got {truncation}")
+        bad = np.abs(z) > truncation
+        # round r redraws from its own stream seeded (seed, r): a value's redraws depend on its
+        # position alone, so row i stays the same whatever n
+        for r in range(1, 10_000):
+            if not bad.any():
+                break
+            fresh = np.random.default_rng([seed, r]).standard_normal((n, self.latent_dim), dtype=np.float32)
+            z = np.where(bad, fresh, z)
             bad = np.abs(z) > truncation
-            while bad.any():
-                z[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
-                bad = np.abs(z) > truncation
-        return z
+        return np.clip(z, -truncation, truncation)  # only reached for absurdly small truncation
 
     def from_latents(self, z: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 64,
                      progress: bool = False) -> np.ndarray:
+        """Images for latents ``z`` (N, latent_dim), ``batch_size`` at a time."""
+        z = np.asarray(z)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ArtganError(f"{self.path.name}: latents must have shape (n, {self.latent_dim}), got {z.shape}")
+        if batch_size < 1:
+            raise ArtganError(f"batch size must be >= 1, got {batch_size}")
+        z = z.astype(np.float32, copy=False)
+        starts = range(0, len(z), batch_size)
         out = []
-        chunks = range(0, len(z), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-            chunks = tqdm(chunks, desc="generate", unit="batch", file=sys.stderr)
-        for lo in chunks:
-            feeds = {"z": z[lo:lo + batch_size]}
-            if "label" in self.inputs:
+        for lo in _progress(starts, progress and len(starts) > 1):
+            feeds = {self.latent_input: z[lo:lo + batch_size]}
+            if self.label_input:
                 lab = labels[lo:lo + batch_size] if labels is not None else \
-                    np.arange(lo, lo + len(feeds["z"])) % max(self.num_classes, 1)
-                feeds["label"] = lab.astype(np.int64)
+                    np.arange(lo, lo + len(feeds[self.latent_input])) % max(self.num_classes, 1)
+                feeds[self.label_input] = np.asarray(lab).astype(np.int64)
             out.append(self.run(feeds))
+        if not out:
+            return np.zeros((0, *self.image_shape()), np.float32)
         return to_images(np.concatenate(out), self.metadata)
 
     def generate(self, n: int, seed: int = 0, *, batch_size: int = 64, truncation: float | None = None,
                  labels: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
+        """``n`` images for ``seed``: float32 NHWC in [0, 1]."""
         return self.from_latents(self.latents(n, seed, truncation), labels, batch_size, progress)
+
+    def interpolate(self, seeds: Sequence[int], frames: int = 24, *, truncation: float | None = None,
+                    loop: bool = True, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """A walk through latent space: ``frames`` images from each seed's latent to the next
+        one's along the great circle (spherical interpolation keeps every frame as likely as a
+        real latent; straight lines pass through the low-norm middle, giving washed-out frames).
+        With ``loop`` the walk returns to the first seed, for an animation that repeats smoothly."""
+        if len(seeds) < 2:
+            raise ArtganError("interpolation needs at least two seeds, e.g. 1,2,3")
+        if frames < 1:
+            raise ArtganError(f"frames must be >= 1, got {frames}")
+        keys = [self.latents(1, s, truncation)[0] for s in seeds]
+        if loop:
+            keys.append(keys[0])
+        ts = np.arange(frames, dtype=np.float64) / frames
+        path = [slerp(a, b, t) for a, b in zip(keys[:-1], keys[1:]) for t in ts]
+        if not loop:
+            path.append(keys[-1])
+        return self.from_latents(np.stack(path).astype(np.float32), None, batch_size, progress)
+
+    def image_shape(self) -> tuple[int, int, int]:
+        s = int(self.metadata.get("image_size", 0))
+        return (s, s, int(self.metadata.get("channels", 3)))
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation from ``a`` (t=0) to ``b`` (t=1); the norm moves linearly."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
+    if na == 0 or nb == 0:
+        return ((1 - t) * a64 + t * b64).astype(a.dtype)
+    ua, ub = a64 / na, b64 / nb
+    omega = math.acos(float(np.clip(ua @ ub, -1.0, 1.0)))
+    if omega < 1e-6:
+        direction = ua
+    else:
+        direction = (math.sin((1 - t) * omega) * ua + math.sin(t * omega) * ub) / math.sin(omega)
+    return (direction * ((1 - t) * na + t * nb)).astype(a.dtype)
 
 
 def to_images(raw: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
@@ -136,6 +257,15 @@ def to_images(raw: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
     lo, hi = metadata.get("value_range", [-1.0, 1.0])
     return np.clip((raw.transpose(0, 2, 3, 1) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
+
+def _progress(items, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm  # only when there is progress to show: importing it costs start-up time
+    return tqdm(items, desc="generate", unit="batch", file=sys.stderr)
+
+
+# -- providers ----------------------------------------------------------------------------------
 
 def available_providers() -> list[str]:
     """Providers this onnxruntime build carries (not all can necessarily start here)."""
@@ -152,6 +282,8 @@ def provider_problem(provider: str) -> str:
 
     onnxruntime-gpu lists CUDA and TensorRT even where their libraries are missing and then falls
     back to CPU with pages of logs; loading the provider's own library first names what is missing.
+    Where pip's nvidia-* packages (as PyTorch installs them) hold the CUDA libraries, they are
+    preloaded first, as onnxruntime's ``preload_dlls`` does.
     """
     if provider not in available_providers():
         return "not in this onnxruntime build"
@@ -161,12 +293,31 @@ def provider_problem(provider: str) -> str:
     import ctypes
     import onnxruntime as ort
     capi = Path(ort.__file__).parent / "capi"
+    _preload_pip_cuda()
     try:
         ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
         ctypes.CDLL(str(capi / lib))
     except OSError as exc:
         return str(exc)
     return ""
+
+
+@functools.lru_cache(maxsize=None)
+def _preload_pip_cuda() -> bool:
+    """Load CUDA/cuDNN from pip's ``nvidia`` packages when there are some (onnxruntime does not
+    look there by itself unless torch was imported first)."""
+    import importlib.util
+    import onnxruntime as ort
+    if importlib.util.find_spec("nvidia") is None or not hasattr(ort, "preload_dlls"):
+        return False
+    import contextlib
+    import io
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its warnings
+            ort.preload_dlls(directory="")
+    except Exception:
+        return False
+    return True
 
 
 def choose_providers() -> list[str]:
@@ -178,13 +329,56 @@ def choose_providers() -> list[str]:
     return [p for p in PROVIDER_ORDER if p == "CPUExecutionProvider" or not provider_problem(p)]
 
 
-def _physical_cores() -> int:
-    n = os.cpu_count() or 1
+def _with_options(providers: list[str], model_path: Path) -> list:
+    """TensorRT builds an engine per model on first use (tens of seconds): cache it beside the
+    user's other caches so the second start is fast."""
+    out: list = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider":
+            cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "artgan" / "tensorrt"
+            out.append((p, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+        else:
+            out.append(p)
+    return out
+
+
+def _fallback_note(wanted: list[str], started: list[str]) -> str:
+    """'' when the first provider asked for runs; else which one did not and why (as far as known)."""
+    if not wanted or not started or started[0] == wanted[0]:
+        return ""
+    missing = [p for p in wanted if p not in started and p in GPU_PROVIDERS]
+    if not missing:
+        return ""
+    why = provider_problem(missing[0]) if missing[0] in available_providers() else "not in this build"
+    return f"{missing[0]} could not start" + (f": {why}" if why else "; run `artgan doctor`")
+
+
+def cpu_count() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
     return max(1, n)
 
 
 def _shape_str(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of an exception's message: onnxruntime's status prefix and the C++
+    function signatures it embeds are dropped."""
+    import re
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(exc).strip())
+    text = re.sub(r"/onnxruntime_src/\S+ [\w:~]+\((?:[^()]|\([^()]*\))*\)\s*", " ", text)
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
