@@ -286,7 +286,7 @@ class TinyRecipe(GANRecipe):
         return ExportSpec(module=self.G, inputs={"z": torch.randn(1, self.latent)}, outputs=["image"],
                           dynamic_axes={"z": {0: "batch"}, "image": {0: "batch"}},
                           metadata={"task": "generate", "latent_dim": self.latent, "value_range": [-1.0, 1.0],
-                                    "channels": self.info.channels})
+                                    "channels": self.info.channels, "image_size": self.info.image_size})
 
 
 INFO = DatasetInfo(image_size=8, channels=3)
