@@ -422,9 +422,9 @@ def check_loss(loss: Any) -> None:
     for shape in ((8,), (8, 1, 4, 4)):
         real = torch.randn(shape, generator=g).requires_grad_(True)
         fake = torch.randn(shape, generator=g).requires_grad_(True)
-        for what, value, wrt in (("discriminator", lambda: loss.discriminator(real, fake), (real, fake)),
-                                 ("generator", lambda: loss.generator(fake), (fake,))):
-            out = value()
+        results = (("discriminator", loss.discriminator(real, fake), (real, fake)),
+                   ("generator", loss.generator(fake), (fake,)))
+        for what, out, wrt in results:
             if not isinstance(out, torch.Tensor) or out.ndim != 0:
                 _fail(f"loss.{what}() with logits of shape {shape} must return a scalar tensor, got "
                       f"{getattr(out, 'shape', type(out).__name__)}")
@@ -433,7 +433,8 @@ def check_loss(loss: Any) -> None:
             if not out.requires_grad:
                 _fail(f"loss.{what}() does not back-propagate to the logits (its result has no gradient)")
             grads = torch.autograd.grad(out, wrt, allow_unused=True)
-            if any(gr is None or not torch.isfinite(gr).all() for gr in grads) or all(float(gr.abs().sum()) == 0 for gr in grads):
+            if any(gr is None or not torch.isfinite(gr).all() for gr in grads) \
+                    or all(float(gr.abs().sum()) == 0 for gr in grads):
                 _fail(f"loss.{what}() does not back-propagate to the logits (no or non-finite gradient)")
     confident, wrong = torch.full((8,), 4.0), torch.full((8,), -4.0)
     d_right, d_wrong = loss.discriminator(confident, wrong), loss.discriminator(wrong, confident)

@@ -84,8 +84,7 @@ def test_plugin_failing_at_import_is_broken_and_the_others_load(site):
     assert any("plugin 'bad' (artgan-bad) failed to load and is skipped: RuntimeError: boom" in w for w in warned)
 
 
-def test_artgan_plugins_shows_the_broken_plugin_and_a_pipeline_still_runs(site, runner, tiny_pipeline, tmp_path):
-    # the quickstart, shortened (train, export with verification, generate)
+def test_artgan_plugins_shows_the_broken_plugin_and_the_quickstart_still_runs(site, runner, tmp_path):
     site.add("artgan-bad", {"bad": "bad_import2"}, {"bad_import2": "raise ImportError('no module named shiny')\n"})
     with pytest.warns(P.PluginWarning, match="plugin 'bad'"):
         r = runner.invoke(cli, ["plugins"])
@@ -96,8 +95,10 @@ def test_artgan_plugins_shows_the_broken_plugin_and_a_pipeline_still_runs(site, 
     assert "datasets  [ok]" in r.output
     data = {p["name"]: p for p in json.loads(runner.invoke(cli, ["plugins", "--json"]).stdout)}
     assert data["bad"]["status"] == "broken" and "shiny" in data["bad"]["error"]
-    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(tmp_path / "run"), "-q",
-                            "--set", "train.steps=2", "--set", "train.checkpoint_every=2"])
+    # the real quickstart, shortened: train, export (verified), generate
+    quickstart = Path(__file__).parents[1] / "pipelines" / "quickstart.yaml"
+    r = runner.invoke(cli, ["run", str(quickstart), "--out", str(tmp_path / "run"), "-q", "--set", "train.steps=2",
+                            "--set", "train.checkpoint_every=2", "--set", "generate.n=4"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "generated" / "grid.png").exists()
 

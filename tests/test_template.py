@@ -11,18 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx  # noqa: F401
-import onnxruntime  # noqa: F401
 import pytest
-import torch  # noqa: F401
 from PIL import Image
+from pytest_inprocess import run_pytest
 
 from artgan.cli import cli
 from artgan.plugin_template import names_for
-
-# runpytest_inprocess forgets the modules a run imported; C extensions (torch, onnx,
-# onnxruntime) must not be imported twice, so they are imported here, outside the runs.
-pytest_plugins = ["pytester"]
 
 # how many tests each generated package has
 EXPECTED = {"dataset": 6, "architecture": 5, "loss": 6, "step": 6}
@@ -35,9 +29,9 @@ def new(runner, parent, name, kind):
 
 
 @pytest.mark.parametrize("kind", list(EXPECTED))
-def test_generated_package_passes_its_own_tests(runner, pytester, kind):
-    pkg = new(runner, pytester.path, f"my-{kind}", kind)
-    assert pkg == pytester.path / f"artgan-my-{kind}"
+def test_generated_package_passes_its_own_tests(runner, tmp_path, kind):
+    pkg = new(runner, tmp_path, f"my-{kind}", kind)
+    assert pkg == tmp_path / f"artgan-my-{kind}"
     module = f"artgan_my_{kind}"
     assert sorted(p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()) == sorted([
         ".gitignore", "README.md", "pyproject.toml", f"{module}/__init__.py", f"{module}/{kind}.py",
@@ -45,19 +39,19 @@ def test_generated_package_passes_its_own_tests(runner, pytester, kind):
     pyproject = (pkg / "pyproject.toml").read_text()
     assert 'name = "artgan-my-' + kind + '"' in pyproject
     assert f'[project.entry-points.artgan]\nmy-{kind} = "{module}"' in pyproject
-    result = pytester.runpytest_inprocess(str(pkg), "-p", "no:cacheprovider", "-q")
+    outcomes, report = run_pytest(pkg)
     # every test passes; the one that needs the package installed is skipped until it is
-    assert result.parseoutcomes() == {"passed": EXPECTED[kind] - 1, "skipped": 1}, result.stdout.str()
+    assert outcomes == {"passed": EXPECTED[kind] - 1, "skipped": 1}, report
 
 
-def test_a_generated_test_can_fail(runner, pytester):
+def test_a_generated_test_can_fail(runner, tmp_path):
     # the generated tests are real: break the step's contract and they fail
-    pkg = new(runner, pytester.path, "broken", "step")
+    pkg = new(runner, tmp_path, "broken", "step")
     step = pkg / "artgan_broken" / "step.py"
     step.write_text(step.read_text().replace(".astype(np.float32)", ".astype(np.float64)"))
-    result = pytester.runpytest_inprocess(str(pkg), "-p", "no:cacheprovider", "-q")
-    assert result.parseoutcomes()["failed"] == 1
-    assert "step 'broken' returned dtype float64; steps return float32 in [0, 1]" in result.stdout.str()
+    outcomes, report = run_pytest(pkg)
+    assert outcomes["failed"] == 1
+    assert "step 'broken' returned dtype float64; steps return float32 in [0, 1]" in report
 
 
 def test_names_and_refusals(runner, tmp_path):
@@ -88,9 +82,9 @@ def test_templates_ship_with_the_package():
 
 
 @pytest.mark.slow
-def test_generated_plugin_installs_in_a_fresh_venv_passes_its_tests_and_runs_in_a_pipeline(runner, tmp_path):
+def test_generated_plugins_install_in_a_fresh_venv_pass_their_tests_and_run_in_a_pipeline(runner, tmp_path):
     pytest.importorskip("setuptools", reason="--no-build-isolation installs need setuptools")
-    pkg = new(runner, tmp_path, "glow", "step")
+    packages = {kind: new(runner, tmp_path, f"my-{kind}", kind) for kind in EXPECTED}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
@@ -102,28 +96,32 @@ def test_generated_plugin_installs_in_a_fresh_venv_passes_its_tests_and_runs_in_
         "".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages()))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
-    def run(*args, cwd=tmp_path, timeout=180):
+    def run(*args, cwd=tmp_path, timeout=300):
         return subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
-    r = run("-c", "import artgan_glow")
-    assert r.returncode != 0  # not importable before it is installed
-    r = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(pkg))
+    assert run("-c", "import artgan_my_step").returncode != 0  # not importable before it is installed
+    editable = [arg for pkg in packages.values() for arg in ("-e", str(pkg))]
+    r = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", *editable)
     assert r.returncode == 0, r.stderr
-    r = run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=pkg)
+    # one pytest run over the four packages (installed, so no pythonpath setting is needed)
+    r = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *[str(p / "tests") for p in packages.values()])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "6 passed" in r.stdout and "skipped" not in r.stdout  # the install check ran too
+    assert f"{sum(EXPECTED.values())} passed" in r.stdout and "skipped" not in r.stdout, r.stdout  # install checks ran
 
     main = "from artgan.cli import main; main()"
     r = run("-c", main, "plugins", "--json")
     assert r.returncode == 0, r.stderr
-    glow = {p["name"]: p for p in json.loads(r.stdout)}["glow"]
-    assert glow["status"] == "ok" and glow["distribution"] == "artgan-glow" and glow["registered"] == {"step": ["glow"]}
+    listed = {p["name"]: p for p in json.loads(r.stdout)}
+    for kind in EXPECTED:
+        record = listed[f"my-{kind}"]
+        assert record["status"] == "ok" and record["distribution"] == f"artgan-my-{kind}"
+        assert record["registered"] == {kind: [f"my-{kind}"]}
 
     images = tmp_path / "in"
     images.mkdir()
     Image.fromarray(np.linspace(0, 255, 48 * 32 * 3).astype(np.uint8).reshape(48, 32, 3)).save(images / "a.png")
-    pipeline = tmp_path / "glow.yaml"
-    pipeline.write_text(f"name: glow\nsteps:\n  - process:\n      input: {images}\n      steps: ['glow:strength=1.0']\n")
+    pipeline = tmp_path / "mine.yaml"
+    pipeline.write_text(f"name: mine\nsteps:\n  - process:\n      input: {images}\n      steps: ['my-step:strength=1.0']\n")
     r = run("-c", main, "run", str(pipeline), "--out", str(tmp_path / "run"), "-q")
     assert r.returncode == 0, r.stderr
     x = np.asarray(Image.open(images / "a.png")).astype(np.float64) / 255
