@@ -1,0 +1,265 @@
+"""CycleGAN (Zhu et al., 2017) for photo -> painting style, as a GAN recipe.
+
+Two generators, G: photo -> art and F: art -> photo, and two PatchGAN discriminators, D_art and
+D_photo. Each generator fools its discriminator (adversarial loss), and the round trips
+photo -> art -> photo and art -> photo -> art must give back their input (cycle-consistency), which
+keeps the content of the photo. An identity loss (G(art) ~ art) keeps colours from drifting.
+
+Only G is exported. It is fully convolutional, so it runs at any image size (a multiple of 4; the
+runtime pads). The generator is deliberately compact (16-32 base channels, a few residual blocks
+at 1/4 resolution, nearest-neighbour upsampling + convolution) so a 512x512 image stylises in well
+under a second on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artgan.data import DatasetInfo
+from artgan.errors import ArtganError
+from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
+
+
+def _norm(c: int) -> nn.Module:
+    # InstanceNorm: style is per-image statistics; exports as ONNX InstanceNormalization
+    return nn.InstanceNorm2d(c, affine=True)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1, padding_mode="reflect"), _norm(c), nn.ReLU(True),
+            nn.Conv2d(c, c, 3, 1, 1, padding_mode="reflect"), _norm(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class StyleGenerator(nn.Module):
+    """ResNet generator: 7x7 stem, two stride-2 downsamplings, ``blocks`` residual blocks at 1/4
+    resolution, two x2 nearest upsamplings + 3x3 convolution (no checkerboard), 7x7 head, tanh.
+    Image NCHW in [-1, 1] -> image of the same size in [-1, 1]."""
+
+    size_multiple = 4
+
+    def __init__(self, width: int = 24, blocks: int = 6, channels: int = 3):
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = [nn.Conv2d(channels, w, 7, 1, 3, padding_mode="reflect"), _norm(w), nn.ReLU(True)]
+        for mult in (1, 2):  # downsample x4
+            layers += [nn.Conv2d(w * mult, w * mult * 2, 3, 2, 1, padding_mode="reflect"),
+                       _norm(w * mult * 2), nn.ReLU(True)]
+        layers += [ResidualBlock(w * 4) for _ in range(blocks)]
+        for mult in (4, 2):  # upsample x4
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                       nn.Conv2d(w * mult, w * mult // 2, 3, 1, 1, padding_mode="reflect"),
+                       _norm(w * mult // 2), nn.ReLU(True)]
+        layers += [nn.Conv2d(w, channels, 7, 1, 3, padding_mode="reflect"), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (Isola et al., 2017): one logit per overlapping patch (70x70 with 3 layers), so
+    it judges texture and local style rather than the whole composition."""
+
+    def __init__(self, width: int = 64, layers: int = 3, channels: int = 3):
+        super().__init__()
+        seq: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        c = width
+        for i in range(1, layers + 1):
+            c_next = width * min(2 ** i, 8)
+            stride = 2 if i < layers else 1
+            seq += [nn.Conv2d(c, c_next, 4, stride, 1), nn.InstanceNorm2d(c_next, affine=True),
+                    nn.LeakyReLU(0.2, True)]
+            c = c_next
+        seq += [nn.Conv2d(c, 1, 4, 1, 1)]
+        self.net = nn.Sequential(*seq)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LeastSquaresLoss(AdversarialLoss):
+    """LSGAN (Mao et al., 2017), CycleGAN's choice: D pushes real -> 1 and fake -> 0, G pushes
+    fake -> 1, with squared errors (steadier gradients than the log loss for image translation)."""
+
+    name = "least-squares"
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (((real_logits - 1) ** 2).mean() + (fake_logits ** 2).mean())
+
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return ((fake_logits - 1) ** 2).mean()
+
+
+class ImagePool:
+    """A history of generated images (Shrivastava et al., 2017): the discriminator sees a mix of
+    current and older fakes, which damps oscillation. ``size=0`` passes images through."""
+
+    def __init__(self, size: int = 50):
+        self.size, self.images = size, []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif random.random() < 0.5:
+                k = random.randrange(self.size)
+                out.append(self.images[k])
+                self.images[k] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Conv2d):  # CycleGAN's initialisation: N(0, 0.02)
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+class CycleGANRecipe(GANRecipe):
+    """Photo <-> art CycleGAN on ``unpaired-folders`` batches (``photo``, ``art``).
+
+    Loss weights: ``adv_weight`` on each generator's adversarial loss, ``cycle_weight`` on each
+    L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo). A higher adversarial
+    and a lower identity weight than the paper's (1, 10, 5) let G change texture more, not only
+    colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
+    (0: constant), as in the paper.
+    """
+
+    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None,
+                 g_width: int = 24, g_blocks: int = 6, d_width: int = 64, d_layers: int = 3,
+                 lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
+                 adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
+                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0):
+        super().__init__()
+        if info.channels != 3:
+            raise ArtganError(f"cyclegan: needs RGB data (channels 3), got {info.channels}")
+        if info.image_size % StyleGenerator.size_multiple:
+            raise ArtganError(f"cyclegan: image_size must be a multiple of 4, got {info.image_size}")
+        for name, v in (("g_width", g_width), ("g_blocks", g_blocks), ("d_width", d_width), ("d_layers", d_layers)):
+            if not isinstance(v, int) or v < 1:
+                raise ArtganError(f"cyclegan: {name} must be a positive integer, got {v!r}")
+        if decay_to and not 0 <= decay_from < decay_to:
+            raise ArtganError(f"cyclegan: need 0 <= decay_from < decay_to, got {decay_from}, {decay_to}")
+        self.info, self.loss = info, loss or LeastSquaresLoss()
+        self.adv_weight, self.cycle_weight, self.identity_weight = adv_weight, cycle_weight, identity_weight
+        self.lr, self.decay_from, self.decay_to = lr, decay_from, decay_to
+        self.G = StyleGenerator(g_width, g_blocks)          # photo -> art (exported)
+        self.F = StyleGenerator(g_width, g_blocks)          # art -> photo (training only)
+        self.D_art = PatchDiscriminator(d_width, d_layers)
+        self.D_photo = PatchDiscriminator(d_width, d_layers)
+        for m in (self.G, self.F, self.D_art, self.D_photo):
+            m.apply(_init_weights)
+        self.modules = {"photo_to_art": self.G, "art_to_photo": self.F,
+                        "d_art": self.D_art, "d_photo": self.D_photo}
+        betas = (beta1, beta2)
+        self.optimizers = {
+            "generators": torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr, betas=betas),
+            "discriminators": torch.optim.Adam(itertools.chain(self.D_art.parameters(), self.D_photo.parameters()),
+                                               lr, betas=betas),
+        }
+        self.pool_art, self.pool_photo = ImagePool(pool_size), ImagePool(pool_size)
+        self._fakes: dict[str, torch.Tensor] = {}
+        self._sample_photos: torch.Tensor | None = None
+
+    def to(self, device):
+        if torch.device(device).type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels
+        return super().to(device)
+
+    # -- one training step: generators, then discriminators on the same fakes --------------------
+    def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        photo, art = batch["photo"], batch["art"]
+        if self._sample_photos is None:  # no fixed validation set: sample the first batch's photos
+            self._sample_photos = photo[:8].detach().cpu()
+        for d in (self.D_art, self.D_photo):
+            d.requires_grad_(False)  # G's step needs no discriminator gradients
+        fake_art, fake_photo = self.G(photo), self.F(art)
+        adv = self.loss.generator(self.D_art(fake_art)) + self.loss.generator(self.D_photo(fake_photo))
+        cycle = F.l1_loss(self.F(fake_art), photo) + F.l1_loss(self.G(fake_photo), art)
+        total = self.adv_weight * adv + self.cycle_weight * cycle
+        out = {"adv": adv.detach(), "cycle": cycle.detach()}
+        if self.identity_weight > 0:
+            identity = F.l1_loss(self.G(art), art) + F.l1_loss(self.F(photo), photo)
+            total = total + self.identity_weight * identity
+            out["identity"] = identity.detach()
+        self._fakes = {"art": fake_art.detach(), "photo": fake_photo.detach()}
+        return {"loss": total, **out}
+
+    def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for d in (self.D_art, self.D_photo):
+            d.requires_grad_(True)
+        fake_art = self.pool_art.query(self._fakes["art"])
+        fake_photo = self.pool_photo.query(self._fakes["photo"])
+        real_art_logits = self.D_art(batch["art"])
+        d_art = self.loss.discriminator(real_art_logits, self.D_art(fake_art))
+        d_photo = self.loss.discriminator(self.D_photo(batch["photo"]), self.D_photo(fake_photo))
+        return {"loss": d_art + d_photo, "d_art": d_art.detach(), "d_photo": d_photo.detach(),
+                "real_art_score": real_art_logits.detach().mean()}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("G", self.optimizers["generators"], self.generator_step),
+                Phase("D", self.optimizers["discriminators"], self.discriminator_step)]
+
+    def after_step(self, step: int) -> None:
+        if not self.decay_to:
+            return
+        frac = min(max((step - self.decay_from) / (self.decay_to - self.decay_from), 0.0), 1.0)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.lr * (1.0 - frac)
+
+    # -- samples: photo | G(photo) | F(G(photo)) side by side ------------------------------------
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {}  # the photos of the first training batch are used (see generator_step)
+
+    @torch.no_grad()
+    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        device = next(self.G.parameters()).device
+        photos = inputs.get("photo", self._sample_photos)
+        if photos is None:  # before the first step
+            s = self.info.image_size
+            photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
+        photos = photos.to(device)
+        art = self.G(photos)
+        return torch.cat([photos, art, self.F(art)], dim=3)
+
+    # -- export: the photo -> art generator only --------------------------------------------------
+    def export_spec(self) -> ExportSpec:
+        name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
+        example = torch.rand(1, 3, 128, 128) * 2 - 1
+        return ExportSpec(
+            module=self.G,
+            inputs={"image": example},
+            outputs=["stylized"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "stylized": {0: "batch", 2: "height", 3: "width"}},
+            metadata={
+                "task": "image-to-image", "step": "style", "architecture": "cyclegan", "style": name,
+                "scale": 1, "size_multiple": StyleGenerator.size_multiple, "value_range": [-1.0, 1.0],
+                "channels": 3, "color_order": "RGB", "layout": "NCHW",
+                "inputs": ["image"],
+                "input_spec": {"image": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
+                                         "range": [-1.0, 1.0], "size_multiple": StyleGenerator.size_multiple}},
+                "output_spec": {"stylized": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
+                                             "range": [-1.0, 1.0]}},
+                "g_width": self.G.net[0].out_channels, "dataset": self.info.name,
+                "train_crop": self.info.image_size,
+            },
+        )

@@ -1,0 +1,281 @@
+"""``artgan evaluate style``: how far each step moves held-out photos towards a painting's style,
+how much content it keeps, how fast it runs; a contact sheet to look at. No torch, no downloads.
+
+Figures per (painting, method), means over the photos of the split (see :mod:`.measure` for the
+exact protocol): colour ratio, texture ratio (sliced Wasserstein distance to the painting,
+output / input; lower is closer), edge SSIM (input vs output Sobel edges; higher keeps more
+content), seconds per photo, and for the trained model the milliseconds for one 512x512 image.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+FIGURES = ("color_ratio", "texture_ratio", "edge_ssim")
+
+
+@dataclass
+class Method:
+    label: str
+    step: object  # an artgan.steps.Step
+    rows: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)  # kept for the contact sheet
+
+
+def _methods(painting: Path, model: str | None, strength: float) -> list[Method]:
+    from .steps import ColorTransferStep, HistogramMatchStep, StyleStep
+
+    ref = str(painting)
+    methods = [Method("color-transfer", ColorTransferStep(ref, strength)),
+               Method("histogram-match", HistogramMatchStep(ref, strength))]
+    if model:
+        gan = StyleStep(model, strength)
+        methods.append(Method("style (GAN)", gan))
+        ct = ColorTransferStep(ref, 0.5)
+        methods.append(Method("style + color-transfer 0.5", _Chain([gan, ct])))
+    return methods
+
+
+class _Chain:
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, images):
+        for s in self.steps:
+            images = s(images)
+        return images
+
+
+def time_512(step, repeats: int = 3) -> float:
+    """Median milliseconds for one 512x512 image through ``step`` (after one warm-up run)."""
+    image = np.random.default_rng(0).random((1, 512, 512, 3), dtype=np.float32)
+    step(image)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step(image)
+        times.append(time.perf_counter() - t)
+    return 1000.0 * float(np.median(times))
+
+
+def evaluate_painting(painting: Path, photos: list[Path], model: str | None, strength: float,
+                      sheet_count: int, log) -> dict:
+    from artgan.images import load_image, to_float
+
+    from .measure import StyleSignature, score
+
+    t0 = time.perf_counter()
+    target = StyleSignature.of(to_float(load_image(painting)))
+    methods = _methods(painting, model, strength)
+    inputs = []
+    for i, path in enumerate(photos):
+        image = to_float(load_image(path))
+        sig = StyleSignature.of(image)
+        for m in methods:
+            t = time.perf_counter()
+            out = m.step(image[None])[0]
+            m.seconds.append(time.perf_counter() - t)
+            m.rows.append({"photo": path.name, **score(image, out, target, sig)})
+            if i < sheet_count:
+                m.outputs.append(out)
+        if i < sheet_count:
+            inputs.append(image)
+    result = {"painting": painting.stem, "painting_file": painting.name, "model": None, "photos": len(photos),
+              "strength": strength, "methods": {}}
+    for m in methods:
+        summary = {k: float(np.mean([r[k] for r in m.rows])) for k in FIGURES}
+        summary.update({f"{k}_worst": float(np.max([r[k] for r in m.rows]) if k != "edge_ssim"
+                                            else np.min([r[k] for r in m.rows])) for k in FIGURES})
+        summary["seconds_per_photo"] = float(np.mean(m.seconds))
+        summary["per_photo"] = m.rows
+        result["methods"][m.label] = summary
+    gan = next((m for m in methods if m.label == "style (GAN)"), None)
+    if gan is not None:
+        result["model"] = str(gan.step.path)
+        result["model_metadata"] = gan.step.metadata
+        result["methods"]["style (GAN)"]["ms_512x512"] = time_512(gan.step)
+    log(f"  {painting.stem}: {len(photos)} photos, {len(methods)} methods in {time.perf_counter() - t0:.1f}s")
+    result["_sheet"] = (inputs, [(m.label, m.outputs) for m in methods])
+    return result
+
+
+# -- the contact sheet ------------------------------------------------------------------------
+
+def contact_sheet(painting: Path, inputs: list[np.ndarray], columns: list[tuple[str, list[np.ndarray]]],
+                  cell: int = 256, pad: int = 6) -> np.ndarray:
+    """One row per photo: input, then each method's output; a header with the painting and the
+    column names. Returns uint8 HWC."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from artgan.images import load_image, to_uint8
+
+    labels = ["input"] + [c[0] for c in columns]
+    ncol, nrow = len(labels), len(inputs)
+    header = 170
+    width = pad + ncol * (cell + pad)
+    height = header + nrow * (cell + pad) + pad
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.load_default(size=16)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+
+    thumb = Image.fromarray(load_image(painting))
+    thumb.thumbnail((cell, header - 40))
+    sheet.paste(thumb, (pad, pad))
+    draw.text((pad + thumb.width + 12, pad + 4), f"style: {painting.stem}", fill=(0, 0, 0), font=font)
+    for j, label in enumerate(labels):
+        draw.text((pad + j * (cell + pad) + 4, header - 26), label, fill=(0, 0, 0), font=font)
+
+    for i in range(nrow):
+        row = [inputs[i]] + [c[1][i] for c in columns]
+        for j, image in enumerate(row):
+            im = Image.fromarray(to_uint8(image))
+            im.thumbnail((cell, cell), Image.LANCZOS)
+            x = pad + j * (cell + pad) + (cell - im.width) // 2
+            y = header + i * (cell + pad) + (cell - im.height) // 2
+            sheet.paste(im, (x, y))
+    return np.asarray(sheet)
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+def format_table(results: list[dict]) -> str:
+    lines = [f"{'painting':<16} {'method':<28} {'colour':>7} {'texture':>8} {'edgeSSIM':>9} "
+             f"{'s/photo':>8} {'ms/512px':>9}"]
+    for r in results:
+        lines.append(f"{r['painting']:<16} {'input':<28} {1.0:>7.3f} {1.0:>8.3f} {1.0:>9.3f} {'':>8} {'':>9}")
+        for label, m in r["methods"].items():
+            ms = f"{m['ms_512x512']:.0f}" if "ms_512x512" in m else ""
+            lines.append(f"{r['painting']:<16} {label:<28} {m['color_ratio']:>7.3f} {m['texture_ratio']:>8.3f} "
+                         f"{m['edge_ssim']:>9.3f} {m['seconds_per_photo']:>8.3f} {ms:>9}")
+    return "\n".join(lines)
+
+
+def update_card(result: dict, command: str) -> Path | None:
+    """Add the evaluation to the model's ``.card.json`` and render ``.card.md`` beside it."""
+    from artgan.files import write_json, write_text
+
+    from .measure import PROTOCOL
+
+    model = Path(result["model"])
+    card_path = model.with_suffix(".card.json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {"file": model.name}
+    methods = {k: {f: v for f, v in m.items() if f != "per_photo"} for k, m in result["methods"].items()}
+    card["evaluation"] = {"photos": result["photos"], "split": result["split"], "painting": result["painting_file"],
+                          "strength": result["strength"], "command": command, "protocol": PROTOCOL,
+                          "methods": methods}
+    write_json(card_path, card)
+    write_text(model.with_suffix(".card.md"), render_card_md(card, result))
+    return card_path
+
+
+def render_card_md(card: dict, result: dict) -> str:
+    md = card.get("metadata", {})
+    ev = card["evaluation"]
+    train = card.get("training", {})
+    lines = [f"# style model `{Path(card['file']).stem}`", "",
+             f"Photo -> painting style ({md.get('architecture', 'cyclegan')}), trained to paint like "
+             f"*{ev['painting']}*. Use it: `artgan process photo.jpg --step style:model={Path(card['file']).stem},strength=0.8`.",
+             ""]
+    lines += ["## Model", "",
+              f"- generator: ResNet, {md.get('g_width', '?')} base channels, InstanceNorm, input any size "
+              f"(padded to a multiple of {md.get('size_multiple', 4)}), RGB NCHW in [-1, 1]",
+              f"- trained for {md.get('train_steps', '?')} steps on {md.get('train_crop', '?')} px crops; "
+              f"data: `{md.get('dataset', '?')}`",
+              f"- export check: max |onnxruntime - PyTorch| = {card.get('verification', {}).get('max_abs_diff', float('nan')):.2e}, "
+              f"PSNR {card.get('verification', {}).get('psnr_db', float('nan')):.1f} dB (random inputs)"]
+    parity = card.get("parity")
+    if parity:
+        lines.append(f"- ONNX vs PyTorch on {parity['photos']} {parity['split']} photos: PSNR min "
+                     f"{parity['min_psnr_db']:.1f} dB, mean {parity['mean_psnr_db']:.1f} dB")
+    for k, v in train.items():
+        lines.append(f"- {k}: `{v}`" if isinstance(v, str) else f"- {k}: {v}")
+    lines += ["", f"## Evaluation ({ev['photos']} {ev['split']} photos, strength {ev['strength']})", "",
+              "| method | colour ratio | texture ratio | edge SSIM | s/photo | ms per 512x512 |",
+              "|---|---|---|---|---|---|"]
+    for label, m in ev["methods"].items():
+        ms = f"{m['ms_512x512']:.0f}" if "ms_512x512" in m else ""
+        lines.append(f"| {label} | {m['color_ratio']:.3f} | {m['texture_ratio']:.3f} | {m['edge_ssim']:.3f} | "
+                     f"{m['seconds_per_photo']:.3f} | {ms} |")
+    lines += ["", "Ratios are the sliced Wasserstein distance to the painting of the output divided by that of the "
+              "input (lower is closer to the painting); edge SSIM compares the Sobel edges of input and output.",
+              "", f"Reproduce: `{ev['command']}`", "", "## Protocol", ""]
+    lines += [f"- {k}: {v}" for k, v in ev["protocol"].items()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("style", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--photos", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Folder of photos (e.g. BSD68); the fixed split picks which are used.")
+@click.option("--painting", "paintings", required=True, multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A painting to reach (repeatable).")
+@click.option("--model", "models", multiple=True,
+              help="Style model per painting, in order (a name or an .onnx path; 'none': classical "
+                   "steps only). Default: the model named like the painting's file, if there is one.")
+@click.option("--split", default="heldout", show_default=True, type=click.Choice(["heldout", "train", "all"]),
+              help="Which photos: the held-out quarter (every 4th sorted file), the rest, or all.")
+@click.option("--strength", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Strength of every step.")
+@click.option("--out", default=Path("style-eval"), show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for results.json and contact-<painting>.png.")
+@click.option("--sheet", "sheet_count", default=6, show_default=True, help="Photos on each contact sheet.")
+@click.option("--card", is_flag=True, help="Write the figures into each model's .card.json and .card.md.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def evaluate_style(photos, paintings, models, split, strength, out, sheet_count, card, quiet):
+    """Style transfer: colour and texture distance to a painting (as ratios to the photo's), edge
+    SSIM to the photo, speed; for colour transfer, histogram matching and the trained model.
+
+    \b
+    Example:
+      artgan evaluate style --photos data/BSD68 --painting data/style/starry-night.jpg \\
+          --painting data/style/great-wave.jpg --out style-eval
+    """
+    from artgan.errors import ArtganError
+    from artgan.images import list_images, save_image
+    from artgan.models import list_models
+
+    from .measure import split_photos
+
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        if models and len(models) != len(paintings):
+            raise ArtganError(f"give one --model per --painting ({len(paintings)}), or none; got {len(models)}")
+        files = split_photos(list_images(photos), split)
+        if not files:
+            raise ArtganError(f"no images in {photos} for split {split!r}")
+        shipped = list_models("style")
+        results = []
+        for i, painting in enumerate(paintings):
+            model = models[i] if models else (painting.stem if painting.stem in shipped else None)
+            if model in ("none", ""):
+                model = None
+            if model is None:
+                log(f"  {painting.stem}: no style model (available: {', '.join(shipped) or 'none'}); classical steps only")
+            result = evaluate_painting(painting, files, model, strength, sheet_count, log)
+            result["split"] = split
+            inputs, columns = result.pop("_sheet")
+            sheet = save_image(out / f"contact-{painting.stem}.png", contact_sheet(painting, inputs, columns))
+            result["contact_sheet"] = str(sheet)
+            results.append(result)
+            if card and result["model"]:
+                # the model by name: how it is found once shipped in exports/style/
+                command = " ".join(["artgan evaluate style", f"--photos {photos}", f"--painting {painting}",
+                                    f"--model {Path(model).stem}", f"--split {split}", f"--strength {strength:g}"])
+                path = update_card(result, command)
+                log(f"  card: {path}")
+        from artgan.files import write_json
+        write_json(out / "results.json", {"split": split, "photos": [f.name for f in files], "results": results})
+    except ArtganError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(results))
+    log(f"results: {out / 'results.json'}; contact sheets: {', '.join(r['contact_sheet'] for r in results)}")

@@ -1,0 +1,142 @@
+"""The style steps (numpy + onnxruntime; never torch):
+
+* ``style:model=starry-night,strength=0.7``: a trained CycleGAN photo -> painting generator,
+  found by name with :func:`artgan.models.find_model` (``exports/style/<name>.onnx``) or a path;
+* ``color-transfer:reference=starry-night``: Reinhard colour transfer in CIELAB;
+* ``histogram-match:reference=starry-night``: per-channel histogram matching.
+
+Every step takes ``strength`` in [0, 1]: the output is ``input + strength * (styled - input)``.
+
+A ``reference`` is a painting's colour statistics: an image file (read once and summarised), a
+``.reference.json`` file, or the name of a shipped one, ``style/<name>.reference.json`` beside the
+models on :func:`artgan.models.model_search_path` (so ``exports/style/starry-night.reference.json``
+answers ``reference=starry-night`` without the painting itself being installed).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artgan.errors import ArtganError
+from artgan.steps import Step
+
+from .classical import Reference, color_transfer, histogram_match
+
+REFERENCE_SUFFIX = ".reference.json"
+
+
+def check_strength(value: Any, step: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ArtganError(f"{step}: strength must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def blend(inputs: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray:
+    """``strength`` 1: the styled image; 0: the input unchanged."""
+    if strength >= 1.0:
+        return styled.astype(np.float32, copy=False)
+    return np.clip(inputs + strength * (styled - inputs), 0.0, 1.0).astype(np.float32)
+
+
+def list_references() -> list[str]:
+    from artgan.models import model_search_path
+
+    names: list[str] = []
+    for root in model_search_path():
+        for p in sorted((root / "style").glob("*" + REFERENCE_SUFFIX)):
+            name = p.name[: -len(REFERENCE_SUFFIX)]
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def find_reference(value: Any, step: str) -> Reference:
+    """A reference from an image path, a ``.reference.json`` path or a shipped name."""
+    if not isinstance(value, str) or not value:
+        raise ArtganError(f"{step}: reference must be a painting name or an image path, got {value!r}; "
+                          f"shipped: {', '.join(list_references()) or 'none'}")
+    path = Path(value).expanduser()
+    if path.is_file():
+        return _reference_from_file(str(path.resolve()))
+    if path.suffix or "/" in value:
+        raise ArtganError(f"{step}: reference file {value} not found")
+    from artgan.models import model_search_path
+    for root in model_search_path():
+        candidate = root / "style" / (value + REFERENCE_SUFFIX)
+        if candidate.is_file():
+            return _reference_from_file(str(candidate))
+    raise ArtganError(f"{step}: no reference named {value!r}; shipped: {', '.join(list_references()) or 'none'}; "
+                      f"or pass reference=PATH to a painting image")
+
+
+@lru_cache(maxsize=16)
+def _reference_from_file(path: str) -> Reference:
+    if path.endswith(".json"):
+        try:
+            return Reference.load(path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtganError(f"{path}: not a style reference file ({exc})") from None
+    from artgan.images import load_image, to_float
+    return Reference.from_image(to_float(load_image(path)), name=Path(path).stem)
+
+
+class ColorTransferStep(Step):
+    """Reinhard colour transfer to a painting's CIELAB mean and spread."""
+
+    name = "color-transfer"
+
+    def __init__(self, reference: str | None = None, strength: float = 1.0):
+        self.strength = check_strength(strength, self.name)
+        self.reference = find_reference(reference, self.name)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.stack([blend(im, color_transfer(im, self.reference), self.strength) for im in images])
+
+
+class HistogramMatchStep(Step):
+    """Per-channel histogram matching to a painting."""
+
+    name = "histogram-match"
+
+    def __init__(self, reference: str | None = None, strength: float = 1.0):
+        self.strength = check_strength(strength, self.name)
+        self.reference = find_reference(reference, self.name)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.stack([blend(im, histogram_match(im, self.reference), self.strength) for im in images])
+
+
+class StyleStep(Step):
+    """A trained photo -> painting generator (ONNX), blended with the input by ``strength``.
+
+    ``tile`` (pixels) bounds memory on huge images; by default the whole image runs at once when
+    it fits. The generator uses instance normalisation, so tiles are normalised separately: keep
+    tiles large (the default picks none below ~30 megapixels on a machine with 8 GB free).
+    """
+
+    name = "style"
+
+    def __init__(self, model: str | None = None, strength: float = 1.0, tile: int | None = None,
+                 overlap: int = 32):
+        from artgan.models import find_model, list_models
+        from artgan.steps import OnnxImageStep
+
+        self.strength = check_strength(strength, self.name)
+        if not isinstance(model, str) or not model:
+            raise ArtganError(f"style: name a model, e.g. style:model=starry-night; available: "
+                              f"{', '.join(list_models('style')) or 'none'}")
+        if tile is not None and (not isinstance(tile, int) or tile < 64):
+            raise ArtganError(f"style: tile must be an integer >= 64 (pixels), got {tile!r}")
+        self.path = find_model("style", model)
+        self.runner = OnnxImageStep(self.path, tile=tile, overlap=overlap, name="style")
+        if self.runner.scale != 1:
+            raise ArtganError(f"style: {self.path} changes the image size (scale {self.runner.scale}); "
+                              f"it is not a style model")
+        self.metadata = self.runner.model.metadata
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.stack([blend(im, self.runner.run_one(im), self.strength) for im in images])

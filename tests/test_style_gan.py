@@ -1,0 +1,268 @@
+"""The trained side of style transfer: the unpaired dataset, the CycleGAN recipe, export and the
+ONNX ``style`` step, pipelines and ``artgan evaluate style``. Tiny networks and images throughout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from artgan.data import DatasetInfo
+from artgan.errors import ArtganError
+from artgan.export import export_onnx
+from artgan.images import load_image, save_image
+from artgan.metrics import psnr
+from artgan.steps import build_step
+from artgan_style.cyclegan import CycleGANRecipe, PatchDiscriminator, StyleGenerator
+from artgan_style.data import UnpairedFoldersDataset
+
+TINY_ARCH = {"g_width": 4, "g_blocks": 1, "d_width": 8, "d_layers": 2}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Eight smooth 'photos' (two sizes) and one textured 'painting'."""
+    root = tmp_path_factory.mktemp("style-data")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        h, w = (40, 56) if i % 2 else (56, 40)
+        y, x = np.mgrid[0:h, 0:w] / max(h, w)
+        img = np.stack([x, y, 0.5 * (x + y)], -1) * rng.uniform(0.5, 1.0) + rng.uniform(0, 0.3)
+        save_image(root / "photos" / f"{i:03d}.png", np.clip(img, 0, 1))
+    stripes = 0.5 + 0.5 * np.sin(np.add.outer(np.arange(72), np.arange(88)) / 2.0)
+    painting = np.stack([0.2 * stripes, 0.3 * stripes, 0.4 + 0.5 * stripes], -1)
+    save_image(root / "art" / "stripes.png", np.clip(painting + rng.normal(0, 0.05, painting.shape), 0, 1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained tiny generator exported as a style model (weights do not matter here)."""
+    torch.manual_seed(0)
+    recipe = CycleGANRecipe(info=DatasetInfo(image_size=32, name="unpaired:photos(train)->stripes"), **TINY_ARCH)
+    root = tmp_path_factory.mktemp("models")
+    path = root / "style" / "stripes.onnx"
+    card = export_onnx(recipe.export_spec(), path)
+    return {"root": root, "path": path, "card": card, "recipe": recipe}
+
+
+def test_generator_keeps_any_size_and_range():
+    g = StyleGenerator(width=4, blocks=1).eval()
+    for h, w in ((32, 32), (36, 52)):
+        out = g(torch.rand(2, 3, h, w) * 2 - 1)
+        assert out.shape == (2, 3, h, w) and out.abs().max() <= 1
+    d = PatchDiscriminator(width=8, layers=3)
+    assert d(torch.zeros(1, 3, 128, 128)).shape == (1, 1, 14, 14)  # one logit per 70x70 patch
+
+
+def test_dataset_crops_both_domains(folders):
+    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art" / "stripes.png"),
+                                image_size=32, photo_split="train", art_scale=[0.8, 1.2], length=10)
+    assert len(ds) == 10 and len(ds.photos) == 6  # 8 photos, every 4th held out
+    item = ds[3]
+    assert set(item) == {"photo", "art"}
+    for t in item.values():
+        assert t.shape == (3, 32, 32) and t.dtype == torch.float32 and -1 <= t.min() and t.max() <= 1
+    assert ds.info.image_size == 32 and ds.info.name == "unpaired:photos(train)->stripes"
+    # crops differ from call to call (random position), and a glob finds the painting too
+    assert not torch.equal(ds[0]["art"], ds[0]["art"])
+    globbed = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art" / "*.png"), image_size=32)
+    assert len(globbed.art) == 1 and len(globbed.photos) == 8
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"photos": "nowhere"}, "photos path nowhere does not exist"),
+    ({"image_size": 8}, "image_size must be an integer from 16 to 2048"),
+    ({"photo_split": "test"}, "photo_split must be one of train, heldout, all"),
+    ({"art_scale": [2, 1]}, "art_scale must be a positive number or"),
+    ({"art": "ART/*.jpg"}, "no images for art"),
+])
+def test_dataset_errors(folders, params, message):
+    kwargs = {"photos": str(folders / "photos"), "art": str(folders / "art"), "image_size": 32, **params}
+    kwargs["art"] = kwargs["art"].replace("ART", str(folders / "art"))
+    with pytest.raises(ArtganError, match=message):
+        UnpairedFoldersDataset(**kwargs)
+
+
+def test_recipe_steps_learn_and_decay(folders):
+    torch.manual_seed(0)
+    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
+    recipe = CycleGANRecipe(info=ds.info, decay_from=1, decay_to=3, **TINY_ARCH)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("photo", "art")}
+    g_before = [p.clone() for p in recipe.G.parameters()]
+    for phase in recipe.phases():
+        phase.optimizer.zero_grad()
+        losses = phase.step(batch)
+        assert torch.isfinite(losses["loss"])
+        losses["loss"].backward()
+        phase.optimizer.step()
+    assert {"adv", "cycle", "identity"} <= set(recipe.generator_step(batch))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, recipe.G.parameters()))
+    recipe.after_step(2)
+    assert recipe.optimizers["generators"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    recipe.after_step(3)
+    assert recipe.optimizers["discriminators"].param_groups[0]["lr"] == 0.0
+    grid = recipe.sample({})
+    assert grid.shape == (2, 3, 32, 96)  # photo | stylised | reconstructed
+
+
+def test_recipe_rejects_bad_params():
+    with pytest.raises(ArtganError, match="image_size must be a multiple of 4"):
+        CycleGANRecipe(info=DatasetInfo(image_size=30))
+    with pytest.raises(ArtganError, match="need 0 <= decay_from < decay_to"):
+        CycleGANRecipe(info=DatasetInfo(image_size=32), decay_from=5, decay_to=5)
+
+
+def test_export_metadata_and_onnx_matches_pytorch(tiny_model):
+    md = tiny_model["card"]["metadata"]
+    assert md["task"] == "image-to-image" and md["step"] == "style" and md["style"] == "stripes"
+    assert md["size_multiple"] == 4 and md["scale"] == 1 and md["value_range"] == [-1.0, 1.0]
+    assert tiny_model["card"]["verification"]["psnr_db"] >= 50
+    # on a real-sized, non-square image through the step (float [0, 1] NHWC), PSNR >= 50 dB
+    step = build_step(_registry(), f"style:model={tiny_model['path']}")
+    image = np.random.default_rng(0).random((1, 60, 92, 3), dtype=np.float32)
+    with torch.no_grad():
+        g = tiny_model["recipe"].G.eval()
+        ref = g(torch.from_numpy(image).permute(0, 3, 1, 2) * 2 - 1)
+    ref = ((ref.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
+    # the step pads 60x92 to a multiple of 4 (it already is) and runs the whole image
+    assert psnr(step(image)[0], ref[0]) >= 50
+
+
+def _registry():
+    from artgan.plugins import get_registry
+    return get_registry()
+
+
+def test_style_step_by_name_and_strength(registry, tiny_model, monkeypatch):
+    monkeypatch.setenv("ARTGAN_MODEL_PATH", str(tiny_model["root"]))
+    image = np.random.default_rng(1).random((2, 37, 51, 3), dtype=np.float32)  # padded inside
+    full = build_step(registry, "style:model=stripes")(image)
+    half = build_step(registry, "style:model=stripes,strength=0.5")(image)
+    zero = build_step(registry, "style:model=stripes,strength=0")(image)
+    assert full.shape == image.shape and full.dtype == np.float32
+    assert np.allclose(half, (image + full) / 2, atol=1e-5) and np.array_equal(zero, image)
+    with pytest.raises(ArtganError, match="no model named 'stripe'; available: stripes"):
+        build_step(registry, "style:model=stripe")
+    with pytest.raises(ArtganError, match="name a model, e.g. style:model=starry-night; available: stripes"):
+        build_step(registry, "style")
+    with pytest.raises(ArtganError, match="strength must be a number from 0 to 1, got -1"):
+        build_step(registry, "style:model=stripes,strength=-1")
+
+
+def test_steps_run_without_torch(tiny_model, folders):
+    """The style steps are runtime code: building and running them must not import torch."""
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        from artgan.plugins import get_registry
+        from artgan.steps import build_step, run_chain
+        reg = get_registry()
+        steps = [build_step(reg, s) for s in ["style:model={tiny_model['path']},strength=0.8",
+                 "color-transfer:reference={folders / 'art' / 'stripes.png'},strength=0.5",
+                 "histogram-match:reference={folders / 'art' / 'stripes.png'}"]]
+        out = run_chain(steps, np.random.default_rng(0).random((1, 40, 48, 3), dtype=np.float32))
+        assert out.shape == (1, 40, 48, 3), out.shape
+        print("torch" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+PIPELINE = """\
+name: style-tiny
+seed: 0
+steps:
+  - train:
+      dataset: {{name: unpaired-folders, photos: {photos}, art: {art}, image_size: 32, length: 8,
+                photo_split: train}}
+      architecture: {{name: cyclegan, g_width: 4, g_blocks: 1, d_width: 8, d_layers: 2}}
+      steps: 2
+      batch_size: 2
+      log_every: 1
+      checkpoint_every: 2
+      sample_count: 2
+  - export: {{out: export/style.onnx}}
+  - process:
+      input: {photos}
+      steps: ["style:model=export/style.onnx,strength=0.9", {{name: color-transfer, reference: {art}, strength: 0.3}}]
+"""
+
+
+@pytest.mark.slow
+def test_pipeline_trains_exports_and_processes(runner, folders, tmp_path, monkeypatch):
+    from artgan.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    # the process step names the model relative to the run folder's parent: give it a full path
+    text = PIPELINE.format(photos=folders / "photos", art=folders / "art" / "stripes.png")
+    text = text.replace("model=export/style.onnx", f"model={tmp_path / 'run' / 'export' / 'style.onnx'}")
+    (tmp_path / "p.yaml").write_text(text)
+    result = runner.invoke(cli, ["run", "p.yaml", "--out", "run", "-q"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "run" / "export" / "style.card.json").read_text())
+    assert card["metadata"]["step"] == "style" and card["metadata"]["train_steps"] == 2
+    outs = sorted((tmp_path / "run" / "processed").glob("*.png"))
+    assert len(outs) == 8
+    assert load_image(outs[1]).shape == load_image(folders / "photos" / "001.png").shape
+    assert (tmp_path / "run" / "samples" / "step_000002.png").exists()
+
+
+def test_pipeline_rejects_unknown_step_parameter(runner, folders, tmp_path):
+    from artgan.cli import cli
+
+    text = PIPELINE.format(photos=folders / "photos", art=folders / "art" / "stripes.png")
+    (tmp_path / "p.yaml").write_text(text.replace("strength=0.9", "strenght=0.9"))
+    result = runner.invoke(cli, ["run", str(tmp_path / "p.yaml"), "--dry-run"])
+    assert result.exit_code == 1
+    assert "step 'style'" in result.output and "accepted parameters: model, strength, tile, overlap" in result.output
+
+
+def test_generate_then_style_in_one_pipeline(runner, tiny_pipeline, tiny_model, tmp_path):
+    """generate -> process [style]: the style step takes the generator's images (RGB digits)."""
+    from artgan.cli import cli
+
+    text = tiny_pipeline.read_text().replace("image_size: 32}", "image_size: 32, channels: 3}")
+    text += f"  - process:\n      steps: ['style:model={tiny_model['path']},strength=0.7']\n"
+    tiny_pipeline.write_text(text)
+    result = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    made = sorted((tmp_path / "run" / "processed").glob("*.png"))
+    assert len(made) == 4 and load_image(made[0]).shape == (32, 32, 3)
+
+
+def test_evaluate_style_command(runner, folders, tiny_model, tmp_path):
+    from artgan.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands()
+    out = tmp_path / "eval"
+    result = runner.invoke(cli, ["evaluate", "style", "--photos", str(folders / "photos"),
+                                 "--painting", str(folders / "art" / "stripes.png"),
+                                 "--model", str(tiny_model["path"]), "--out", str(out), "--sheet", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    for label in ("color-transfer", "histogram-match", "style (GAN)", "style + color-transfer 0.5"):
+        assert label in result.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert data["photos"] == ["003.png", "007.png"]  # the held-out quarter
+    methods = data["results"][0]["methods"]
+    assert methods["histogram-match"]["color_ratio"] < 1.0
+    assert methods["style (GAN)"]["ms_512x512"] > 0
+    sheet = load_image(out / "contact-stripes.png")
+    assert sheet.shape[0] > 2 * 256 and sheet.shape[1] > 5 * 256  # 2 rows; input + 4 methods
+
+
+def test_evaluate_style_errors(runner, folders, tmp_path):
+    from artgan.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands()
+    args = ["evaluate", "style", "--photos", str(folders / "photos"), "--out", str(tmp_path),
+            "--painting", str(folders / "art" / "stripes.png")]
+    result = runner.invoke(cli, args + ["--model", "a", "--model", "b"])
+    assert result.exit_code == 1 and "give one --model per --painting (1), or none; got 2" in result.output
+    result = runner.invoke(cli, args + ["--model", "no-such-model"])
+    assert result.exit_code == 1 and "Error: style: no model named 'no-such-model'" in result.output
