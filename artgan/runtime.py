@@ -104,7 +104,10 @@ class Model:
 
     def describe(self) -> str:
         """``CPUExecutionProvider (CUDAExecutionProvider could not start: ...)``: for logs."""
-        return self.provider + (f" ({self.fallback})" if self.fallback else "")
+        notes = [self.fallback] if self.fallback else []
+        if self.metadata.get("precision") == "fp16" and self.provider == "CPUExecutionProvider":
+            notes.append("an fp16 model on the CPU runs slower than its fp32 export")
+        return self.provider + (f" ({'; '.join(notes)})" if notes else "")
 
     def check_feeds(self, feeds: dict[str, np.ndarray]) -> None:
         """Raise :class:`ArtganError` naming the input when a feed is missing, unknown, of the
