@@ -67,8 +67,14 @@ class Model:
         opts.intra_op_num_threads = threads or int(os.environ.get("ARTGAN_THREADS", 0) or 0) or cpu_count()
         opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
         wanted = list(providers) if providers else choose_providers()
-        self.fallback = ""
+        # a GPU provider whose libraries are missing is dropped here, with the reason, rather than
+        # handed to onnxruntime, which prints pages of errors (some on stdout) before falling back
+        dropped = [p for p in wanted if p in GPU_PROVIDERS and provider_problem(p)]
+        usable = [p for p in wanted if p not in dropped] or ["CPUExecutionProvider"]
+        self.fallback = f"{dropped[0]} could not start: {provider_problem(dropped[0])}" if dropped else ""
+        wanted = usable
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                                 providers=_with_options(wanted, self.path))
