@@ -146,7 +146,12 @@ class Model:
             return self.session.run(self.output_names[:1], feeds)[0]
         except Exception as exc:
             shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items())
-            raise ArtganError(f"{self.path.name}: onnxruntime failed on inputs {shapes}: {_first_line(exc)}") from None
+            hint = ""
+            m = int(self.metadata.get("size_multiple", 1) or 1)
+            if m > 1 and any(v.ndim == 4 and (v.shape[2] % m or v.shape[3] % m) for v in feeds.values()):
+                hint = f" (height and width must be multiples of {m}: pad the image, or let a step tile it)"
+            raise ArtganError(f"{self.path.name}: onnxruntime failed on inputs {shapes}{hint}: "
+                              f"{_first_line(exc)}") from None
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         # I/O binding: inputs are copied to the device once, the output is written on the device
