@@ -489,7 +489,16 @@ def _show_plugin_warnings() -> None:
     warnings.showwarning = showwarning
 
 
+#: Core commands that use no plugin: they start without loading any (entry-point discovery and
+#: plugin imports are about a tenth of `artgan generate`'s start-up), and a broken plugin cannot
+#: stop them. Plugins only add commands, so these never change with plugins.
+PLUGIN_FREE_COMMANDS = ("generate", "doctor")
+
+
 def main() -> None:
+    if sys.argv[1:2] and sys.argv[1] in PLUGIN_FREE_COMMANDS:
+        cli()
+        return
     _show_plugin_warnings()
     _add_plugin_commands()
     cli()

@@ -175,7 +175,7 @@ def _first_divergent_layer(module: nn.Module, feeds: list[dict[str, torch.Tensor
 
     def first_tensor(x):
         if isinstance(x, torch.Tensor):
-            return x[:1] if first_sample else x
+            return x[:1].clone() if first_sample else x  # a copy: a view would keep the batch alive
         if isinstance(x, (tuple, list)):
             for item in x:
                 t = first_tensor(item)

@@ -11,7 +11,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import yaml
 
@@ -47,9 +47,12 @@ class TrainStep:
 class ExportStep:
     checkpoint: str | None = None  # default: this run's last checkpoint
     out: str = "export/generator.onnx"  # relative to the run folder
-    opset: int = 17
+    opset: int | None = None  # default: artgan.export.DEFAULT_OPSET
+    precision: Literal["fp32", "fp16"] = "fp32"  # fp16: for GPU deployment
+    quantize: Literal["int8"] | None = None  # int8: for CPU deployment
     verify: bool = True
-    tolerance: float = 1e-3
+    tolerance: float | None = None  # largest |onnxruntime - PyTorch|; default per precision
+    min_psnr: float | None = None  # dB; default per precision
 
 
 @dataclass
@@ -290,7 +293,7 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
 
 def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
     from .checkpoints import load_recipe
-    from .export import export_onnx
+    from .export import DEFAULT_OPSET, export_onnx
 
     ckpt = Path(spec.checkpoint) if spec.checkpoint else ctx.checkpoint
     if ckpt is None:
@@ -298,8 +301,8 @@ def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
         ckpt = checkpoint_path(ctx.run_dir)
     recipe, state = load_recipe(ckpt, ctx.registry)
     out = ctx.run_dir / spec.out
-    card = export_onnx(recipe.export_spec(), out, opset=spec.opset, verify=spec.verify,
-                       tolerance=spec.tolerance,
+    card = export_onnx(recipe.export_spec(), out, opset=spec.opset or DEFAULT_OPSET, precision=spec.precision,
+                       quantize=spec.quantize, verify=spec.verify, tolerance=spec.tolerance, min_psnr=spec.min_psnr,
                        extra_metadata={"run": ctx.run_dir.name, "train_steps": int(state["step"]),
                                        "architecture": state["recipe"]["architecture"]})
     ctx.model = out

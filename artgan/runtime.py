@@ -67,8 +67,14 @@ class Model:
         opts.intra_op_num_threads = threads or int(os.environ.get("ARTGAN_THREADS", 0) or 0) or cpu_count()
         opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
         wanted = list(providers) if providers else choose_providers()
-        self.fallback = ""
+        # a GPU provider whose libraries are missing is dropped here, with the reason, rather than
+        # handed to onnxruntime, which prints pages of errors (some on stdout) before falling back
+        dropped = [p for p in wanted if p in GPU_PROVIDERS and provider_problem(p)]
+        usable = [p for p in wanted if p not in dropped] or ["CPUExecutionProvider"]
+        self.fallback = f"{dropped[0]} could not start: {provider_problem(dropped[0])}" if dropped else ""
+        wanted = usable
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                                 providers=_with_options(wanted, self.path))
@@ -104,7 +110,10 @@ class Model:
 
     def describe(self) -> str:
         """``CPUExecutionProvider (CUDAExecutionProvider could not start: ...)``: for logs."""
-        return self.provider + (f" ({self.fallback})" if self.fallback else "")
+        notes = [self.fallback] if self.fallback else []
+        if self.metadata.get("precision") == "fp16" and self.provider == "CPUExecutionProvider":
+            notes.append("an fp16 model on the CPU runs slower than its fp32 export")
+        return self.provider + (f" ({'; '.join(notes)})" if notes else "")
 
     def check_feeds(self, feeds: dict[str, np.ndarray]) -> None:
         """Raise :class:`ArtganError` naming the input when a feed is missing, unknown, of the
@@ -137,7 +146,12 @@ class Model:
             return self.session.run(self.output_names[:1], feeds)[0]
         except Exception as exc:
             shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items())
-            raise ArtganError(f"{self.path.name}: onnxruntime failed on inputs {shapes}: {_first_line(exc)}") from None
+            hint = ""
+            m = int(self.metadata.get("size_multiple", 1) or 1)
+            if m > 1 and any(v.ndim == 4 and (v.shape[2] % m or v.shape[3] % m) for v in feeds.values()):
+                hint = f" (height and width must be multiples of {m}: pad the image, or let a step tile it)"
+            raise ArtganError(f"{self.path.name}: onnxruntime failed on inputs {shapes}{hint}: "
+                              f"{_first_line(exc)}") from None
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         # I/O binding: inputs are copied to the device once, the output is written on the device

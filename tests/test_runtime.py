@@ -54,10 +54,12 @@ def test_runtime_and_generate_command_never_import_torch(generator_onnx, tmp_pat
             main()
         except SystemExit as exc:
             assert not exc.code, exc.code
-        print("torch" in sys.modules)
+        import artgan.plugins
+        print("torch" in sys.modules, artgan.plugins._STATE is None)
     """, str(generator_onnx), str(tmp_path / "grid.png"))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "False" and (tmp_path / "grid.png").is_file()
+    # no torch, and no plugin loaded either: generate needs none (start-up time)
+    assert r.stdout.strip().splitlines()[-1] == "False True" and (tmp_path / "grid.png").is_file()
 
 
 def test_same_seed_same_images_whatever_the_count_and_batch_size(generator_onnx):
@@ -204,3 +206,29 @@ def test_doctor_reports_providers_torch_and_silent_fallbacks(runner, monkeypatch
     assert "warning: CUDAExecutionProvider is listed by onnxruntime but cannot start here (libcudnn.so.9" in text
     assert "falls back to the CPU" in text and "a GPU is here but onnxruntime cannot use it" in text
     assert "warning: PyTorch 2.13.0+cpu is a CPU-only build: training silently runs on the CPU" in text
+
+
+def test_image_to_image_size_errors_say_what_sizes_work(tmp_path):
+    import torch
+    from torch import nn
+    from artgan.export import export_onnx
+    from artgan.recipe import ExportSpec
+    from artgan.runtime import Model
+
+    class Skip(nn.Module):  # down, up, add: needs even sizes
+        def __init__(self):
+            super().__init__()
+            self.down, self.up = nn.Conv2d(3, 3, 3, 2, 1), nn.Upsample(scale_factor=2)
+
+        def forward(self, x):
+            return torch.tanh(x + self.up(self.down(x)))
+
+    spec = ExportSpec(module=Skip(), inputs={"image": torch.rand(1, 3, 8, 8) * 2 - 1}, outputs=["output"],
+                      dynamic_axes={}, metadata={"task": "image-to-image", "scale": 1, "size_multiple": 2,
+                                                 "channels": 3, "value_range": [-1.0, 1.0]})
+    export_onnx(spec, tmp_path / "skip.onnx")
+    m = Model(tmp_path / "skip.onnx")
+    assert m.run({"image": np.zeros((1, 3, 6, 10), np.float32)}).shape == (1, 3, 6, 10)
+    with pytest.raises(ArtganError, match=r"onnxruntime failed on inputs image \(1, 3, 7, 10\) \(height and "
+                                          r"width must be multiples of 2: pad the image"):
+        m.run({"image": np.zeros((1, 3, 7, 10), np.float32)})
