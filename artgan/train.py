@@ -246,6 +246,9 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
     seed_everything(options.seed)
     fixed = recipe.fixed_inputs(options.sample_count, torch.Generator().manual_seed(options.seed))
     start, ckpt = 0, None
+    # Modules go to the device before their state is loaded: Optimizer.load_state_dict puts each
+    # state tensor beside its parameter, so a resumed CUDA run keeps Adam's moments on the GPU.
+    recipe.to(device)
     if resume and ckpt_file.exists():
         ckpt = checkpoints.load(ckpt_file, map_location="cpu")
         recipe.load_state_dict(ckpt["state"])

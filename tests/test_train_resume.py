@@ -105,3 +105,32 @@ def test_run_refuses_to_overwrite_without_resume(tmp_path, runner):
     assert runner.invoke(cli, ["run", str(path), "--out", str(tmp_path / "r"), "-q"]).exit_code == 0
     result = runner.invoke(cli, ["run", str(path), "--out", str(tmp_path / "r"), "-q"])
     assert result.exit_code == 1 and "--resume" in result.output
+
+
+def test_resume_loads_state_after_the_modules_reach_their_device(tmp_path, monkeypatch):
+    """On CUDA, loading optimizer state before moving the modules left Adam's moments on the CPU
+    ('Expected all tensors to be on the same device'). The order is checked here on the CPU."""
+    from artgan.data import DatasetInfo
+    from artgan.recipe import GANRecipe
+    from artgan.train import TrainOptions, train
+    from artgan_gan.dcgan import DCGANRecipe
+    from artgan_datasets.builtin import DigitsDataset
+
+    events = []
+    orig_to, orig_load = GANRecipe.to, GANRecipe.load_state_dict
+    monkeypatch.setattr(GANRecipe, "to", lambda self, d: (events.append("to"), orig_to(self, d))[1])
+    monkeypatch.setattr(GANRecipe, "load_state_dict",
+                        lambda self, *a, **k: (events.append("load"), orig_load(self, *a, **k))[1])
+    ds = DigitsDataset(image_size=32)
+    config = {"architecture": "dcgan", "params": {"latent_dim": 8, "g_width": 4, "d_width": 4},
+              "info": ds.info.to_dict(), "loss": None}
+
+    def recipe():
+        return DCGANRecipe(info=DatasetInfo(**ds.info.to_dict()), latent_dim=8, g_width=4, d_width=4)
+
+    opts = TrainOptions(steps=2, batch_size=8, checkpoint_every=2, log_every=1, sample_count=4)
+    train(recipe(), ds, tmp_path, opts, recipe_config=config, progress=False)
+    events.clear()
+    opts.steps = 3
+    train(recipe(), ds, tmp_path, opts, recipe_config=config, resume=True, progress=False)
+    assert events.index("to") < events.index("load"), events
