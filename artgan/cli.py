@@ -207,6 +207,97 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-s", "--step", "steps", multiple=True, metavar="NAME[:KEY=VALUE,...]",
+              help="A post-processing step, e.g. superres:scale=2; repeat to chain them in order.")
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run a bundle (from `artgan bundle`) instead of --step.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: one PNG per input, keeping paths relative to input folders.")
+@click.option("-n", "--n", "count", type=int, default=8, show_default=True,
+              help="With a bundle that has a generator and no INPUTS: how many images to make.")
+@click.option("--seed", default=0, show_default=True, help="With a generator bundle: seed of the latents.")
+@quiet_option
+@friendly_errors
+def process(inputs, steps, bundle_dir, out, count, seed, quiet):
+    """Run post-processing steps over image files or folders (recursive), with onnxruntime
+    and numpy only (no PyTorch).
+
+    \b
+    Examples:
+      artgan process photos/ --step superres:scale=2 --out big/
+      artgan process img.png --step superres:model=x2-gan --step lanczos:scale=2 --out out/
+      artgan process --bundle my-bundle --n 16 --out art/    (a bundle with a generator)
+      artgan process photos/ --bundle my-bundle --out out/
+    """
+    from .process import collect_inputs, process_files
+
+    if bool(steps) == bool(bundle_dir):
+        raise click.UsageError("give the steps to run with --step (repeatable) or a --bundle, not both")
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    if bundle_dir is not None:
+        from .bundle import load_bundle
+        chain = load_bundle(bundle_dir)
+        log(f"bundle {chain!r}")
+        if not inputs:
+            if chain.generator is None:
+                raise click.UsageError("this bundle has no generator: give INPUTS to process")
+            from .images import save_image
+            from .process import to_uint8_rows
+            images = chain.generator.generate(count, seed, progress=not quiet)
+            for i in range(len(images)):
+                save_image(out / f"{seed:04d}_{i:04d}.png", to_uint8_rows(chain(images[i:i + 1])[0]))
+            log(f"{count} images -> {out}")
+            click.echo(str(out))
+            return
+    else:
+        from .plugins import get_registry
+        from .steps import build_step, run_chain
+        registry = get_registry()
+        built = [build_step(registry, s) for s in steps]
+        chain = lambda images: run_chain(built, images)  # noqa: E731
+    if not inputs:
+        raise click.UsageError("give at least one INPUT image file or folder")
+    files = collect_inputs(inputs)
+    made = process_files(chain, files, out, progress=not quiet)
+    log(f"{len(made)} image(s) -> {out}")
+    click.echo(str(out))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("-s", "--step", "steps", multiple=True, metavar="NAME[:KEY=VALUE,...]",
+              help="A step of the chain, in order (repeatable), e.g. superres:scale=2.")
+@click.option("--generator", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="An exported generator (.onnx) to run before the steps.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The bundle folder to write.")
+@click.option("--name", default=None, help="The bundle's name (default: the folder's name).")
+@click.option("--description", default="", help="A line saying what the bundle makes.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@friendly_errors
+def bundle(steps, generator, out, name, description, force):
+    """Write a chain of steps (and optionally a generator before it) as one deployable folder:
+    the ONNX files plus a manifest, run with `artgan process --bundle` or, from an app,
+    `artgan.bundle.load_bundle(DIR)` (no PyTorch needed).
+
+    \b
+    Examples:
+      artgan bundle --step superres:scale=2 --out sr-bundle
+      artgan bundle --generator runs/quickstart/export/generator.onnx \\
+          --step superres:model=x2-gan --step lanczos:scale=2 --out digits-big
+    """
+    from .bundle import write_bundle
+    from .plugins import get_registry
+
+    manifest = write_bundle(out, list(steps), registry=get_registry(), generator=generator, name=name,
+                            description=description, overwrite=force)
+    chain = (["generator"] if manifest["generator"] else []) + [
+        s["name"] + (f" ({s['model']})" if "model" in s else "") for s in manifest["steps"]]
+    click.echo(f"bundle {manifest['name']}: {' -> '.join(chain)}", err=True)
+    click.echo(str(out))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "json_", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def doctor(json_):

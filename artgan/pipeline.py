@@ -157,8 +157,8 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
 
 
 def _check_plugins(kind: str, spec: Any, registry, doc: Located, path: tuple) -> None:
-    def check(what: str, key: str, value: Any, extra: tuple[str, ...] = ()) -> None:
-        where = dict(file=doc.file, key=key, line=doc.line(path + (key.split(".")[-1],)))
+    def check(what: str, key: str, value: Any, extra: tuple[str, ...] = (), at: tuple = ()) -> None:
+        where = dict(file=doc.file, key=key, line=doc.line(at or path + (key.split(".")[-1],)))
         name, params = named_mapping(value, doc, path + (key.split(".")[-1],), what)
         try:
             reg = registry.get(what, name)
@@ -179,7 +179,7 @@ def _check_plugins(kind: str, spec: Any, registry, doc: Located, path: tuple) ->
             if isinstance(s, str):
                 name, params = parse_step_spec(s)
                 s = {"name": name, **params}
-            check("step", f"process.steps[{j}]", s)
+            check("step", f"process.steps[{j}]", s, at=path + ("steps", j))
 
 
 def _bind_error(factory: Callable, params: dict[str, Any], extra: tuple[str, ...]) -> str:
@@ -331,18 +331,18 @@ def _run_generate(spec: GenerateStep, pipeline: Pipeline, ctx: RunContext) -> No
 
 
 def _run_process(spec: ProcessStep, pipeline: Pipeline, ctx: RunContext) -> None:
-    from .images import list_images, load_image, save_image, to_float
+    from .process import collect_inputs, process_files
     from .steps import build_step, run_chain
 
     steps = [build_step(ctx.registry, s) for s in spec.steps]
-    inputs = list_images(spec.input) if spec.input else list(ctx.images)
+    if spec.input:
+        inputs = collect_inputs([spec.input])
+    else:
+        inputs = [(Path(p), Path(Path(p).stem + ".png")) for p in ctx.images]
     if not inputs:
         raise ArtganError("process: no input images; set process.input or put a generate step before it")
     out = ctx.run_dir / spec.out
-    made = []
-    for path in inputs:
-        result = run_chain(steps, to_float(load_image(path))[None])
-        made.append(save_image(out / (Path(path).stem + ".png"), result[0]))
+    made = process_files(lambda images: run_chain(steps, images), inputs, out, progress=ctx.progress)
     ctx.images = made
     ctx.log(f"  processed {len(made)} images -> {out}")
 

@@ -80,6 +80,8 @@ class OnnxImageStep(Step):
                              multiple=self.multiple, tile=tile, overlap=self.overlap)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        if len(images) == 1:  # the usual case for large images: no stacked copy
+            return self.run_one(images[0])[None]
         return np.stack([self.run_one(im) for im in images])
 
 

@@ -115,4 +115,5 @@ def process_tiled(fn: TileFn, image: np.ndarray, *extras: np.ndarray, scale: int
             sy, sx = y * scale, x * scale
             out[sy:sy + tile * scale, sx:sx + tile * scale] += res * weight
             acc_w[sy:sy + tile * scale, sx:sx + tile * scale] += weight
-    return (out / np.maximum(acc_w, 1e-8))[: h * scale, : w * scale]
+    out /= np.maximum(acc_w, 1e-8)  # in place: the output can be the largest array in the process
+    return out[: h * scale, : w * scale]

@@ -1,0 +1,41 @@
+"""Super-resolution: a trainable GAN upscaler, the classical resamplers beside it, and their evaluation.
+
+Registered through the ``artgan`` entry-point group, like any third-party plugin:
+
+- dataset ``superres-pairs``: (LR, HR) pairs made on the fly from an image folder (:mod:`.data`);
+- architecture ``superres-gan``: residual pixel-shuffle generator vs. PatchGAN (:mod:`.recipe`);
+- steps ``superres`` (a trained model on onnxruntime), ``bicubic``, ``lanczos`` (:mod:`.steps`,
+  no torch);
+- command ``artgan evaluate superres`` (:mod:`.cli`).
+"""
+
+from __future__ import annotations
+
+import artgan
+from artgan.plugins import lazy
+
+
+@artgan.hookimpl
+def artgan_register_datasets(register):
+    register("superres-pairs", lazy("artgan_superres.data:SRPairsDataset"))
+
+
+@artgan.hookimpl
+def artgan_register_architectures(register):
+    register("superres-gan", lazy("artgan_superres.recipe:SuperResRecipe"))
+
+
+@artgan.hookimpl
+def artgan_register_steps(register):
+    register("superres", lazy("artgan_superres.steps:SuperResStep"))
+    register("bicubic", lazy("artgan_superres.steps:BicubicStep"))
+    register("lanczos", lazy("artgan_superres.steps:LanczosStep"))
+
+
+@artgan.hookimpl
+def artgan_register_commands(cli):
+    from .cli import evaluate_superres  # click only; the command imports the rest when it runs
+
+    group = cli.commands.get("evaluate")
+    if group is not None:
+        group.add_command(evaluate_superres)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Train, export, check and evaluate the reference upscalers shipped in exports/superres/:
+#   x2-psnr  PSNR-oriented x2 (L1), the default of `superres:scale=2`
+#   x2-gan   GAN fine-tune of x2-psnr (L1 + adversarial + feature matching), `superres:model=x2-gan`
+#   x4-psnr  PSNR-oriented x4 (L1), the default of `superres:scale=4`
+#
+#   scripts/train_superres.sh DATA_DIR OUT_DIR
+#
+# DATA_DIR holds BSD68/ (training) and Set5/ (evaluation), e.g. /work/shared/data. Writes
+# OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.md (data, steps, the command, the
+# ONNX-vs-PyTorch check and the Set5 table), and OUT_DIR/runs/ (run folders). Then copy
+# OUT_DIR/superres/* to exports/superres/.
+#
+# Training length: SUPERRES_STEPS=N trains every model N steps. Without it, a 150-step timing run
+# per model measures this machine's speed and each model gets the steps that fit SUPERRES_SECONDS
+# (default 180) s of training. SUPERRES_MODELS="x2-psnr x4-psnr" picks models (x2-gan needs
+# x2-psnr's run in OUT_DIR). SUPERRES_SET="key=value ..." adds pipeline overrides, e.g. a CPU
+# smoke test:
+#   SUPERRES_STEPS=20 SUPERRES_SET="train.batch_size=4 train.dataset.patch_size=48 train.num_workers=0 \
+#   train.device=cpu train.log_every=10" scripts/train_superres.sh /work/shared/data /tmp/superres-smoke
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${1:?usage: scripts/train_superres.sh DATA_DIR OUT_DIR}
+OUT=${2:?usage: scripts/train_superres.sh DATA_DIR OUT_DIR}
+ARTGAN=${ARTGAN:-artgan}
+PYTHON=${PYTHON:-python}
+BSD="$DATA/BSD68"
+SET5="$DATA/Set5"
+MODELS=${SUPERRES_MODELS:-"x2-psnr x2-gan x4-psnr"}
+[ -d "$BSD" ] || { echo "error: $BSD not found (DATA_DIR must hold BSD68/ and Set5/)" >&2; exit 1; }
+[ -d "$SET5" ] || { echo "error: $SET5 not found (DATA_DIR must hold BSD68/ and Set5/)" >&2; exit 1; }
+mkdir -p "$OUT/runs" "$OUT/superres"
+OUT=$(cd "$OUT" && pwd)
+
+extra=()
+for kv in ${SUPERRES_SET:-}; do extra+=(--set "$kv"); done
+
+steps_that_fit() {  # pipeline, sets... -> the step count that fits SUPERRES_SECONDS here
+  local pipeline=$1; shift
+  local run="$OUT/runs/timing"
+  rm -rf "$run"
+  "$ARTGAN" run "$pipeline" "$@" --set train.steps=150 --set train.log_every=50 \
+      --set train.checkpoint_every=100000 --out "$run" -q >/dev/null
+  "$PYTHON" - "$run" "${SUPERRES_SECONDS:-180}" <<'PY'
+import json, sys, yaml
+run, seconds = sys.argv[1], float(sys.argv[2])
+last = [json.loads(l) for l in open(f"{run}/metrics.jsonl")][-1]  # steps 101-150: warmed up
+batch = yaml.safe_load(open(f"{run}/pipeline.yaml"))["steps"][0]["train"]["batch_size"]
+print(max(200, int(seconds * last["images_per_s"] / batch / 100) * 100))
+PY
+  rm -rf "$run"
+}
+
+for name in $MODELS; do
+  pipeline="pipelines/superres-$name.yaml"
+  [ -f "$pipeline" ] || { echo "error: no $pipeline" >&2; exit 1; }
+  scale=${name:1:1}
+  sets=(--set "train.dataset.path=$BSD" --set "train.architecture.sample_images=$BSD" "${extra[@]}")
+  if [ "$name" = "x2-gan" ]; then
+    init="$OUT/runs/superres-x2-psnr/checkpoints/last.pt"
+    [ -f "$init" ] || { echo "error: x2-gan fine-tunes x2-psnr: train it first ($init missing)" >&2; exit 1; }
+    sets+=(--set "train.architecture.init_from=$init")
+  fi
+  steps=${SUPERRES_STEPS:-}
+  if [ -z "$steps" ]; then
+    echo "== $name: timing run ==" >&2
+    steps=$(steps_that_fit "$pipeline" "${sets[@]}")
+  fi
+  echo "== $name: training $steps steps ==" >&2
+  run="$OUT/runs/superres-$name"
+  rm -rf "$run"
+  start=$(date +%s)
+  "$ARTGAN" run "$pipeline" "${sets[@]}" --set "train.steps=$steps" \
+      --set "train.architecture.lr_decay_steps=$steps" --out "$run"
+  echo "== $name: trained and exported in $(( $(date +%s) - start )) s ==" >&2
+
+  cp "$run/export/$name.onnx" "$run/export/$name.card.json" "$OUT/superres/"
+  command="scripts/train_superres.sh DATA_DIR OUT_DIR   # this model: artgan run $pipeline"
+  for s in "${sets[@]}"; do [ "$s" = "--set" ] || command+=" --set $s"; done
+  command+=" --set train.steps=$steps --set train.architecture.lr_decay_steps=$steps"
+  command=${command//$DATA/DATA_DIR}
+  command=${command//$OUT/OUT_DIR}
+  # ONNX vs PyTorch on a real 512x512 image (the export step checked small random inputs)
+  "$PYTHON" -m artgan_superres.card "$OUT/superres/$name.card.json" --run "$run" --command "$command" \
+      --parity-image "$SET5/baby.png"
+  "$ARTGAN" evaluate superres --data "$SET5" --scale "$scale" --model "$OUT/superres/$name.onnx" \
+      --baselines bicubic --card "$OUT/superres/$name.card.json" -q >/dev/null
+done
+
+echo "== Set5 (Y channel, scale px border cropped; LR = Pillow bicubic downscale) ==" >&2
+for scale in 2 4; do
+  models=()
+  for f in "$OUT"/superres/x$scale-*.onnx; do [ -f "$f" ] && models+=(--model "$f"); done
+  [ ${#models[@]} -gt 0 ] && "$ARTGAN" evaluate superres --data "$SET5" --scale "$scale" "${models[@]}" -q
+done
+ls -l "$OUT/superres" >&2
+echo "copy $OUT/superres/* to exports/superres/" >&2
