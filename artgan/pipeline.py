@@ -275,9 +275,19 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
     recipe = build_recipe(reg, recipe_config)
     evaluate = None
     if options.eval_every:
-        from .gan_metrics import Evaluator
-        evaluate = Evaluator(dataset, samples=options.eval_samples, real_samples=options.eval_samples,
-                             pr_samples=min(options.eval_samples, 5000), seed=options.seed)
+        from .gan_metrics import MODE_DATASETS
+        if dataset.info.name not in MODE_DATASETS:
+            raise ArtganError(f"train.eval_every: no built-in metrics for dataset {dataset.info.name!r} "
+                              f"(they exist for {', '.join(MODE_DATASETS)}); set eval_every: 0")
+        evaluator: list = []
+
+        def evaluate(sample_fn):  # built on first use: only the first process evaluates
+            if not evaluator:
+                from .gan_metrics import Evaluator
+                evaluator.append(Evaluator(dataset, samples=options.eval_samples,
+                                           real_samples=options.eval_samples,
+                                           pr_samples=min(options.eval_samples, 5000), seed=options.seed))
+            return evaluator[0](sample_fn)
     pm = ctx.plugin_manager
     summary = train(
         recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,

@@ -147,7 +147,9 @@ def write_png_summary(data: dict[str, Any], path: Path) -> Path:
         r, c = divmod(i, 2)
         _png_chart(draw, (c * cw, 20 + r * ch, (c + 1) * cw, 20 + (r + 1) * ch), title, series)
     if grid is not None:
-        grid.thumbnail((side, side))
+        scale = side / max(grid.size)  # small grids are enlarged with visible pixels, big ones shrunk
+        grid = grid.resize((max(1, int(grid.width * scale)), max(1, int(grid.height * scale))),
+                           Image.NEAREST if scale > 1 else Image.LANCZOS)
         canvas.paste(grid, (cw * 2 + 6, 22))
         draw.text((cw * 2 + 8, 22 + grid.height + 2), data["samples"][-1].stem, fill=(0, 0, 0))
     with atomic_path(path) as tmp:

@@ -96,3 +96,17 @@ def test_image_size_checks(registry):
     r = registry.create("architecture", "sngan", info=DatasetInfo(image_size=64), loss=None,
                         g_width=4, d_width=4, latent_dim=8)
     assert r.sample(r.fixed_inputs(2, torch.Generator())).shape == (2, 3, 64, 64)
+
+
+def test_pack_feeds_the_discriminator_groups_of_samples(registry):
+    r = _recipe(registry, "dcgan", latent_dim=16, g_width=8, d_width=8, pack=2)
+    assert r.D.net[0].in_channels == 6  # two RGB images side by side in the channels
+    seen = []
+    r.D.register_forward_hook(lambda m, i, o: seen.append((i[0].shape, o.shape)))
+    _one_step(r)
+    assert seen[0] == (torch.Size([2, 6, 32, 32]), torch.Size([2]))  # a batch of 4 -> 2 packs
+    with pytest.raises(ArtganError, match="pack > 1 is for unconditional"):
+        _recipe(registry, "dcgan", conditional=True, pack=2)
+    bad = _recipe(registry, "dcgan", latent_dim=16, g_width=8, d_width=8, pack=3)
+    with pytest.raises(ArtganError, match=r"batch_size \(4\) must be a multiple of pack \(3\)"):
+        _one_step(bad)

@@ -32,7 +32,8 @@ class ImageGANRecipe(GANRecipe):
 
     def _setup(self, *, info: DatasetInfo, loss, latent_dim: int, conditional: bool,
                lr: float, g_lr: float | None, d_lr: float | None, beta1: float, beta2: float,
-               ema: float, r1: float, diffaugment: str | list | None, g_every: int) -> None:
+               ema: float, r1: float, diffaugment: str | list | None, g_every: int,
+               pack: int = 1) -> None:
         if loss is None:
             from .losses import NonSaturatingLoss
             loss = NonSaturatingLoss()
@@ -47,7 +48,7 @@ class ImageGANRecipe(GANRecipe):
         except ValueError as exc:
             raise ArtganError(f"{self.architecture}: diffaugment: {exc}") from None
         self.info, self.loss, self.latent_dim = info, loss, latent_dim
-        self.conditional, self.r1, self.g_every = conditional, r1, g_every
+        self.conditional, self.r1, self.g_every, self.pack = conditional, r1, g_every, pack
         self.modules = {"generator": self.G, "discriminator": self.D}
         self.ema = EMA(self.G, ema) if ema else None
         if self.ema is not None:
@@ -56,6 +57,14 @@ class ImageGANRecipe(GANRecipe):
             "generator": torch.optim.Adam(self.G.parameters(), lr=g_lr or lr, betas=(beta1, beta2)),
             "discriminator": torch.optim.Adam(self.D.parameters(), lr=d_lr or lr, betas=(beta1, beta2)),
         }
+
+    @staticmethod
+    def _check_pack(name: str, pack: int, conditional: bool) -> int:
+        if not isinstance(pack, int) or isinstance(pack, bool) or not 1 <= pack <= 8:
+            raise ArtganError(f"{name}: pack must be an integer from 1 to 8, got {pack!r}")
+        if pack > 1 and conditional:
+            raise ArtganError(f"{name}: pack > 1 is for unconditional models; set pack: 1 or conditional: false")
+        return pack
 
     @staticmethod
     def _check_conditional(name: str, info: DatasetInfo, conditional: bool) -> int:
@@ -73,7 +82,14 @@ class ImageGANRecipe(GANRecipe):
 
     def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         # D sees augmented images (real and fake alike); logits in float32 for the losses
-        return self.D(diff_augment(x, self.policy) if self.policy else x, y).float()
+        if self.policy:
+            x = diff_augment(x, self.policy)
+        if self.pack > 1:  # PacGAN: D judges `pack` samples at once, stacked along the channels
+            n, c, h, w = x.shape
+            if n % self.pack:
+                raise ArtganError(f"{self.architecture}: batch_size ({n}) must be a multiple of pack ({self.pack})")
+            x = x.reshape(n // self.pack, c * self.pack, h, w)
+        return self.D(x, y).float()
 
     def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         real, y = batch["image"], self._labels(batch)

@@ -101,7 +101,9 @@ class DCGANRecipe(ImageGANRecipe):
     Switches: ``conditional`` (class labels), ``spectral_norm`` (on D), ``ema`` (decay of a
     moving average of G's weights used for samples and export; 0 = off), ``r1`` (gamma of the R1
     penalty; 0 = off), ``diffaugment`` ("color,translation,cutout"), ``g_lr``/``d_lr``
-    (separate learning rates), ``g_every`` (a G step every n D steps).
+    (separate learning rates), ``g_every`` (a G step every n D steps), ``pack`` (PacGAN: D
+    judges that many samples at once, which penalises a generator that repeats itself; Lin et
+    al., 2018).
     """
 
     architecture = "dcgan"
@@ -112,18 +114,20 @@ class DCGANRecipe(ImageGANRecipe):
                  d_width: int = 64, lr: float = 2e-4, g_lr: float | None = None,
                  d_lr: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
                  upsample: str = "transpose", conditional: bool = False, spectral_norm: bool = False,
-                 ema: float = 0.0, r1: float = 0.0, diffaugment: str | None = None, g_every: int = 1):
+                 ema: float = 0.0, r1: float = 0.0, diffaugment: str | None = None, g_every: int = 1,
+                 pack: int = 1):
         super().__init__()
         _check_size("dcgan", info.image_size)
+        pack = self._check_pack("dcgan", pack, conditional)
         if upsample not in ("transpose", "nearest"):
             raise ArtganError(f"dcgan: upsample must be 'transpose' or 'nearest', got {upsample!r}")
         k = self._check_conditional("dcgan", info, conditional)
         self.upsample = upsample
         self.G = DCGANGenerator(latent_dim, info.image_size, info.channels, g_width, upsample, k)
-        self.D = DCGANDiscriminator(info.image_size, info.channels, d_width, k, spectral_norm)
+        self.D = DCGANDiscriminator(info.image_size, info.channels * pack, d_width, k, spectral_norm)
         self.G.apply(_init_weights)
         if not spectral_norm:  # SN layers keep PyTorch's default init (as in Miyato et al.)
             self.D.apply(_init_weights)
         self._setup(info=info, loss=loss, latent_dim=latent_dim, conditional=conditional, lr=lr,
                     g_lr=g_lr, d_lr=d_lr, beta1=beta1, beta2=beta2, ema=ema, r1=r1,
-                    diffaugment=diffaugment, g_every=g_every)
+                    diffaugment=diffaugment, g_every=g_every, pack=pack)

@@ -141,7 +141,7 @@ class ResNetDiscriminator(nn.Module):
 
 class SNGANRecipe(ImageGANRecipe):
     """ResNet SNGAN. Best with the hinge loss; ``ema``, ``r1``, ``diffaugment``, ``g_lr``/
-    ``d_lr``, ``g_every`` and ``conditional`` work as for dcgan."""
+    ``d_lr``, ``g_every``, ``pack`` and ``conditional`` work as for dcgan."""
 
     architecture = "sngan"
 
@@ -149,12 +149,13 @@ class SNGANRecipe(ImageGANRecipe):
                  d_width: int = 64, lr: float = 2e-4, g_lr: float | None = None,
                  d_lr: float | None = None, beta1: float = 0.0, beta2: float = 0.9,
                  conditional: bool = False, ema: float = 0.0, r1: float = 0.0,
-                 diffaugment: str | None = None, g_every: int = 1):
+                 diffaugment: str | None = None, g_every: int = 1, pack: int = 1):
         super().__init__()
         _doublings(info.image_size)
+        pack = self._check_pack("sngan", pack, conditional)
         k = self._check_conditional("sngan", info, conditional)
         self.G = ResNetGenerator(latent_dim, info.image_size, info.channels, g_width, k)
-        self.D = ResNetDiscriminator(info.image_size, info.channels, d_width, k)
+        self.D = ResNetDiscriminator(info.image_size, info.channels * pack, d_width, k)
         self._setup(info=info, loss=loss, latent_dim=latent_dim, conditional=conditional, lr=lr,
                     g_lr=g_lr, d_lr=d_lr, beta1=beta1, beta2=beta2, ema=ema, r1=r1,
-                    diffaugment=diffaugment, g_every=g_every)
+                    diffaugment=diffaugment, g_every=g_every, pack=pack)

@@ -1,0 +1,152 @@
+"""Throughput of artgan's trainer against a bare PyTorch loop, and of the data pipeline alone.
+
+The bare loop is written here by hand: the same DCGAN networks (the plugin's model classes), the
+same batch size, Adam settings and non-saturating loss, with the whole dataset pre-loaded as one
+tensor and batches taken by indexing it: the least a training loop can do. Our trainer runs the
+`dcgan` recipe on the `stacked-digits` dataset through its DataLoader, with its logging, sample
+diversity checks and non-finite guards. Runs are interleaved and repeated; medians are reported.
+
+    python benchmarks/training.py                       # CPU
+    python benchmarks/training.py --threads 1 --steps 60
+    python benchmarks/training.py --device cuda --steps 400
+
+Targets: trainer >= 0.95x the bare loop; data pipeline >= 5x what training consumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=100, help="timed steps per run (after warm-up)")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--width", type=int, default=32, help="DCGAN g_width = d_width")
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from artgan.plugins import get_registry
+    from artgan.train import pick_device
+
+    registry = get_registry()
+    device = pick_device(args.device)
+    dataset = registry.create("dataset", "stacked-digits", image_size=args.image_size, count=20000)
+    arch = dict(latent_dim=100, g_width=args.width, d_width=args.width)
+
+    bare, ours, data = [], [], []
+    for r in range(args.repeats):
+        bare.append(bare_loop(dataset, arch, args, device, seed=r))
+        ours.append(our_trainer(registry, dataset, arch, args, device, seed=r))
+        data.append(data_pipeline(dataset, args, device))
+        print(f"repeat {r + 1}: bare {bare[-1]:.0f}, trainer {ours[-1]:.0f}, data {data[-1]:.0f} images/s",
+              file=sys.stderr)
+    b, o, d = statistics.median(bare), statistics.median(ours), statistics.median(data)
+    print(f"\nDCGAN {args.image_size}px, widths {args.width}, batch {args.batch_size}, {device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} "
+          f"interleaved runs of {args.steps} steps")
+    print(f"{'what':<28} {'images/s':>10} {'ratio':>8}  target")
+    print(f"{'bare PyTorch loop':<28} {b:>10.0f} {1.0:>8.2f}")
+    print(f"{'artgan trainer':<28} {o:>10.0f} {o / b:>8.2f}  >= 0.95 x bare   {'ok' if o / b >= 0.95 else 'MISSED'}")
+    print(f"{'data pipeline alone':<28} {d:>10.0f} {d / o:>8.2f}  >= 5 x trainer   {'ok' if d / o >= 5 else 'MISSED'}")
+
+
+def bare_loop(dataset, arch, args, device, seed: int) -> float:
+    """The least a DCGAN loop can do: pre-loaded data, index, forward, backward, step."""
+    import torch
+    import torch.nn.functional as F
+    from artgan_gan.dcgan import DCGANDiscriminator, DCGANGenerator, _init_weights
+
+    torch.manual_seed(seed)
+    info = dataset.info
+    G = DCGANGenerator(arch["latent_dim"], info.image_size, info.channels, arch["g_width"]).to(device)
+    D = DCGANDiscriminator(info.image_size, info.channels, arch["d_width"]).to(device)
+    G.apply(_init_weights), D.apply(_init_weights)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))]).to(device)
+    bs = args.batch_size
+
+    def step() -> None:
+        real = images[torch.randint(0, len(images), (bs,), device=device)]
+        with torch.no_grad():
+            fake = G(torch.randn(bs, arch["latent_dim"], device=device))
+        d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.softplus(-D(G(torch.randn(bs, arch["latent_dim"], device=device)))).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+    for _ in range(args.warmup):
+        step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    _sync(device)
+    return args.steps * bs / (time.perf_counter() - t)
+
+
+def our_trainer(registry, dataset, arch, args, device, seed: int) -> float:
+    """artgan's train(): images/s over the timed steps, read from its own log (the warm-up steps
+    form the first log window and are left out). Its checkpoint at the end is not timed."""
+    from artgan.files import read_jsonl
+    from artgan.train import TrainOptions, train
+
+    import torch
+    torch.manual_seed(seed)
+    recipe = registry.create("architecture", "dcgan", info=dataset.info, loss=None, **arch)
+    with tempfile.TemporaryDirectory() as run:
+        opts = TrainOptions(steps=args.warmup + args.steps, batch_size=args.batch_size, seed=seed,
+                            device=str(device), log_every=args.warmup, checkpoint_every=10**9,
+                            sample_count=16)
+        # log windows: [warm-up], then every `warmup` steps; the timed part is all but the first
+        train(recipe, dataset, run, opts, recipe_config={}, progress=False)
+        records = [r for r in read_jsonl(f"{run}/metrics.jsonl") if "images_per_s" in r][1:]
+    # images/s of the timed windows, weighted by their steps: total images / total time
+    steps = [r["step"] for r in records]
+    spans = [s - p for s, p in zip(steps, [args.warmup, *steps[:-1]])]
+    seconds = sum(n * args.batch_size / r["images_per_s"] for n, r in zip(spans, records))
+    return sum(spans) * args.batch_size / seconds
+
+
+def data_pipeline(dataset, args, device) -> float:
+    """The trainer's batches (seeded sampler, DataLoader, collation, transfer) with no model."""
+    from artgan.data import batches
+
+    it = batches(dataset, args.batch_size, seed=0, pin_memory=device.type == "cuda")
+    for _ in range(5):
+        next(it)
+    n = max(args.steps, 100)
+    t = time.perf_counter()
+    for _ in range(n):
+        b = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+    _sync(device)
+    return n * args.batch_size / (time.perf_counter() - t)
+
+
+def _sync(device) -> None:
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    main()
