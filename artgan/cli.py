@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from . import __version__
 from .errors import ArtganError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,7 +40,7 @@ def quiet_option(fn):
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", prog_name="artgan")
+@click.version_option(package_name="artgan", prog_name="artgan")  # looked up only for --version
 def cli():
     """artgan: compose GAN pipelines from plugins, train them in PyTorch and run the
     exported generators anywhere with onnxruntime.
@@ -280,6 +279,7 @@ def info():
         except PackageNotFoundError:
             return "not installed"
 
+    from . import __version__
     click.echo(f"artgan       {__version__}")
     click.echo(f"python       {platform.python_version()} ({sys.executable})")
     for dist in ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "albumentations"):
