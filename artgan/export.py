@@ -124,6 +124,7 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
             "inputs": list(inputs), "outputs": list(spec.outputs),
             "input_dtypes": {k: _dtype_name(v) for k, v in inputs.items()},
         })
+        metadata["fp16_check"] = {k: fp16[k] for k in ("checked_on", "psnr_db", "problem") if fp16.get(k)}
         if calibration:
             metadata["calibration"] = calibration
         if report.get("verified"):

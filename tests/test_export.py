@@ -150,6 +150,7 @@ def test_fp16_keeps_float32_inputs_and_outputs_and_records_its_check(tmp_path):
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     md = session_metadata(tmp_path / "g16.onnx")
     assert md["precision"] == "fp16" and md["fp16_safe"] is True
+    assert md["fp16_check"]["checked_on"].startswith("onnxruntime") and md["fp16_check"]["psnr_db"] >= 40
     assert card["fp16_check"]["checked_on"].startswith("onnxruntime")
     assert card["verification"]["psnr_db"] >= 40
     weight_bytes = lambda m: sum(len(i.raw_data) for i in m.graph.initializer)  # noqa: E731
