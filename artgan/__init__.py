@@ -4,16 +4,23 @@ Importing ``artgan`` is cheap and never imports torch: the runtime side (``artga
 ``artgan.images``, ``artgan.steps``) must stay usable without PyTorch.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
 import pluggy
-
-try:
-    __version__ = _version("artgan")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 #: Mark your hook implementations with this: ``@artgan.hookimpl``.
 hookimpl = pluggy.HookimplMarker("artgan")
+
+
+def __getattr__(name: str):
+    # ``__version__`` is looked up on first use: importlib.metadata is a large share of the
+    # start-up of `artgan generate`, which never needs it
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            value = version("artgan")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            value = "0.0.0+unknown"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module 'artgan' has no attribute {name!r}")
 
 __all__ = ["__version__", "hookimpl"]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from . import __version__
 from .errors import ArtganError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,7 +40,7 @@ def quiet_option(fn):
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", prog_name="artgan")
+@click.version_option(package_name="artgan", prog_name="artgan")  # looked up only for --version
 def cli():
     """artgan: compose GAN pipelines from plugins, train them in PyTorch and run the
     exported generators anywhere with onnxruntime.
@@ -141,6 +140,10 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
                    f"({psnr}) on fresh random inputs", err=True)
     else:
         click.echo("not verified (--no-verify)", err=True)
+    if card["int8_layers"] and not card["int8_layers"][0]:
+        click.echo("warning: no layer could be quantised (onnxruntime's CPU kernels have no int8 transposed "
+                   "convolution), so the int8 file is no faster; generators built from upsampling + "
+                   "convolution (dcgan upsample: nearest) quantise", err=True)
     click.echo(str(out))
 
 
@@ -465,6 +468,7 @@ def info():
         except PackageNotFoundError:
             return "not installed"
 
+    from . import __version__
     click.echo(f"artgan       {__version__}")
     click.echo(f"python       {platform.python_version()} ({sys.executable})")
     for dist in ("torch", "onnx", "onnxruntime-gpu", "onnxruntime", "albumentations"):

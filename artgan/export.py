@@ -102,10 +102,12 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
         except onnx.checker.ValidationError as exc:
             raise ArtganError(f"exported model fails onnx.checker: {_first_line(exc)}") from None
         check_graph(model)
-        calibration = ""
+        calibration, int8_layers = "", None
         if quantize == "int8":
             calibration = quantize_int8(tmp, _calibration_batches(spec, metadata, calibration_samples, seed))
-            model = onnx.load(str(tmp))
+            before, model = model, onnx.load(str(tmp))
+            int8_layers = _int8_layers(before, model)
+            calibration += f"; {int8_layers[0]} of {int8_layers[1]} weighted layers in int8"
 
         # fp16 by policy: NaN, Inf or a blank image refuse the export, --no-verify or not
         fp16 = fp16_check(module, inputs, metadata, seed=seed, onnx_path=tmp if precision == "fp16" else None)
@@ -122,6 +124,7 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
             "inputs": list(inputs), "outputs": list(spec.outputs),
             "input_dtypes": {k: _dtype_name(v) for k, v in inputs.items()},
         })
+        metadata["fp16_check"] = {k: fp16[k] for k in ("checked_on", "psnr_db", "problem") if fp16.get(k)}
         if calibration:
             metadata["calibration"] = calibration
         if report.get("verified"):
@@ -131,7 +134,7 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
         onnx.save(model, str(tmp))
 
     card = _json_safe({"file": path.name, "bytes": path.stat().st_size, "metadata": metadata,
-                       "verification": report, "fp16_check": fp16})
+                       "verification": report, "fp16_check": fp16, "int8_layers": int8_layers})
     write_json(path.with_suffix(".card.json"), card)
     write_text(path.with_suffix(".card.md"), model_card_markdown(card))
     return card
@@ -364,6 +367,15 @@ def quantize_int8(path: Path, batches: tuple[list[dict[str, np.ndarray]], str]) 
         for p in (prepared, quantized):
             p.unlink(missing_ok=True)
     return description
+
+
+def _int8_layers(before, after) -> tuple[int, int]:
+    """(weights that got a DequantizeLinear, layers with weights): how much of it is int8."""
+    weighted = sum(n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") for n in before.graph.node)
+    weights = {i.name for i in after.graph.initializer}
+    quantised = sum(n.op_type == "DequantizeLinear" and n.input[0] in weights and len(
+        next((i.dims for i in after.graph.initializer if i.name == n.input[0]), [])) > 1 for n in after.graph.node)
+    return quantised, weighted
 
 
 def _calibration_batches(spec: ExportSpec, metadata: dict[str, Any], n: int, seed: int,

@@ -150,6 +150,7 @@ def test_fp16_keeps_float32_inputs_and_outputs_and_records_its_check(tmp_path):
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     md = session_metadata(tmp_path / "g16.onnx")
     assert md["precision"] == "fp16" and md["fp16_safe"] is True
+    assert md["fp16_check"]["checked_on"].startswith("onnxruntime") and md["fp16_check"]["psnr_db"] >= 40
     assert card["fp16_check"]["checked_on"].startswith("onnxruntime")
     assert card["verification"]["psnr_db"] >= 40
     weight_bytes = lambda m: sum(len(i.raw_data) for i in m.graph.initializer)  # noqa: E731
@@ -180,7 +181,8 @@ def test_int8_quantises_convolutions_and_is_judged_by_psnr(tmp_path):
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     md = session_metadata(tmp_path / "g8.onnx")
     assert md["precision"] == "int8" and "standard normal" in json.dumps(md["input_spec"])
-    assert "64 random inputs" in md["calibration"]
+    assert "64 random inputs" in md["calibration"] and "3 of 4 weighted layers in int8" in md["calibration"]
+    assert card["int8_layers"] == [3, 4]
     assert card["verification"]["psnr_db"] >= 30 and card["verification"]["min_psnr"] == 30
     with pytest.raises(ArtganError, match=r"export verification failed \(int8\): PSNR .* dB < 200 dB"):
         export_onnx(spec, tmp_path / "bad.onnx", quantize="int8", min_psnr=200, calibration_samples=16)
@@ -226,6 +228,8 @@ def test_cli_export_precisions_and_a_failing_verification(runner, checkpoint, tm
     r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "z.onnx"), "--tolerance", "0",
                             "--no-verify"])
     assert r.exit_code == 0 and "not verified" in r.stderr
+    r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "q.onnx"), "--quantize", "int8"])
+    assert r.exit_code == 0 and "warning: no layer could be quantised" in r.stderr  # all transposed convs
     r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "q.onnx"), "--precision", "fp16",
                             "--quantize", "int8"])
     assert r.exit_code == 1 and "drop --precision fp16" in r.output
