@@ -218,7 +218,8 @@ def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.nd
 
     with warnings.catch_warnings():  # singular products are handled just below
         warnings.simplefilter("ignore")
-        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+        # no `disp=`: newer SciPy removed it, and the result is checked for finiteness below
+        covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():  # near-singular product: nudge the diagonals (pytorch-fid)
         off = np.eye(s1.shape[0]) * 1e-6
         with warnings.catch_warnings():
