@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipelines" / "stacked-digits.yaml"
 
 RECIPES = {
-    "default": [],  # the pipeline as written: SN discriminator, hinge loss, EMA
+    "default": [],  # the pipeline as written: SN discriminator, pack 2, hinge loss, EMA
     "plain-dcgan": ["train.architecture.spectral_norm=false", "train.architecture.ema=0",
-                    "train.loss=non-saturating"],
+                    "train.architecture.pack=1", "train.loss=non-saturating"],
 }
 
 
