@@ -88,10 +88,18 @@ def tiling(model_path: Path, data: Path, tile: int, overlap: int) -> None:
     print(f"largest |tiled - untiled| PSNR difference: {max(diffs):.3f} dB (target < 0.5 dB)")
 
 
+def default_data() -> Path:
+    for root in (ROOT.parent, ROOT.parent.parent):  # the main checkout, or a worktree beside it
+        if (root / "shared" / "data" / "Set5").is_dir():
+            return root / "shared" / "data" / "Set5"
+    return ROOT.parent / "shared" / "data" / "Set5"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="x2-psnr", help="superres model name or .onnx path")
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "Set5")
+    ap.add_argument("--data", type=Path, default=default_data(),
+                    help="HR images for the tiling table (default: ../shared/data/Set5)")
     ap.add_argument("--threads", type=int, default=None, help="default: all cores")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tile", type=int, default=96)

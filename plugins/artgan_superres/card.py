@@ -19,8 +19,8 @@ from artgan.files import read_jsonl, write_json, write_text
 
 DESCRIPTIONS = {
     "psnr": "PSNR-oriented: trained with L1 only; the faithful default, measured against bicubic.",
-    "gan": "GAN-fine-tuned from the PSNR-oriented model (L1 + a small adversarial term): sharper "
-           "texture, slightly lower PSNR.",
+    "gan": "GAN-fine-tuned from the PSNR-oriented model (L1 + a small PatchGAN adversarial term + "
+           "feature matching on the discriminator): sharper texture, lower PSNR.",
 }
 
 
