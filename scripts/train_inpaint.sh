@@ -4,9 +4,9 @@
 #   scripts/train_inpaint.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds BSD68/ (e.g. /work/shared/data). Writes OUT_DIR/inpaint/gated-bsd68.onnx, its model
-# card (.card.json, .md, with the evaluation table) and OUT_DIR/inpaint/eval/ (results.json,
-# results.md, comparison.png); run folders go to OUT_DIR/runs/. Copy OUT_DIR/inpaint/* (less eval/
-# if you like) to exports/inpaint/.
+# card (.card.json, .md, with the evaluation table), the side-by-side sheet (.comparison.png) and
+# OUT_DIR/inpaint/eval/ (results.json, results.md); run folders go to OUT_DIR/runs/. Ship the four
+# gated-bsd68.* files in exports/inpaint/.
 #
 # Training length: INPAINT_STEPS=N trains N steps. Without it a 60-step timing run first measures
 # this machine's speed and the training gets as many steps as fit INPAINT_SECONDS (default 240) s.
@@ -64,4 +64,5 @@ cp "$run/export/$NAME.onnx" "$run/export/$NAME.card.json" "$OUT/inpaint/"
 echo "== evaluation (held-out BSD68 split) ==" >&2
 "$ARTGAN" evaluate inpaint --data "$BSD" --model "$OUT/inpaint/$NAME.onnx" --out "$OUT/inpaint/eval" \
     --card "$OUT/inpaint/$NAME.card.json" ${INPAINT_EVAL_ARGS:-}
-echo "model: $OUT/inpaint/$NAME.onnx" >&2
+cp "$OUT/inpaint/eval/comparison.png" "$OUT/inpaint/$NAME.comparison.png"
+echo "ship: cp $OUT/inpaint/$NAME.{onnx,card.json,md,comparison.png} exports/inpaint/" >&2
