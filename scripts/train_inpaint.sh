@@ -62,7 +62,8 @@ cp "$run/export/$NAME.onnx" "$run/export/$NAME.card.json" "$OUT/inpaint/"
     --steps "$steps" --command "INPAINT_STEPS=$steps scripts/train_inpaint.sh DATA_DIR OUT_DIR"
 
 echo "== evaluation (held-out BSD68 split) ==" >&2
-"$ARTGAN" evaluate inpaint --data "$BSD" --model "$OUT/inpaint/$NAME.onnx" --out "$OUT/inpaint/eval" \
+# no TensorRT here: it would build an engine for each image size of the evaluation
+ARTGAN_PROVIDERS=${ARTGAN_PROVIDERS:-CUDAExecutionProvider,CPUExecutionProvider} "$ARTGAN" evaluate inpaint --data "$BSD" --model "$OUT/inpaint/$NAME.onnx" --out "$OUT/inpaint/eval" \
     --card "$OUT/inpaint/$NAME.card.json" ${INPAINT_EVAL_ARGS:-}
 cp "$OUT/inpaint/eval/comparison.png" "$OUT/inpaint/$NAME.comparison.png"
 echo "ship: cp $OUT/inpaint/$NAME.{onnx,card.json,md,comparison.png} exports/inpaint/" >&2
