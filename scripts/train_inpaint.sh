@@ -4,20 +4,24 @@
 #   scripts/train_inpaint.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds BSD68/ (e.g. /work/shared/data). Writes OUT_DIR/inpaint/gated-bsd68.onnx, its model
-# card (.card.json, .md, with the evaluation table) and OUT_DIR/inpaint/eval/ (results.json,
-# results.md, comparison.png); run folders go to OUT_DIR/runs/. Copy OUT_DIR/inpaint/* (less eval/
-# if you like) to exports/inpaint/.
+# card (.card.json, .md, with the evaluation table), the side-by-side sheet (.comparison.png) and
+# OUT_DIR/inpaint/eval/ (results.json, results.md); run folders go to OUT_DIR/runs/. Ship the four
+# gated-bsd68.* files in exports/inpaint/.
 #
 # Training length: INPAINT_STEPS=N trains N steps. Without it a 60-step timing run first measures
 # this machine's speed and the training gets as many steps as fit INPAINT_SECONDS (default 240) s.
 # INPAINT_SET="key=value ..." adds pipeline overrides (e.g. a CPU smoke test:
 #   INPAINT_STEPS=20 INPAINT_SET="train.dataset.crop_size=64 train.batch_size=4 train.num_workers=0" \
-#   scripts/train_inpaint.sh /work/shared/data /tmp/inpaint-smoke).
+#   scripts/train_inpaint.sh /work/shared/data /tmp/inpaint-smoke). INPAINT_EVAL_ARGS adds options
+# to `artgan evaluate inpaint` (e.g. "--max-images 2" for that smoke test).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 DATA=${1:?usage: scripts/train_inpaint.sh DATA_DIR OUT_DIR}
 OUT=${2:?usage: scripts/train_inpaint.sh DATA_DIR OUT_DIR}
+mkdir -p "$OUT"
+DATA=$(cd "$DATA" && pwd)
+OUT=$(cd "$OUT" && pwd)
+cd "$(dirname "$0")/.."  # the pipeline's path is relative to the repository
 ARTGAN=${ARTGAN:-artgan}
 PYTHON=${PYTHON:-python}
 BSD="$DATA/BSD68"
@@ -54,10 +58,12 @@ echo "== training $steps steps ==" >&2
 cp "$run/export/$NAME.onnx" "$run/export/$NAME.card.json" "$OUT/inpaint/"
 # ONNX vs PyTorch at a real size and a real mask (the export step checked 64 px random inputs)
 "$PYTHON" -m artgan_inpaint.parity "$run/checkpoints/last.pt" "$OUT/inpaint/$NAME.onnx" \
-    --image "$(ls "$BSD"/*.png | head -1)" --card "$OUT/inpaint/$NAME.card.json" \
+    --image "$(printf '%s\n' "$BSD"/*.png | sort | head -n 1)" --card "$OUT/inpaint/$NAME.card.json" \
     --steps "$steps" --command "INPAINT_STEPS=$steps scripts/train_inpaint.sh DATA_DIR OUT_DIR"
 
 echo "== evaluation (held-out BSD68 split) ==" >&2
-"$ARTGAN" evaluate inpaint --data "$BSD" --model "$OUT/inpaint/$NAME.onnx" --out "$OUT/inpaint/eval" \
-    --card "$OUT/inpaint/$NAME.card.json"
-echo "model: $OUT/inpaint/$NAME.onnx" >&2
+# no TensorRT here: it would build an engine for each image size of the evaluation
+ARTGAN_PROVIDERS=${ARTGAN_PROVIDERS:-CUDAExecutionProvider,CPUExecutionProvider} "$ARTGAN" evaluate inpaint --data "$BSD" --model "$OUT/inpaint/$NAME.onnx" --out "$OUT/inpaint/eval" \
+    --card "$OUT/inpaint/$NAME.card.json" ${INPAINT_EVAL_ARGS:-}
+cp "$OUT/inpaint/eval/comparison.png" "$OUT/inpaint/$NAME.comparison.png"
+echo "ship: cp $OUT/inpaint/$NAME.{onnx,card.json,md,comparison.png} exports/inpaint/" >&2

@@ -172,8 +172,26 @@ def update_card(card_path: Path, ev: Evaluation, text: str, extra: dict[str, Any
     card["evaluation"] = {**ev.to_dict(), **extra, "table": text}
     write_json(card_path, card)
     stem = card_path.name[: -len(".card.json")] if card_path.name.endswith(".card.json") else card_path.stem
-    md = [f"# inpaint/{stem}", "", card.get("description", "An inpainting GAN; see the .card.json for details."), "",
-          "## Evaluation", "", text, ""]
+    training, parity = card.get("training") or {}, card.get("parity") or {}
+    md = [f"# inpaint/{stem}", "", card.get("description", "An inpainting GAN."), "",
+          "## Use", "", "```",
+          f"artgan process photo.png --step inpaint:mask=hole.png,model={stem} --out filled  # white = hole",
+          f"artgan process photo.png --step inpaint:box=120,80,64,48,model={stem} --out filled  # x,y,w,h",
+          "```", "",
+          "Inputs: `image` float32 N3HW in [-1, 1], `mask` float32 N1HW (1 = hole, thresholded at 0.5), "
+          "sides a multiple of 8; output: the filled image, known pixels pasted back.", ""]
+    if card.get("data"):
+        md += ["## Data", "", card["data"], ""]
+    if training:
+        md += ["## Training", "", f"{training.get('steps')} steps; generator parameters: "
+               f"{training.get('generator_parameters')}. Reproduce: `{training.get('command')}`", ""]
+    if parity:
+        md += ["## ONNX vs PyTorch", "", f"{parity['image_size'][0]}x{parity['image_size'][1]} image, "
+               f"{parity['hole_fraction']:.0%} hole: PSNR {parity['psnr_db']:.1f} dB, largest difference "
+               f"{parity['max_abs_diff']:.2g} (target >= {parity['target_psnr_db']:.0f} dB).", ""]
+    md += ["## Evaluation", "", f"`artgan evaluate inpaint --data BSD68 --model {stem}` ({extra.get('split', '')} "
+           f"split of {extra.get('data', '')}; masks fixed by seed {ev.seed}, the same for every method):", "",
+           text, ""]
     write_text(card_path.with_name(stem + ".md"), "\n".join(md))
 
 

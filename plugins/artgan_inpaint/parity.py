@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             "that corrects a push-pull fill of the hole, trained with L1 on the hole and the known pixels plus an SN-PatchGAN hinge loss. Inputs: image "
             "NCHW in [-1, 1], mask N1HW with 1 = hole; the output already has the known pixels pasted back. "
             "Sides any multiple of 8 (the step pads).")
-        card["data"] = ("BSD68, training split: every file but every 4th by sorted name (those 17 are held "
-                        "out for evaluation); random 256 px crops and flips, random brush-stroke and box holes "
-                        "covering 5-40% of the crop")
+        crop = ckpt["recipe"]["info"]["image_size"]
+        card["data"] = (f"{ckpt['recipe']['info']['name']}: the training split leaves out every 4th file by "
+                        f"sorted name (BSD68: 17 of 68, held out for evaluation); random {crop} px crops and "
+                        f"flips, random brush-stroke and box holes")
         card["training"] = {"steps": args.steps or int(ckpt["step"]), "recipe": ckpt["recipe"],
                             "options": ckpt.get("options"), "command": args.command,
                             "generator_parameters": count_parameters(recipe.G_ema)}
