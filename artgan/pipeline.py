@@ -238,13 +238,21 @@ class RunContext:
 def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     write_text(ctx.run_dir / "pipeline.yaml", dump_pipeline(pipeline))
-    for i, (kind, spec) in enumerate(pipeline.steps):
-        ctx.log(f"[{i + 1}/{len(pipeline.steps)}] {kind}")
-        RUNNERS[kind](spec, pipeline, ctx)
-    if _is_main_process():
-        from .report import write_report
-        report = write_report(ctx.run_dir)
-        ctx.log(f"  report: {report}")
+    finished = False
+    try:
+        for i, (kind, spec) in enumerate(pipeline.steps):
+            ctx.log(f"[{i + 1}/{len(pipeline.steps)}] {kind}")
+            RUNNERS[kind](spec, pipeline, ctx)
+        finished = True
+    finally:  # the report is written for failed runs too: it shows how far they got
+        if _is_main_process():
+            from .report import write_report
+            try:
+                ctx.log(f"  report: {write_report(ctx.run_dir)}")
+            except Exception as exc:
+                if finished:
+                    raise
+                ctx.log(f"  no report: {exc}")
     return ctx
 
 

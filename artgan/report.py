@@ -41,6 +41,9 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
             if key in ("step", "time") or not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
             groups.setdefault(_group(key), {}).setdefault(key, []).append((float(step), float(value)))
+    if (run / "evaluation.json").exists():  # from `artgan evaluate gan RUN`: shown first
+        evaluations.append({**json.loads((run / "evaluation.json").read_text()),
+                            "source": "artgan evaluate gan"})
     return {
         "run": run.name, "path": str(run), "groups": groups, "evaluations": evaluations,
         "samples": samples, "cards": [(p, json.loads(p.read_text())) for p in cards],
@@ -189,7 +192,9 @@ def render_html(data: dict[str, Any], summary_png: Path | None = None, max_grids
         out.append(f"<img alt='summary' src='{_img(summary_png)}' style='max-width:100%'>")
     if data["evaluations"]:
         last = data["evaluations"][-1]
-        out.append(f"<h2>Evaluation (step {last.get('step', '?')})</h2>")
+        step = last.get("step", last.get("provenance", {}).get("train_steps", "?"))
+        source = f", {last['source']}" if "source" in last else ""
+        out.append(f"<h2>Evaluation (step {step}{source})</h2>")
         out.append(_table(list(last.get("metrics", {}).items()) + list(last.get("reference", {}).items())))
         out.append("<p>How it was computed (compare figures only when these match):</p>")
         out.append(_table(list(last.get("provenance", {}).items())))

@@ -66,7 +66,6 @@ def main() -> None:
         run_pipeline(pipeline, ctx)
         train = ctx.results["train"]
         if evaluator is None:
-            from artgan.checkpoints import build_recipe  # noqa: F401 (the dataset comes from the registry)
             spec = dict(pipeline.steps[0][1].dataset)
             dataset = registry.create("dataset", spec.pop("name"), **spec)
             evaluator = Evaluator(dataset, samples=args.samples, real_samples=args.samples, seed=0)

@@ -55,6 +55,9 @@ def test_evaluate_gan_on_a_run_and_on_its_export(runner, tiny_run):
     assert prov["samples"] == 200 and prov["real_samples"] == 300 and prov["pr_samples"] == 100
     assert prov["train_steps"] == 6 and len(prov["feature_weights_sha256"]) == 64
     assert json.loads((tiny_run / "evaluation.json").read_text())["metrics"] == m
+    assert runner.invoke(cli, ["report", str(tiny_run)]).exit_code == 0
+    page = (tiny_run / "report.html").read_text()
+    assert "artgan evaluate gan)" in page and prov["feature_weights_sha256"] in page
 
     onnx = tiny_run / "export" / "generator.onnx"
     result = runner.invoke(cli, ["evaluate", "gan", str(onnx), *args])
@@ -67,3 +70,21 @@ def test_evaluate_gan_on_a_run_and_on_its_export(runner, tiny_run):
 def test_evaluate_gan_names_a_missing_dataset(runner, tiny_run):
     result = runner.invoke(cli, ["evaluate", "gan", str(tiny_run), "--dataset", "nope", "--samples", "10"])
     assert result.exit_code == 1 and "unknown dataset 'nope'" in result.output and "--dataset" in result.output
+
+
+def test_a_failed_run_still_gets_a_report(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""\
+name: bad
+steps:
+  - train:
+      dataset: {name: digits, image_size: 16}
+      architecture: {name: dcgan, latent_dim: 8, g_width: 4, d_width: 4}
+      steps: 2
+      batch_size: 8
+      sample_count: 4
+  - generate: {model: missing.onnx}
+""")
+    result = runner.invoke(cli, ["run", str(bad), "--out", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 1 and "missing.onnx" in result.output
+    assert "D_loss" in (tmp_path / "r" / "report.html").read_text()
