@@ -75,6 +75,19 @@ def test_dataset_crops_both_domains(folders):
     assert len(globbed.art) == 1 and len(globbed.photos) == 8
 
 
+def test_dataset_redraws_flat_crops(tmp_path):
+    """A crop of a white sky would make instance normalisation blow the gradients up."""
+    sky = np.ones((64, 64, 3), np.float32)
+    sky[:, :32] = np.random.default_rng(0).random((64, 32, 3))  # only the left half has detail
+    save_image(tmp_path / "photos" / "sky.png", sky)
+    save_image(tmp_path / "art.png", np.random.default_rng(1).random((64, 64, 3)))
+    ds = UnpairedFoldersDataset(str(tmp_path / "photos"), str(tmp_path / "art.png"), image_size=16, length=50)
+    assert all(ds[i]["photo"].std() > 0.02 for i in range(50))  # some detail in every crop
+    flat_ok = UnpairedFoldersDataset(str(tmp_path / "photos"), str(tmp_path / "art.png"), image_size=16,
+                                     length=50, min_std=0)
+    assert any(flat_ok[i]["photo"].std() == 0 for i in range(50))
+
+
 @pytest.mark.parametrize("params, message", [
     ({"photos": "nowhere"}, "photos path nowhere does not exist"),
     ({"image_size": 8}, "image_size must be an integer from 16 to 2048"),
@@ -101,7 +114,7 @@ def test_recipe_steps_learn_and_decay(folders):
         assert torch.isfinite(losses["loss"])
         losses["loss"].backward()
         phase.optimizer.step()
-    assert {"adv", "cycle", "identity"} <= set(recipe.generator_step(batch))
+    assert {"adv", "cycle", "identity", "skipped_updates"} <= set(recipe.generator_step(batch))
     assert any(not torch.equal(a, b) for a, b in zip(g_before, recipe.G.parameters()))
     recipe.after_step(2)
     assert recipe.optimizers["generators"].param_groups[0]["lr"] == pytest.approx(1e-4)
@@ -109,6 +122,25 @@ def test_recipe_steps_learn_and_decay(folders):
     assert recipe.optimizers["discriminators"].param_groups[0]["lr"] == 0.0
     grid = recipe.sample({})
     assert grid.shape == (2, 3, 32, 96)  # photo | stylised | reconstructed
+
+
+def test_recipe_skips_updates_with_exploding_gradients():
+    torch.manual_seed(0)
+    recipe = CycleGANRecipe(info=DatasetInfo(image_size=32), skip_grad_norm=1e3, **TINY_ARCH)
+    before = [p.clone() for p in recipe.G.parameters()]
+    opt = recipe.optimizers["generators"]
+    opt.zero_grad()
+    (recipe.G(torch.zeros(1, 3, 32, 32)).sum() * 1e9).backward()  # a huge but finite gradient
+    opt.step()
+    assert recipe.skipped == 1 and all(torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
+    opt.zero_grad()
+    (recipe.G(torch.zeros(1, 3, 32, 32)).sum() * float("nan")).backward()
+    opt.step()
+    assert recipe.skipped == 2 and all(torch.isfinite(p).all() for p in recipe.G.parameters())
+    opt.zero_grad()
+    recipe.G(torch.rand(1, 3, 32, 32)).mean().backward()
+    opt.step()
+    assert recipe.skipped == 2 and any(not torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
 
 
 def test_recipe_rejects_bad_params():
@@ -266,3 +298,16 @@ def test_evaluate_style_errors(runner, folders, tmp_path):
     assert result.exit_code == 1 and "give one --model per --painting (1), or none; got 2" in result.output
     result = runner.invoke(cli, args + ["--model", "no-such-model"])
     assert result.exit_code == 1 and "Error: style: no model named 'no-such-model'" in result.output
+
+
+def test_style_step_tiles_only_when_memory_is_short(registry, tiny_model, monkeypatch):
+    image = np.random.default_rng(2).random((1, 96, 128, 3), dtype=np.float32)
+    step = build_step(registry, f"style:model={tiny_model['path']}")
+    whole = step(image)
+    assert step.runner.tile == 128  # the whole image in one run
+    monkeypatch.setenv("ARTGAN_TILE_BUDGET_MB", "1")  # 1 MB: 64x64 tiles
+    tiled = step(image)
+    assert step.runner.tile == 64 and tiled.shape == whole.shape
+    assert not np.allclose(tiled, whole, atol=1e-4)  # instance norm per tile: not the same picture
+    explicit = build_step(registry, f"style:model={tiny_model['path']},tile=64")(image)
+    assert np.allclose(explicit, tiled, atol=1e-6)

@@ -44,27 +44,37 @@ class ResidualBlock(nn.Module):
 class StyleGenerator(nn.Module):
     """ResNet generator: 7x7 stem, two stride-2 downsamplings, ``blocks`` residual blocks at 1/4
     resolution, two x2 nearest upsamplings + 3x3 convolution (no checkerboard), 7x7 head, tanh.
-    Image NCHW in [-1, 1] -> image of the same size in [-1, 1]."""
+    Image NCHW in [-1, 1] (sides a multiple of 4) -> image of the same size in [-1, 1].
+
+    Instance normalisation removes each image's mean colour and contrast at every layer, so a
+    plain ResNet generator cannot tell a blue sky from a grey one, and the cycle back to the photo
+    cannot be closed (in a test it could not even learn the identity: L1 stuck at 0.35). Two cheap
+    paths give the absolute colours back: the 4x4-average input added at the bottleneck (where
+    the style is decided) and the input itself beside the features at the head.
+    """
 
     size_multiple = 4
 
-    def __init__(self, width: int = 24, blocks: int = 6, channels: int = 3):
+    def __init__(self, width: int = 16, blocks: int = 8, channels: int = 3):
         super().__init__()
         w = width
-        layers: list[nn.Module] = [nn.Conv2d(channels, w, 7, 1, 3, padding_mode="reflect"), _norm(w), nn.ReLU(True)]
-        for mult in (1, 2):  # downsample x4
-            layers += [nn.Conv2d(w * mult, w * mult * 2, 3, 2, 1, padding_mode="reflect"),
-                       _norm(w * mult * 2), nn.ReLU(True)]
-        layers += [ResidualBlock(w * 4) for _ in range(blocks)]
-        for mult in (4, 2):  # upsample x4
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(w * mult, w * mult // 2, 3, 1, 1, padding_mode="reflect"),
-                       _norm(w * mult // 2), nn.ReLU(True)]
-        layers += [nn.Conv2d(w, channels, 7, 1, 3, padding_mode="reflect"), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.down = nn.Sequential(
+            nn.Conv2d(channels, w, 7, 1, 3, padding_mode="reflect"), _norm(w), nn.ReLU(True),
+            nn.Conv2d(w, w * 2, 3, 2, 1, padding_mode="reflect"), _norm(w * 2), nn.ReLU(True),
+            nn.Conv2d(w * 2, w * 4, 3, 2, 1, padding_mode="reflect"), _norm(w * 4), nn.ReLU(True))
+        self.colour = nn.Conv2d(channels, w * 4, 1)  # the input's local mean colour, at 1/4 size
+        self.blocks = nn.Sequential(*[ResidualBlock(w * 4) for _ in range(blocks)])
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w * 4, w * 2, 3, 1, 1, padding_mode="reflect"),
+            _norm(w * 2), nn.ReLU(True),
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w * 2, w, 3, 1, 1, padding_mode="reflect"),
+            _norm(w), nn.ReLU(True))
+        self.head = nn.Conv2d(w + channels, channels, 7, 1, 3, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        h = self.down(x) + self.colour(F.avg_pool2d(x, 4))
+        h = self.up(self.blocks(h))
+        return torch.tanh(self.head(torch.cat([h, x], dim=1)))
 
 
 class PatchDiscriminator(nn.Module):
@@ -139,14 +149,16 @@ class CycleGANRecipe(GANRecipe):
     L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo). A higher adversarial
     and a lower identity weight than the paper's (1, 10, 5) let G change texture more, not only
     colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
-    (0: constant), as in the paper.
+    (0: constant), as in the paper. An update whose gradient norm is not finite or above
+    ``skip_grad_norm`` is skipped (counted in the ``G/skipped_updates`` metric).
     """
 
     def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None,
-                 g_width: int = 24, g_blocks: int = 6, d_width: int = 64, d_layers: int = 3,
+                 g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
-                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0):
+                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
+                 skip_grad_norm: float = 1e4):
         super().__init__()
         if info.channels != 3:
             raise ArtganError(f"cyclegan: needs RGB data (channels 3), got {info.channels}")
@@ -174,6 +186,9 @@ class CycleGANRecipe(GANRecipe):
             "discriminators": torch.optim.Adam(itertools.chain(self.D_art.parameters(), self.D_photo.parameters()),
                                                lr, betas=betas),
         }
+        self.skip_grad_norm, self.skipped = skip_grad_norm, 0
+        for opt in self.optimizers.values():
+            opt.register_step_pre_hook(self._skip_bad_update)
         self.pool_art, self.pool_photo = ImagePool(pool_size), ImagePool(pool_size)
         self._fakes: dict[str, torch.Tensor] = {}
         self._sample_photos: torch.Tensor | None = None
@@ -182,6 +197,20 @@ class CycleGANRecipe(GANRecipe):
         if torch.device(device).type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels
         return super().to(device)
+
+    def _skip_bad_update(self, optimizer, args, kwargs) -> None:
+        """Before each optimiser step: drop the update when the gradient norm is not finite or
+        above ``skip_grad_norm``. Instance normalisation of a near-flat image can blow gradients up
+        by orders of magnitude; one such step would poison Adam's moments for thousands of steps."""
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if not grads:
+            return
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if not bool(torch.isfinite(norm)) or float(norm) > self.skip_grad_norm:
+            for g in optimizer.param_groups:
+                for p in g["params"]:
+                    p.grad = None  # Adam leaves parameters without a gradient (and their state) alone
+            self.skipped += 1
 
     # -- one training step: generators, then discriminators on the same fakes --------------------
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -194,7 +223,8 @@ class CycleGANRecipe(GANRecipe):
         adv = self.loss.generator(self.D_art(fake_art)) + self.loss.generator(self.D_photo(fake_photo))
         cycle = F.l1_loss(self.F(fake_art), photo) + F.l1_loss(self.G(fake_photo), art)
         total = self.adv_weight * adv + self.cycle_weight * cycle
-        out = {"adv": adv.detach(), "cycle": cycle.detach()}
+        out = {"adv": adv.detach(), "cycle": cycle.detach(),
+               "skipped_updates": torch.tensor(float(self.skipped))}
         if self.identity_weight > 0:
             identity = F.l1_loss(self.G(art), art) + F.l1_loss(self.F(photo), photo)
             total = total + self.identity_weight * identity
@@ -259,7 +289,7 @@ class CycleGANRecipe(GANRecipe):
                                          "range": [-1.0, 1.0], "size_multiple": StyleGenerator.size_multiple}},
                 "output_spec": {"stylized": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
                                              "range": [-1.0, 1.0]}},
-                "g_width": self.G.net[0].out_channels, "dataset": self.info.name,
+                "g_width": self.G.down[0].out_channels, "g_blocks": len(self.G.blocks), "dataset": self.info.name,
                 "train_crop": self.info.image_size,
             },
         )

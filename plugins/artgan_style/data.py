@@ -65,20 +65,24 @@ class UnpairedFoldersDataset(Dataset):
     Parameters: ``photos`` and ``art`` (a folder, searched recursively, or one image file),
     ``image_size`` (crop side), ``photo_split`` (``train``/``heldout``/``all``: the fixed split of
     :func:`artgan_style.measure.split_photos`), ``photo_scale``/``art_scale`` ([min, max] random
-    rescale before cropping; 1 = file resolution), ``flip``, ``length`` (items per epoch) and
+    rescale before cropping; 1 = file resolution), ``flip``, ``length`` (items per epoch),
+    ``min_std`` (crops flatter than this standard deviation, in [0, 1] units, are redrawn) and
     ``augment`` (an albumentations list applied to both crops).
     """
 
     def __init__(self, photos: str, art: str, image_size: int = 256, photo_split: str = "all",
                  photo_scale: list[float] | float = 1.0, art_scale: list[float] | float = 1.0,
-                 flip: bool = True, length: int = 1000, augment: list[dict[str, Any]] | None = None):
+                 flip: bool = True, length: int = 1000, min_std: float = 0.02,
+                 augment: list[dict[str, Any]] | None = None):
         if not isinstance(image_size, int) or not 16 <= image_size <= 2048:
             raise ArtganError(f"unpaired-folders: image_size must be an integer from 16 to 2048, got {image_size!r}")
         if photo_split not in SPLITS:
             raise ArtganError(f"unpaired-folders: photo_split must be one of {', '.join(SPLITS)}, got {photo_split!r}")
         if not isinstance(length, int) or length < 1:
             raise ArtganError(f"unpaired-folders: length must be a positive integer, got {length!r}")
-        self.size, self.length, self.flip = image_size, length, bool(flip)
+        if not isinstance(min_std, (int, float)) or not 0 <= min_std < 0.5:
+            raise ArtganError(f"unpaired-folders: min_std must be a number from 0 to 0.5, got {min_std!r}")
+        self.size, self.length, self.flip, self.min_std = image_size, length, bool(flip), float(min_std)
         self.photo_scale = _scale_range(photo_scale, "photo_scale")
         self.art_scale = _scale_range(art_scale, "art_scale")
         self.photos, self.photo_names = _load_all(photos, "photos", photo_split)
@@ -92,7 +96,12 @@ class UnpairedFoldersDataset(Dataset):
         return self.length
 
     def _prepare(self, image: np.ndarray, scale: tuple[float, float]) -> torch.Tensor:
-        crop = random_crop(image, self.size, scale, self.flip)
+        # A flat crop (white sky) is redrawn: instance normalisation divides by its ~0 spread, the
+        # gradients through the generators explode (seen: a NaN after 375 steps). 10 tries at most.
+        for _ in range(10):
+            crop = random_crop(image, self.size, scale, self.flip)
+            if crop.std() >= self.min_std * 255:
+                break
         if self.augment is not None:
             crop = self.augment(image=crop)["image"]
         return uint8_to_tensor(crop)
