@@ -65,7 +65,7 @@ def test_dataset_crops_both_domains(folders):
                                 image_size=32, photo_split="train", art_scale=[0.8, 1.2], length=10)
     assert len(ds) == 10 and len(ds.photos) == 6  # 8 photos, every 4th held out
     item = ds[3]
-    assert set(item) == {"photo", "art"}
+    assert set(item) == {"image", "art"}
     for t in item.values():
         assert t.shape == (3, 32, 32) and t.dtype == torch.float32 and -1 <= t.min() and t.max() <= 1
     assert ds.info.image_size == 32 and ds.info.name == "unpaired:photos(train)->stripes"
@@ -82,10 +82,10 @@ def test_dataset_redraws_flat_crops(tmp_path):
     save_image(tmp_path / "photos" / "sky.png", sky)
     save_image(tmp_path / "art.png", np.random.default_rng(1).random((64, 64, 3)))
     ds = UnpairedFoldersDataset(str(tmp_path / "photos"), str(tmp_path / "art.png"), image_size=16, length=50)
-    assert all(ds[i]["photo"].std() > 0.02 for i in range(50))  # some detail in every crop
+    assert all(ds[i]["image"].std() > 0.02 for i in range(50))  # some detail in every crop
     flat_ok = UnpairedFoldersDataset(str(tmp_path / "photos"), str(tmp_path / "art.png"), image_size=16,
                                      length=50, min_std=0)
-    assert any(flat_ok[i]["photo"].std() == 0 for i in range(50))
+    assert any(flat_ok[i]["image"].std() == 0 for i in range(50))
 
 
 @pytest.mark.parametrize("params, message", [
@@ -106,7 +106,7 @@ def test_recipe_steps_learn_and_decay(folders):
     torch.manual_seed(0)
     ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
     recipe = CycleGANRecipe(info=ds.info, decay_from=1, decay_to=3, **TINY_ARCH)
-    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("photo", "art")}
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}
     g_before = [p.clone() for p in recipe.G.parameters()]
     for phase in recipe.phases():
         phase.optimizer.zero_grad()

@@ -214,7 +214,7 @@ class CycleGANRecipe(GANRecipe):
 
     # -- one training step: generators, then discriminators on the same fakes --------------------
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        photo, art = batch["photo"], batch["art"]
+        photo, art = batch["image"], batch["art"]  # "image": the photo (the dataset contract)
         if self._sample_photos is None:  # no fixed validation set: sample the first batch's photos
             self._sample_photos = photo[:8].detach().cpu()
         for d in (self.D_art, self.D_photo):
@@ -239,7 +239,7 @@ class CycleGANRecipe(GANRecipe):
         fake_photo = self.pool_photo.query(self._fakes["photo"])
         real_art_logits = self.D_art(batch["art"])
         d_art = self.loss.discriminator(real_art_logits, self.D_art(fake_art))
-        d_photo = self.loss.discriminator(self.D_photo(batch["photo"]), self.D_photo(fake_photo))
+        d_photo = self.loss.discriminator(self.D_photo(batch["image"]), self.D_photo(fake_photo))
         return {"loss": d_art + d_photo, "d_art": d_art.detach(), "d_photo": d_photo.detach(),
                 "real_art_score": real_art_logits.detach().mean()}
 
@@ -293,3 +293,15 @@ class CycleGANRecipe(GANRecipe):
                 "train_crop": self.info.image_size,
             },
         )
+
+
+def _contract_dataset(folder):
+    """For artgan.testing's architecture check: unpaired photo/art batches."""
+    from .data import UnpairedFoldersDataset, _contract_params
+
+    return UnpairedFoldersDataset(**_contract_params(folder))
+
+
+# a small network: the architecture check trains, checkpoints and exports it in a test
+CycleGANRecipe.contract_params = {"g_width": 4, "g_blocks": 1, "d_width": 8}
+CycleGANRecipe.contract_dataset = _contract_dataset

@@ -60,7 +60,8 @@ def random_crop(image: np.ndarray, size: int, scale: tuple[float, float], flip: 
 
 
 class UnpairedFoldersDataset(Dataset):
-    """Items ``{"photo": 3xSxS, "art": 3xSxS}``, float32 in [-1, 1].
+    """Items ``{"image": 3xSxS photo, "art": 3xSxS}``, float32 in [-1, 1] ("image" is the photo:
+    the dataset contract's key, so the contract checks and tools that show datasets work).
 
     Parameters: ``photos`` and ``art`` (a folder, searched recursively, or one image file),
     ``image_size`` (crop side), ``photo_split`` (``train``/``heldout``/``all``: the fixed split of
@@ -109,7 +110,7 @@ class UnpairedFoldersDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         photo = self.photos[i % len(self.photos)]
         art = self.art[int(np.random.randint(len(self.art)))]
-        return {"photo": self._prepare(photo, self.photo_scale), "art": self._prepare(art, self.art_scale)}
+        return {"image": self._prepare(photo, self.photo_scale), "art": self._prepare(art, self.art_scale)}
 
 
 def _scale_range(value: Any, name: str) -> tuple[float, float]:
@@ -118,3 +119,19 @@ def _scale_range(value: Any, name: str) -> tuple[float, float]:
     if not all(isinstance(v, (int, float)) and v > 0 for v in (lo, hi)) or lo > hi:
         raise ArtganError(f"unpaired-folders: {name} must be a positive number or [min, max], got {value!r}")
     return float(lo), float(hi)
+
+
+def _contract_params(folder) -> dict[str, Any]:
+    """For artgan.testing's contract check: small synthetic photos and one 'painting'."""
+    from PIL import Image
+
+    root = Path(folder) / "style-contract"
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / "photos" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "art.png")
+    return {"photos": str(root / "photos"), "art": str(root / "art.png"), "image_size": 32, "length": 8}
+
+
+UnpairedFoldersDataset.contract_params = _contract_params

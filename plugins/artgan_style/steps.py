@@ -152,3 +152,10 @@ class StyleStep(Step):
                 self.runner.tile = tile or max(im.shape[:2])  # a tile as big as the image: one run
             out.append(blend(im, self.runner.run_one(im), self.strength))
         return np.stack(out)
+
+
+# -- what artgan.testing's contract checks build these steps with (docs/plugins.md): the shipped
+# painting statistics and model in exports/style/
+ColorTransferStep.contract_params = {"reference": "starry-night"}
+HistogramMatchStep.contract_params = {"reference": "starry-night"}
+StyleStep.contract_params = {"model": "starry-night", "strength": 0.7}

@@ -116,3 +116,18 @@ class SRPairsDataset(Dataset):
         lr = bicubic_downscale(self.pre(image=hr)["image"], self.scale)
         lr = self.post(image=lr)["image"]
         return {"image": to_tensor(hr), "lr": to_tensor(lr)}
+
+
+def _contract_params(folder) -> dict:
+    """For artgan.testing's contract check: a few small synthetic photos in ``folder``."""
+    from PIL import Image
+
+    root = Path(folder) / "superres-contract-images"
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return {"path": str(root), "scale": 2, "patch_size": 32, "items_per_image": 2}
+
+
+SRPairsDataset.contract_params = _contract_params

@@ -241,3 +241,15 @@ class SuperResRecipe(GANRecipe):
                 "degradation": "Pillow bicubic downscale (a=-0.5, antialiased)", "dataset": self.info.name,
             },
         )
+
+
+def _contract_dataset(folder):
+    """For artgan.testing's architecture check: LR/HR pairs, as training sees them."""
+    from .data import SRPairsDataset, _contract_params
+
+    return SRPairsDataset(**_contract_params(folder))
+
+
+# a small network: the architecture check trains, checkpoints and exports it in a test
+SuperResRecipe.contract_params = {"width": 8, "blocks": 1, "d_width": 8, "adv_weight": 0.01}
+SuperResRecipe.contract_dataset = _contract_dataset
