@@ -13,9 +13,10 @@
 #
 # Training length: SUPERRES_STEPS=N trains every model N steps. Without it, a 150-step timing run
 # per model measures this machine's speed and each model gets the steps that fit SUPERRES_SECONDS
-# (default 180) s of training. SUPERRES_MODELS="x2-psnr x4-psnr" picks models (x2-gan needs
-# x2-psnr's run in OUT_DIR). SUPERRES_SET="key=value ..." adds pipeline overrides, e.g. a CPU
-# smoke test:
+# (default 180) s of training. SUPERRES_MODELS="x2-psnr x4-psnr" picks models; x2-gan starts from
+# x2-psnr: its run in OUT_DIR, else OUT_DIR/superres/x2-psnr.onnx, else the shipped
+# exports/superres/x2-psnr.onnx (so SUPERRES_MODELS=x2-gan alone works).
+# SUPERRES_SET="key=value ..." adds pipeline overrides, e.g. a CPU smoke test:
 #   SUPERRES_STEPS=20 SUPERRES_SET="train.batch_size=4 train.dataset.patch_size=48 train.num_workers=0 \
 #   train.device=cpu train.log_every=10" scripts/train_superres.sh /work/shared/data /tmp/superres-smoke
 set -euo pipefail
@@ -57,9 +58,13 @@ for name in $MODELS; do
   [ -f "$pipeline" ] || { echo "error: no $pipeline" >&2; exit 1; }
   scale=${name:1:1}
   sets=(--set "train.dataset.path=$BSD" --set "train.architecture.sample_images=$BSD" "${extra[@]}")
-  if [ "$name" = "x2-gan" ]; then
-    init="$OUT/runs/superres-x2-psnr/checkpoints/last.pt"
-    [ -f "$init" ] || { echo "error: x2-gan fine-tunes x2-psnr: train it first ($init missing)" >&2; exit 1; }
+  if [ "$name" = "x2-gan" ]; then  # starts from x2-psnr: this run's checkpoint, else an exported model
+    init=""
+    for f in "$OUT/runs/superres-x2-psnr/checkpoints/last.pt" "$OUT/superres/x2-psnr.onnx" exports/superres/x2-psnr.onnx; do
+      [ -f "$f" ] && { init=$(cd "$(dirname "$f")" && pwd)/$(basename "$f"); break; }
+    done
+    [ -n "$init" ] || { echo "error: x2-gan fine-tunes x2-psnr: train it first (SUPERRES_MODELS=x2-psnr)" >&2; exit 1; }
+    echo "== x2-gan starts from $init ==" >&2
     sets+=(--set "train.architecture.init_from=$init")
   fi
   steps=${SUPERRES_STEPS:-}

@@ -231,6 +231,23 @@ def test_init_from_a_different_generator_is_named(tmp_path):
         SuperResRecipe(info=DatasetInfo(image_size=32), init_from=str(tmp_path / "missing.pt"))
 
 
+def test_init_from_an_exported_model(sr_models, tmp_path):
+    """GAN fine-tuning can start from a shipped .onnx when the PSNR run folder is gone."""
+    from artgan.data import DatasetInfo
+    from artgan_superres.model import generator_from_onnx
+    from artgan_superres.recipe import SuperResRecipe
+
+    path = sr_models / "superres" / "x2-psnr.onnx"
+    recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, ema=0.9, init_from=str(path))
+    shipped = generator_from_onnx(path).state_dict()
+    assert all(torch.equal(v, shipped[k]) for k, v in recipe.G.state_dict().items())
+    assert all(torch.equal(v, shipped[k]) for k, v in recipe.G_ema.state_dict().items())
+    with pytest.raises(ArtganError, match=r"different generator \({'scale': 2, 'width': 8, 'blocks': 1}\)"):
+        SuperResRecipe(info=DatasetInfo(image_size=32), width=16, blocks=1, init_from=str(path))
+    with pytest.raises(ArtganError, match="file not found"):
+        SuperResRecipe(info=DatasetInfo(image_size=32), init_from=str(tmp_path / "gone.onnx"))
+
+
 # -- steps -----------------------------------------------------------------------------------------
 
 def test_classical_steps_upscale_in_float(registry):

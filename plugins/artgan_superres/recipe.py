@@ -48,9 +48,10 @@ class SuperResRecipe(GANRecipe):
 
     ``lr_decay_steps`` > 0 decays both learning rates along a cosine to 1% over that many steps;
     ``ema`` > 0 keeps an exponential moving average of the generator, which is what samples and
-    exports use. ``init_from`` is a ``superres-gan`` checkpoint whose generator starts this one
-    (GAN fine-tuning from the PSNR model). ``sample_images`` is a folder whose first images give
-    the sample grids (input | output | target); without it, synthetic images.
+    exports use. ``init_from`` is a ``superres-gan`` checkpoint or exported ``.onnx`` whose
+    generator starts this one (GAN fine-tuning from the PSNR model). ``sample_images`` is a
+    folder whose first images give the sample grids (input | output | target); without it,
+    synthetic images.
     """
 
     def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, scale: int = 2,
@@ -94,18 +95,32 @@ class SuperResRecipe(GANRecipe):
         self.config = {"scale": scale, "width": width, "blocks": blocks, "res_scale": res_scale}
 
     def _init_generator(self, path: str) -> None:
-        from artgan.checkpoints import load
+        """Start from another superres-gan generator: a checkpoint (its EMA weights when kept) or
+        an exported ``.onnx`` (e.g. the shipped exports/superres/x2-psnr.onnx)."""
+        if str(path).endswith(".onnx"):
+            from .model import generator_from_onnx
 
-        ckpt = load(path)  # weights_only; raises a clear error when missing
-        modules = ckpt.get("state", {}).get("modules", {})
-        state = modules.get("generator_ema") or modules.get("generator")
-        if ckpt.get("recipe", {}).get("architecture") != "superres-gan" or state is None:
-            raise ArtganError(f"superres-gan: init_from {path} is not a superres-gan checkpoint")
+            if not Path(path).is_file():
+                raise ArtganError(f"superres-gan: init_from {path}: file not found")
+            try:
+                source = generator_from_onnx(path)
+            except ValueError as exc:
+                raise ArtganError(f"superres-gan: init_from {exc}") from None
+            state, theirs = source.state_dict(), {"scale": source.scale, "width": source.head.out_channels,
+                                                  "blocks": len(source.body)}
+        else:
+            from artgan.checkpoints import load
+
+            ckpt = load(path)  # weights_only; raises a clear error when missing
+            modules = ckpt.get("state", {}).get("modules", {})
+            state = modules.get("generator_ema") or modules.get("generator")
+            if ckpt.get("recipe", {}).get("architecture") != "superres-gan" or state is None:
+                raise ArtganError(f"superres-gan: init_from {path} is not a superres-gan checkpoint")
+            theirs = {k: v for k, v in ckpt["recipe"].get("params", {}).items() if k in ("scale", "width", "blocks")}
         try:
             self.G.load_state_dict(state)
         except RuntimeError as exc:
-            mine = {k: v for k, v in ckpt["recipe"].get("params", {}).items() if k in ("scale", "width", "blocks")}
-            raise ArtganError(f"superres-gan: init_from {path} holds a different generator ({mine}); "
+            raise ArtganError(f"superres-gan: init_from {path} holds a different generator ({theirs}); "
                               f"use the same scale, width and blocks ({str(exc).splitlines()[0]})") from None
 
     # -- training -------------------------------------------------------------------------------
