@@ -123,3 +123,17 @@ def test_fid_with_a_user_supplied_torchscript_network(tmp_path):
     with pytest.raises(ArtganError, match="not a TorchScript Inception"):
         (tmp_path / "bad.pt").write_bytes(b"junk")
         gm.load_inception(tmp_path / "bad.pt")
+
+
+def test_stacked_digits_batch_fetch_matches_items_and_is_seeded(stacked):
+    import torch
+    from artgan.plugins import get_registry
+    idx = [5, 17, 4000]
+    batch = stacked.__getitems__(idx)
+    for i, item in zip(idx, batch):
+        assert torch.equal(item["image"], stacked[i]["image"]) and item["label"] == stacked[i]["label"]
+    assert stacked.info.num_classes == 1000 and stacked[0]["image"].shape == (3, 32, 32)
+    again = get_registry().create("dataset", "stacked-digits", image_size=32, count=6000)
+    assert torch.equal(again[123]["image"], stacked[123]["image"])
+    with pytest.raises(ArtganError, match="image_size must be an integer from 16 to 128"):
+        get_registry().create("dataset", "stacked-digits", image_size=8)
