@@ -64,8 +64,12 @@ class Model:
         if not self.path.is_file():
             raise ArtganError(f"{self.path}: model file not found")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("ARTGAN_THREADS", 0) or 0) or cpu_count()
+        opts.intra_op_num_threads = threads or _env_threads() or cpu_count()
         opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
+        # No spin-waiting between ops: a spinning pool steals the CPU from the next session of a
+        # chain of steps and from everything else on a shared machine. Measured here (2 cores,
+        # shared): the quickstart's int8 generator at batch 64 ran 2.5x faster, batch 1 2x faster.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         wanted = list(providers) if providers else choose_providers()
@@ -79,7 +83,7 @@ class Model:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                                 providers=_with_options(wanted, self.path))
         except Exception as exc:
-            if wanted == ["CPUExecutionProvider"] or "CPUExecutionProvider" not in wanted:
+            if wanted == ["CPUExecutionProvider"]:
                 raise ArtganError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
             # a GPU provider that fails while building the session: say so and run on the CPU
             self.fallback = f"{wanted[0]} failed to start ({_first_line(exc)})"
@@ -365,6 +369,15 @@ def _fallback_note(wanted: list[str], started: list[str]) -> str:
         return ""
     why = provider_problem(missing[0]) if missing[0] in available_providers() else "not in this build"
     return f"{missing[0]} could not start" + (f": {why}" if why else "; run `artgan doctor`")
+
+
+def _env_threads() -> int:
+    value = os.environ.get("ARTGAN_THREADS", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise ArtganError(f"ARTGAN_THREADS must be a whole number of threads, got {value!r}")
+    return int(value)
 
 
 def cpu_count() -> int:
