@@ -139,3 +139,15 @@ def test_measures_are_deterministic():
     assert np.array_equal(a.color, b.color) and np.array_equal(a.texture, b.texture)
     assert a.color.shape == (measure.QUANTILES, measure.COLOR_PROJECTIONS)
     assert a.texture.shape == (measure.QUANTILES, measure.TEXTURE_PROJECTIONS)
+
+
+def test_edge_ssim_tells_kept_content_from_lost_content():
+    def blocks(seed):  # a picture with edges: random 8x8 colour blocks
+        return np.kron(np.random.default_rng(seed).random((8, 8, 3)), np.ones((8, 8, 1))).astype(np.float32)
+
+    photo, other = blocks(0), blocks(1)
+    noisy = np.clip(photo + np.random.default_rng(3).normal(0, 0.05, photo.shape), 0, 1)
+    kept, lost = measure.edge_ssim(photo, noisy), measure.edge_ssim(photo, other)
+    assert kept > 0.9 and lost < 0.65 and kept > lost + 0.3
+    # without the blur, grain counts as lost content
+    assert measure.edge_ssim(photo, noisy, sigma=0) < kept

@@ -277,13 +277,15 @@ def test_evaluate_style_command(runner, folders, tiny_model, tmp_path):
                                  "--painting", str(folders / "art" / "stripes.png"),
                                  "--model", str(tiny_model["path"]), "--out", str(out), "--sheet", "2", "-q"])
     assert result.exit_code == 0, result.output
-    for label in ("color-transfer", "histogram-match", "style (GAN)", "style + color-transfer 0.5"):
+    for label in ("another photo (floor)", "color-transfer", "histogram-match", "style (GAN)",
+                  "style + color-transfer 0.5"):
         assert label in result.stdout
     data = json.loads((out / "results.json").read_text())
     assert data["photos"] == ["003.png", "007.png"]  # the held-out quarter
     methods = data["results"][0]["methods"]
     assert methods["histogram-match"]["color_ratio"] < 1.0
     assert methods["style (GAN)"]["ms_512x512"] > 0
+    assert set(methods["another photo (floor)"]) >= {"edge_ssim", "edge_ssim_fine", "color_ratio", "texture_ratio"}
     sheet = load_image(out / "contact-stripes.png")
     assert sheet.shape[0] > 2 * 256 and sheet.shape[1] > 5 * 256  # 2 rows; input + 4 methods
 

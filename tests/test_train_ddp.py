@@ -62,6 +62,7 @@ def test_two_process_gloo_training_then_resume(tmp_path):
     assert checkpoints.load(out / "checkpoints" / "last.pt")["step"] == 12
 
 
+@pytest.mark.slow
 def test_gradient_averaging_is_a_mean(tmp_path):
     """Processes.average_ in a real two-process gloo group: the mean of every element."""
     import torch.multiprocessing as mp

@@ -6,7 +6,13 @@ Three figures, none needing a downloaded network:
   [0, 1]) and the painting's;
 * **texture distance**: SW1 between the image's small grey patches, each with its own mean removed
   (so only local structure counts, not brightness), and the painting's;
-* **edge SSIM** (content kept): SSIM between the Sobel edge maps of the input and the output.
+* **edge SSIM** (content kept): SSIM between the Sobel edge maps of the input and the output,
+  taken after a light Gaussian blur (sigma ``EDGE_SIGMA`` = 1 px), so that it measures the picture's
+  structure rather than its pixel-level grain. Without the blur (``edge_ssim_fine``, also reported)
+  any brushwork at the scale of the 7x7 texture patches counts as lost content: on BSD68 a stylised
+  photo whose layout is plainly intact scored 0.36, barely above two unrelated photos (0.23), and
+  the photo plus N(0, 0.05) noise scored 0.70. With sigma 1: unrelated photos 0.35, noise 0.90,
+  colour transfer 0.90 (16 training-split photos, Starry Night).
 
 Style figures are reported as ratios output/input: 1 means no closer to the painting than the
 photo was, 0.5 means half the distance. Everything is seeded, so a re-run gives the same numbers.
@@ -22,9 +28,10 @@ The protocol, exactly (also written into the model cards):
   ``TEXTURE_PROJECTIONS`` (texture, seed ``TEXTURE_DIR_SEED``) random unit directions (Gaussian,
   normalised) of the 1-D Wasserstein-1 distance between the projected samples, computed on
   ``QUANTILES`` mid-point quantiles ``(k + 0.5) / QUANTILES``;
-* edges = ``clip(hypot(sobel_x, sobel_y) / 4, 0, 1)`` of grey (scipy.ndimage.sobel, reflect border;
-  /4 makes a black-to-white step edge 1.0), compared with :func:`artgan.metrics.ssim`
-  (11x11 Gaussian window, data range 1).
+* edges = ``clip(hypot(sobel_x, sobel_y) / 4, 0, 1)`` of grey smoothed by
+  ``scipy.ndimage.gaussian_filter(sigma=EDGE_SIGMA)`` (scipy.ndimage.sobel; reflect borders; /4
+  makes a black-to-white step edge 1.0), compared with :func:`artgan.metrics.ssim` (11x11
+  Gaussian window, data range 1); ``edge_ssim_fine`` is the same without the smoothing.
 
 Held-out photos: :func:`split_photos` holds out every ``HELDOUT_EVERY``-th file of the sorted list
 (indices 3, 7, 11, ...); training uses the rest.
@@ -48,6 +55,7 @@ TEXTURE_PROJECTIONS = 128
 COLOR_DIR_SEED = 1
 TEXTURE_DIR_SEED = 2
 QUANTILES = 256
+EDGE_SIGMA = 1.0
 HELDOUT_EVERY = 4
 SPLITS = ("train", "heldout", "all")
 
@@ -60,7 +68,8 @@ PROTOCOL = {
     "color_projections": COLOR_PROJECTIONS, "color_direction_seed": COLOR_DIR_SEED,
     "texture_projections": TEXTURE_PROJECTIONS, "texture_direction_seed": TEXTURE_DIR_SEED,
     "quantiles": QUANTILES,
-    "edges": "clip(hypot(sobel_x, sobel_y)/4, 0, 1) of grey; SSIM 11x11 Gaussian, data range 1",
+    "edges": f"clip(hypot(sobel_x, sobel_y)/4, 0, 1) of grey after a Gaussian blur sigma {EDGE_SIGMA} px "
+             f"(edge_ssim_fine: no blur); SSIM 11x11 Gaussian window, data range 1",
     "ratio": "distance(output, painting) / distance(input, painting), per image, then the mean",
     "heldout": f"sorted photo files, every {HELDOUT_EVERY}th held out (index % {HELDOUT_EVERY} == "
                f"{HELDOUT_EVERY - 1})",
@@ -153,19 +162,22 @@ class StyleSignature:
         return {"color": sliced_w1(self.color, other.color), "texture": sliced_w1(self.texture, other.texture)}
 
 
-def edge_map(image: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of the grey image, a black-to-white step edge = 1."""
-    from scipy.ndimage import sobel
+def edge_map(image: np.ndarray, sigma: float = EDGE_SIGMA) -> np.ndarray:
+    """Sobel gradient magnitude of the grey image (smoothed by ``sigma`` px first), a
+    black-to-white step edge = 1."""
+    from scipy.ndimage import gaussian_filter, sobel
 
     g = grey(image).astype(np.float64)
+    if sigma > 0:
+        g = gaussian_filter(g, sigma, mode="reflect")
     return np.clip(np.hypot(sobel(g, axis=1, mode="reflect"), sobel(g, axis=0, mode="reflect")) / 4.0, 0.0, 1.0)
 
 
-def edge_ssim(a: np.ndarray, b: np.ndarray) -> float:
+def edge_ssim(a: np.ndarray, b: np.ndarray, sigma: float = EDGE_SIGMA) -> float:
     """SSIM between the Sobel edge maps of two same-sized HWC images (content kept)."""
     from artgan.metrics import ssim
 
-    return ssim(edge_map(a), edge_map(b), data_range=1.0)
+    return ssim(edge_map(a, sigma), edge_map(b, sigma), data_range=1.0)
 
 
 def score(inp: np.ndarray, out: np.ndarray, painting: StyleSignature,
@@ -178,6 +190,7 @@ def score(inp: np.ndarray, out: np.ndarray, painting: StyleSignature,
         "color_ratio": d_out["color"] / max(d_in["color"], 1e-12),
         "texture_ratio": d_out["texture"] / max(d_in["texture"], 1e-12),
         "edge_ssim": edge_ssim(inp, out),
+        "edge_ssim_fine": edge_ssim(inp, out, sigma=0.0),
         "color_distance": d_out["color"], "texture_distance": d_out["texture"],
         "input_color_distance": d_in["color"], "input_texture_distance": d_in["texture"],
     }
