@@ -7,32 +7,18 @@ line and exit code 1; usage mistakes exit 2.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from .errors import ArtganError
+from .errors import ArtganError, cli_errors
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def friendly_errors(fn):
-    """Turn :class:`ArtganError` into a one-line ``click.ClickException``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ArtganError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted; completed checkpoints and files are kept "
-                                       "(continue with --resume)") from None
-
-    return wrapper
+friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
 
 
 def quiet_option(fn):

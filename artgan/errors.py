@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 
 
 class ArtganError(Exception):
@@ -36,3 +37,22 @@ class UnknownNameError(ArtganError):
         if hint:
             msg += f". {hint}"
         super().__init__(msg)
+
+
+def cli_errors(fn):
+    """Decorator for click commands (the core's and plugins'): an :class:`ArtganError` becomes one
+    ``Error: ...`` line and exit code 1, never a traceback; Ctrl-C says what was kept."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import click  # here, not at the top: the runtime imports this module and needs no click
+
+        try:
+            return fn(*args, **kwargs)
+        except ArtganError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; completed checkpoints and files are kept "
+                                       "(continue with --resume)") from None
+
+    return wrapper

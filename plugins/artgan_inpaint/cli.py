@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
-from artgan.errors import ArtganError
+from artgan.errors import ArtganError, cli_errors
 
 METHODS = ("telea", "ns", "biharmonic", "gan")
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def friendly_errors(fn):
-    """ArtganError -> one ``Error:`` line and exit 1 (plugins do not import artgan.cli)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ArtganError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
 
 
 @click.command("inpaint", context_settings=CONTEXT_SETTINGS)
