@@ -205,7 +205,7 @@ class CycleGANRecipe(GANRecipe):
             "discriminators": torch.optim.Adam(itertools.chain(self.D_art.parameters(), self.D_photo.parameters()),
                                                lr, betas=betas),
         }
-        self.skip_grad_norm, self.skipped = skip_grad_norm, 0
+        self.skip_grad_norm, self.skipped = skip_grad_norm, 0  # becomes a tensor (a count) on the device
         for opt in self.optimizers.values():
             opt.register_step_pre_hook(self._skip_bad_update)
         self.pool_art, self.pool_photo = ImagePool(pool_size), ImagePool(pool_size)
@@ -218,18 +218,18 @@ class CycleGANRecipe(GANRecipe):
         return super().to(device)
 
     def _skip_bad_update(self, optimizer, args, kwargs) -> None:
-        """Before each optimiser step: drop the update when the gradient norm is not finite or
-        above ``skip_grad_norm``. Instance normalisation of a near-flat image can blow gradients up
-        by orders of magnitude; one such step would poison Adam's moments for thousands of steps."""
+        """Before each optimiser step: drop the gradients when their norm is not finite or above
+        ``skip_grad_norm``. Instance normalisation of a near-flat image can blow gradients up by
+        orders of magnitude; one such step would poison Adam's moments for thousands of steps.
+        Done with ``torch.where`` on the device, so the GPU never waits for the check."""
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if not grads:
             return
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        if not bool(torch.isfinite(norm)) or float(norm) > self.skip_grad_norm:
-            for g in optimizer.param_groups:
-                for p in g["params"]:
-                    p.grad = None  # Adam leaves parameters without a gradient (and their state) alone
-            self.skipped += 1
+        ok = torch.isfinite(norm) & (norm <= self.skip_grad_norm)
+        for g in grads:
+            g.copy_(torch.where(ok, g, torch.zeros_like(g)))
+        self.skipped = self.skipped + (~ok).float()
 
     # -- one training step: generators, then discriminators on the same fakes --------------------
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -243,7 +243,7 @@ class CycleGANRecipe(GANRecipe):
         cycle = F.l1_loss(self.F(fake_art), photo) + F.l1_loss(self.G(fake_photo), art)
         total = self.adv_weight * adv + self.cycle_weight * cycle
         out = {"adv": adv.detach(), "cycle": cycle.detach(),
-               "skipped_updates": torch.tensor(float(self.skipped))}
+               "skipped_updates": torch.as_tensor(self.skipped, dtype=torch.float32)}
         if self.identity_weight > 0:
             identity = F.l1_loss(self.G(art), art) + F.l1_loss(self.F(photo), photo)
             total = total + self.identity_weight * identity
