@@ -96,8 +96,11 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
 @click.option("--min-psnr", type=float, default=None,
               help="Smallest allowed PSNR (dB) against PyTorch  [default: none fp32, 40 fp16, 30 int8]")
 @click.option("--no-verify", is_flag=True, help="Skip the comparison with PyTorch (and keep what was exported).")
+@click.option("--no-optimize", is_flag=True,
+              help="Trace the layers as they are (by default upsample + 3x3 conv pairs become exactly "
+                   "equivalent sub-pixel convolutions, faster on onnxruntime).")
 @friendly_errors
-def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_verify):
+def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_verify, no_optimize):
     """Export a checkpoint's generator to ONNX and verify it against PyTorch.
 
     The model is exported in eval mode with a dynamic batch (and dynamic height and width for
@@ -117,6 +120,7 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
     recipe, state = load_recipe(checkpoint, get_registry())
     card = export_onnx(recipe.export_spec(), out, opset=opset or DEFAULT_OPSET, precision=precision,
                        quantize=quantize, verify=not no_verify, tolerance=tolerance, min_psnr=min_psnr,
+                       optimize=not no_optimize,
                        extra_metadata={"run": checkpoint.parent.parent.name, "train_steps": int(state["step"]),
                                        "architecture": state["recipe"]["architecture"]})
     v = card["verification"]

@@ -53,6 +53,7 @@ class ExportStep:
     verify: bool = True
     tolerance: float | None = None  # largest |onnxruntime - PyTorch|; default per precision
     min_psnr: float | None = None  # dB; default per precision
+    optimize: bool = True  # exact rewrites that run faster (artgan.export.fuse_upsample_conv)
 
 
 @dataclass
@@ -321,6 +322,7 @@ def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
     out = ctx.run_dir / spec.out
     card = export_onnx(recipe.export_spec(), out, opset=spec.opset or DEFAULT_OPSET, precision=spec.precision,
                        quantize=spec.quantize, verify=spec.verify, tolerance=spec.tolerance, min_psnr=spec.min_psnr,
+                       optimize=spec.optimize,
                        extra_metadata={"run": ctx.run_dir.name, "train_steps": int(state["step"]),
                                        "architecture": state["recipe"]["architecture"]})
     ctx.model = out

@@ -233,3 +233,32 @@ def test_cli_export_precisions_and_a_failing_verification(runner, checkpoint, tm
     r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "q.onnx"), "--precision", "fp16",
                             "--quantize", "int8"])
     assert r.exit_code == 1 and "drop --precision fp16" in r.output
+
+
+def test_upsample_conv_batchnorm_is_exported_as_an_exact_sub_pixel_convolution(tmp_path):
+    from artgan.export import SubPixelUpConv, fuse_upsample_conv
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 1), nn.Upsample(scale_factor=2, mode="nearest"),
+                        nn.Conv2d(6, 5, 3, 1, 1), nn.BatchNorm2d(5), nn.ReLU(),
+                        nn.Upsample(scale_factor=2), nn.Conv2d(5, 2, 3, 1, 1, bias=False), nn.Tanh(),
+                        nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(2, 2, 3, 1, 1))  # not fused
+    net[3].running_mean.uniform_(-1, 1)
+    net[3].running_var.uniform_(0.5, 2)
+    net.eval()
+    import copy
+    fused, count = fuse_upsample_conv(copy.deepcopy(net))
+    layers = fused._modules
+    assert count == 2 and isinstance(layers["1"], SubPixelUpConv) and isinstance(layers["5"], SubPixelUpConv)
+    assert list(fused._modules) == ["0", "1", "4", "5", "7", "8", "9"]  # layer names survive
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        assert (fused(x) - net(x)).abs().max() < 1e-5
+    spec = ExportSpec(module=net, inputs={"image": x[:1]}, outputs=["output"], dynamic_axes={},
+                      metadata={"task": "image-to-image", "scale": 8, "size_multiple": 1, "channels": 2,
+                                "value_range": [-1.0, 1.0]})
+    card = export_onnx(spec, tmp_path / "f.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "f.onnx")).graph.node]
+    assert ops.count("DepthToSpace") == 2 and ops.count("Resize") == 1
+    assert card["verification"]["max_abs_diff"] < 1e-4 and card["metadata"]["rewrites"].startswith("2 ")
+    export_onnx(spec, tmp_path / "plain.onnx", optimize=False)
+    assert [n.op_type for n in onnx.load(str(tmp_path / "plain.onnx")).graph.node].count("Resize") == 3

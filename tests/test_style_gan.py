@@ -18,7 +18,7 @@ from artgan.export import export_onnx
 from artgan.images import load_image, save_image
 from artgan.metrics import psnr
 from artgan.steps import build_step
-from artgan_style.cyclegan import CycleGANRecipe, PatchDiscriminator, StyleGenerator
+from artgan_style.cyclegan import CycleGANRecipe, MultiScaleDiscriminator, PatchDiscriminator, StyleGenerator
 from artgan_style.data import UnpairedFoldersDataset
 
 TINY_ARCH = {"g_width": 4, "g_blocks": 1, "d_width": 8, "d_layers": 2}
@@ -58,6 +58,8 @@ def test_generator_keeps_any_size_and_range():
         assert out.shape == (2, 3, h, w) and out.abs().max() <= 1
     d = PatchDiscriminator(width=8, layers=3)
     assert d(torch.zeros(1, 3, 128, 128)).shape == (1, 1, 14, 14)  # one logit per 70x70 patch
+    maps = MultiScaleDiscriminator(width=8, layers=3, scales=2)(torch.zeros(1, 3, 128, 128))
+    assert [m.shape[-1] for m in maps] == [14, 6]  # full and half resolution
 
 
 def test_dataset_crops_both_domains(folders):

@@ -1,7 +1,7 @@
 """CycleGAN (Zhu et al., 2017) for photo -> painting style, as a GAN recipe.
 
-Two generators, G: photo -> art and F: art -> photo, and two PatchGAN discriminators, D_art and
-D_photo. Each generator fools its discriminator (adversarial loss), and the round trips
+Two generators, G: photo -> art and F: art -> photo, and two PatchGAN discriminators (optionally
+at several scales), D_art and D_photo. Each generator fools its discriminator (adversarial loss), and the round trips
 photo -> art -> photo and art -> photo -> art must give back their input (cycle-consistency), which
 keeps the content of the photo. An identity loss (G(art) ~ art) keeps colours from drifting.
 
@@ -98,6 +98,24 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
+class MultiScaleDiscriminator(nn.Module):
+    """PatchGANs on the image at full, 1/2, 1/4 ... resolution (pix2pixHD, Wang et al., 2018):
+    the full-resolution one judges brushwork, the coarser ones the palette and the composition of
+    larger regions. Returns one logit map per scale."""
+
+    def __init__(self, width: int = 64, layers: int = 3, scales: int = 1, channels: int = 3):
+        super().__init__()
+        self.scales = nn.ModuleList([PatchDiscriminator(width, layers, channels) for _ in range(scales)])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for i, d in enumerate(self.scales):
+            if i:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(d(x))
+        return out
+
+
 class LeastSquaresLoss(AdversarialLoss):
     """LSGAN (Mao et al., 2017), CycleGAN's choice: D pushes real -> 1 and fake -> 0, G pushes
     fake -> 1, with squared errors (steadier gradients than the log loss for image translation)."""
@@ -154,7 +172,7 @@ class CycleGANRecipe(GANRecipe):
     """
 
     def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None,
-                 g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3,
+                 g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3, d_scales: int = 1,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
                  pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
@@ -164,7 +182,8 @@ class CycleGANRecipe(GANRecipe):
             raise ArtganError(f"cyclegan: needs RGB data (channels 3), got {info.channels}")
         if info.image_size % StyleGenerator.size_multiple:
             raise ArtganError(f"cyclegan: image_size must be a multiple of 4, got {info.image_size}")
-        for name, v in (("g_width", g_width), ("g_blocks", g_blocks), ("d_width", d_width), ("d_layers", d_layers)):
+        for name, v in (("g_width", g_width), ("g_blocks", g_blocks), ("d_width", d_width), ("d_layers", d_layers),
+                        ("d_scales", d_scales)):
             if not isinstance(v, int) or v < 1:
                 raise ArtganError(f"cyclegan: {name} must be a positive integer, got {v!r}")
         if decay_to and not 0 <= decay_from < decay_to:
@@ -174,8 +193,8 @@ class CycleGANRecipe(GANRecipe):
         self.lr, self.decay_from, self.decay_to = lr, decay_from, decay_to
         self.G = StyleGenerator(g_width, g_blocks)          # photo -> art (exported)
         self.F = StyleGenerator(g_width, g_blocks)          # art -> photo (training only)
-        self.D_art = PatchDiscriminator(d_width, d_layers)
-        self.D_photo = PatchDiscriminator(d_width, d_layers)
+        self.D_art = MultiScaleDiscriminator(d_width, d_layers, d_scales)
+        self.D_photo = MultiScaleDiscriminator(d_width, d_layers, d_scales)
         for m in (self.G, self.F, self.D_art, self.D_photo):
             m.apply(_init_weights)
         self.modules = {"photo_to_art": self.G, "art_to_photo": self.F,
@@ -186,7 +205,7 @@ class CycleGANRecipe(GANRecipe):
             "discriminators": torch.optim.Adam(itertools.chain(self.D_art.parameters(), self.D_photo.parameters()),
                                                lr, betas=betas),
         }
-        self.skip_grad_norm, self.skipped = skip_grad_norm, 0
+        self.skip_grad_norm, self.skipped = skip_grad_norm, 0  # becomes a tensor (a count) on the device
         for opt in self.optimizers.values():
             opt.register_step_pre_hook(self._skip_bad_update)
         self.pool_art, self.pool_photo = ImagePool(pool_size), ImagePool(pool_size)
@@ -199,18 +218,18 @@ class CycleGANRecipe(GANRecipe):
         return super().to(device)
 
     def _skip_bad_update(self, optimizer, args, kwargs) -> None:
-        """Before each optimiser step: drop the update when the gradient norm is not finite or
-        above ``skip_grad_norm``. Instance normalisation of a near-flat image can blow gradients up
-        by orders of magnitude; one such step would poison Adam's moments for thousands of steps."""
+        """Before each optimiser step: drop the gradients when their norm is not finite or above
+        ``skip_grad_norm``. Instance normalisation of a near-flat image can blow gradients up by
+        orders of magnitude; one such step would poison Adam's moments for thousands of steps.
+        Done with ``torch.where`` on the device, so the GPU never waits for the check."""
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if not grads:
             return
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        if not bool(torch.isfinite(norm)) or float(norm) > self.skip_grad_norm:
-            for g in optimizer.param_groups:
-                for p in g["params"]:
-                    p.grad = None  # Adam leaves parameters without a gradient (and their state) alone
-            self.skipped += 1
+        ok = torch.isfinite(norm) & (norm <= self.skip_grad_norm)
+        for g in grads:
+            g.copy_(torch.where(ok, g, torch.zeros_like(g)))
+        self.skipped = self.skipped + (~ok).float()
 
     # -- one training step: generators, then discriminators on the same fakes --------------------
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -220,11 +239,11 @@ class CycleGANRecipe(GANRecipe):
         for d in (self.D_art, self.D_photo):
             d.requires_grad_(False)  # G's step needs no discriminator gradients
         fake_art, fake_photo = self.G(photo), self.F(art)
-        adv = self.loss.generator(self.D_art(fake_art)) + self.loss.generator(self.D_photo(fake_photo))
+        adv = self._g_adv(self.D_art(fake_art)) + self._g_adv(self.D_photo(fake_photo))
         cycle = F.l1_loss(self.F(fake_art), photo) + F.l1_loss(self.G(fake_photo), art)
         total = self.adv_weight * adv + self.cycle_weight * cycle
         out = {"adv": adv.detach(), "cycle": cycle.detach(),
-               "skipped_updates": torch.tensor(float(self.skipped))}
+               "skipped_updates": torch.as_tensor(self.skipped, dtype=torch.float32)}
         if self.identity_weight > 0:
             identity = F.l1_loss(self.G(art), art) + F.l1_loss(self.F(photo), photo)
             total = total + self.identity_weight * identity
@@ -238,10 +257,17 @@ class CycleGANRecipe(GANRecipe):
         fake_art = self.pool_art.query(self._fakes["art"])
         fake_photo = self.pool_photo.query(self._fakes["photo"])
         real_art_logits = self.D_art(batch["art"])
-        d_art = self.loss.discriminator(real_art_logits, self.D_art(fake_art))
-        d_photo = self.loss.discriminator(self.D_photo(batch["image"]), self.D_photo(fake_photo))
+        d_art = self._d_adv(real_art_logits, self.D_art(fake_art))
+        d_photo = self._d_adv(self.D_photo(batch["image"]), self.D_photo(fake_photo))
         return {"loss": d_art + d_photo, "d_art": d_art.detach(), "d_photo": d_photo.detach(),
-                "real_art_score": real_art_logits.detach().mean()}
+                "real_art_score": real_art_logits[0].detach().mean()}
+
+    # the adversarial losses, summed over the discriminator's scales
+    def _g_adv(self, fake_logits: list[torch.Tensor]) -> torch.Tensor:
+        return sum(self.loss.generator(f) for f in fake_logits)
+
+    def _d_adv(self, real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
+        return sum(self.loss.discriminator(r, f) for r, f in zip(real_logits, fake_logits))
 
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generators"], self.generator_step),

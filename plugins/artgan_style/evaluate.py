@@ -25,6 +25,7 @@ FLOOR = "another photo (floor)"
 class Method:
     label: str
     step: object  # an artgan.steps.Step
+    source: str = ""  # start from this method's output instead of the photo (a finishing step)
     rows: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     outputs: list = field(default_factory=list)  # kept for the contact sheet
@@ -39,19 +40,8 @@ def _methods(painting: Path, model: str | None, strength: float) -> list[Method]
     if model:
         gan = StyleStep(model, strength)
         methods.append(Method("style (GAN)", gan))
-        ct = ColorTransferStep(ref, 0.5)
-        methods.append(Method("style + color-transfer 0.5", _Chain([gan, ct])))
+        methods.append(Method("style + color-transfer 0.5", ColorTransferStep(ref, 0.5), source="style (GAN)"))
     return methods
-
-
-class _Chain:
-    def __init__(self, steps):
-        self.steps = steps
-
-    def __call__(self, images):
-        for s in self.steps:
-            images = s(images)
-        return images
 
 
 def time_512(step, repeats: int = 3) -> float:
@@ -75,27 +65,28 @@ def evaluate_painting(painting: Path, photos: list[Path], model: str | None, str
     t0 = time.perf_counter()
     target = StyleSignature.of(to_float(load_image(painting)))
     methods = _methods(painting, model, strength)
+    # The floor: each photo "stylised" into the next photo of the split (resized to fit). Content
+    # figures near this row mean the picture was lost; style ratios near 1 mean nothing moved.
+    floor = Method(FLOOR, None)
     inputs = []
     for i, path in enumerate(photos):
         image = to_float(load_image(path))
         sig = StyleSignature.of(image)
+        other = _resized(to_float(load_image(photos[(i + 1) % len(photos)])), image.shape[:2])
+        floor.rows.append({"photo": path.name, **score(image, other, target, sig)})
+        floor.seconds.append(0.0)
+        made: dict[str, tuple[np.ndarray, float]] = {}
         for m in methods:
+            start, before = made.get(m.source, (image, 0.0))
             t = time.perf_counter()
-            out = m.step(image[None])[0]
-            m.seconds.append(time.perf_counter() - t)
+            out = m.step(start[None])[0]
+            made[m.label] = (out, before + time.perf_counter() - t)
+            m.seconds.append(made[m.label][1])
             m.rows.append({"photo": path.name, **score(image, out, target, sig)})
             if i < sheet_count:
                 m.outputs.append(out)
         if i < sheet_count:
             inputs.append(image)
-    # The floor: each photo "stylised" into the next photo of the split (resized to fit). Content
-    # figures near this row mean the picture was lost; style ratios near 1 mean nothing moved.
-    floor = Method(FLOOR, None)
-    for i, path in enumerate(photos):
-        image = to_float(load_image(path))
-        other = _resized(to_float(load_image(photos[(i + 1) % len(photos)])), image.shape[:2])
-        floor.rows.append({"photo": path.name, **score(image, other, target)})
-        floor.seconds.append(0.0)
     result = {"painting": painting.stem, "painting_file": painting.name, "model": None, "photos": len(photos),
               "strength": strength, "methods": {}}
     for m in [floor] + methods:
