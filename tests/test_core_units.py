@@ -188,3 +188,14 @@ def test_dcgan_rejects_unsupported_sizes():
     from artgan_gan.dcgan import DCGANRecipe
     with pytest.raises(ArtganError, match="image_size must be 16, 32, 64 or 128, got 48"):
         DCGANRecipe(info=DatasetInfo(image_size=48))
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    from artgan.files import write_text
+    umask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
