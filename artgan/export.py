@@ -65,7 +65,8 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     random inputs and nothing is written when the largest absolute difference is above
     ``tolerance`` or the PSNR below ``min_psnr`` (defaults: :data:`TOLERANCES`). With
     ``optimize``, layer patterns with an exactly equivalent faster form are rewritten before
-    tracing (:func:`fuse_upsample_conv`); verification still compares with the original module.
+    tracing (:func:`fuse_upsample_conv`, :func:`latent_projections_as_gemm`); verification still
+    compares with the original module.
     Raises :class:`ArtganError` naming the problem (and the layer, where one is to blame).
     """
     import onnx
@@ -96,7 +97,13 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     dynamic_axes = _dynamic_axes(spec, task)
     # what is traced may be rewritten into an equivalent, faster form; what it is verified against
     # below is always the module as trained
-    to_export, fused = fuse_upsample_conv(copy.deepcopy(module)) if optimize else (module, 0)
+    rewrites: list[str] = []
+    to_export = module
+    if optimize:
+        to_export, fused = fuse_upsample_conv(copy.deepcopy(module))
+        to_export, projections = latent_projections_as_gemm(to_export, inputs)
+        rewrites += [f"{fused} nearest-upsample + 3x3 convolution pair(s) as sub-pixel convolutions"] * bool(fused)
+        rewrites += [f"{projections} transposed convolution(s) of a 1x1 latent as matrix products"] * bool(projections)
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
     with atomic_path(path) as tmp:
@@ -130,8 +137,8 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
             "input_dtypes": {k: _dtype_name(v) for k, v in inputs.items()},
         })
         metadata["fp16_check"] = {k: fp16[k] for k in ("checked_on", "psnr_db", "problem") if fp16.get(k)}
-        if fused:
-            metadata["rewrites"] = f"{fused} nearest-upsample + 3x3 convolution pair(s) as sub-pixel convolutions"
+        if rewrites:
+            metadata["rewrites"] = "; ".join(rewrites)
         if calibration:
             metadata["calibration"] = calibration
         if report.get("verified"):
@@ -260,7 +267,8 @@ class HalfPrecision(nn.Module):
 
 
 class SubPixelUpConv(nn.Module):
-    """``Upsample(x2, nearest) -> Conv2d(3x3, padding 1) [-> BatchNorm2d]`` computed exactly, at the
+    """``Upsample(x2, nearest) -> Conv2d(3x3, padding 1) [-> BatchNorm2d] [-> ReLU or another
+    element-wise activation]`` computed exactly, at the
     low resolution: one 3x3 convolution with four outputs per channel (one per output phase: even
     or odd row, even or odd column), then a pixel shuffle. Same multiply-adds, but no upsampled
     tensor in memory, no Resize op (slow in int8 on onnxruntime's CPU) and wider convolutions,
@@ -275,25 +283,25 @@ class SubPixelUpConv(nn.Module):
     PHASES = torch.tensor([[[1., 0., 0.], [0., 1., 1.], [0., 0., 0.]],
                            [[0., 0., 0.], [1., 1., 0.], [0., 0., 1.]]])
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None):
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None, act: nn.Module | None = None):
         super().__init__()
         w = conv.weight.detach()
         cout, cin = w.shape[:2]
         b = conv.bias.detach() if conv.bias is not None else torch.zeros(cout, dtype=w.dtype)
-        if bn is not None:  # eval-mode BatchNorm is a per-channel affine map: fold it in
-            scale = torch.rsqrt(bn.running_var + bn.eps)
-            scale = scale * bn.weight.detach() if bn.weight is not None else scale
-            shift = bn.bias.detach() if bn.bias is not None else torch.zeros_like(scale)
-            w, b = w * scale[:, None, None, None], (b - bn.running_mean) * scale + shift
+        if bn is not None:
+            w, b = _fold_batchnorm(w, b, bn, out_axis=0)
         p = self.PHASES.to(w.dtype)
         phased = torch.einsum("ayk,bxl,oikl->oabiyx", p, p, w)  # (cout, row phase, col phase, cin, 3, 3)
         self.conv = nn.Conv2d(cin, 4 * cout, 3, 1, 1)
         self.conv.weight.data = phased.reshape(4 * cout, cin, 3, 3).contiguous()
         self.conv.bias.data = b.repeat_interleave(4)
+        # an element-wise activation commutes with the shuffle: applied before it, onnxruntime fuses
+        # it into the convolution instead of running it as one more pass over the large output
+        self.act = act if act is not None else nn.Identity()
         self.shuffle = nn.PixelShuffle(2)  # channel 4c + 2a + b -> pixel (2i + a, 2j + b) of channel c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(self.conv(x))
+        return self.shuffle(self.act(self.conv(x)))
 
 
 def fuse_upsample_conv(module: nn.Module) -> tuple[nn.Module, int]:
@@ -311,15 +319,93 @@ def fuse_upsample_conv(module: nn.Module) -> tuple[nn.Module, int]:
     def is_bn(m):
         return type(m) is nn.BatchNorm2d and m.track_running_stats and m.running_mean is not None
 
+    def is_pointwise(m):  # element-wise, so it commutes with the pixel shuffle
+        return type(m) in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.GELU, nn.Hardtanh)
+
     count = 0
     for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
         items, out, i = list(seq._modules.items()), [], 0
         while i < len(items):
-            layers = [m for _, m in items[i:i + 3]]
+            layers = [m for _, m in items[i:i + 4]]
             if len(layers) >= 2 and is_up(layers[0]) and is_conv(layers[1]):
-                bn = layers[2] if len(layers) == 3 and is_bn(layers[2]) else None
-                out.append((items[i][0], SubPixelUpConv(layers[1], bn)))  # keeps the upsample's name
-                i += 3 if bn is not None else 2
+                j = 2
+                bn = layers[j] if len(layers) > j and is_bn(layers[j]) else None
+                j += bn is not None
+                act = layers[j] if len(layers) > j and is_pointwise(layers[j]) else None
+                j += act is not None
+                out.append((items[i][0], SubPixelUpConv(layers[1], bn, act)))  # keeps the upsample's name
+                i += j
+                count += 1
+            else:
+                out.append(items[i])
+                i += 1
+        if len(out) != len(items):
+            seq._modules.clear()
+            seq._modules.update(out)
+    return module.eval(), count
+
+
+class LatentProjection(nn.Module):
+    """``ConvTranspose2d`` applied to a 1x1 input (a DCGAN's first layer, projecting the latent to
+    a k x k map) [-> BatchNorm2d], computed exactly as one matrix product and a reshape: onnxruntime
+    runs a transposed convolution image by image, a Gemm as one product over the whole batch
+    (the quickstart's first layer at batch 64: 0.7 ms as ConvTranspose, measured)."""
+
+    def __init__(self, deconv: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None = None):
+        super().__init__()
+        w = deconv.weight.detach()  # (cin, cout, kh, kw): input pixel (0, 0) lands on output (y, x)
+        cin, cout, kh, kw = w.shape
+        b = deconv.bias.detach() if deconv.bias is not None else torch.zeros(cout, dtype=w.dtype)
+        if bn is not None:
+            w, b = _fold_batchnorm(w, b, bn, out_axis=1)
+        self.shape = (cout, kh, kw)
+        self.linear = nn.Linear(cin, cout * kh * kw)
+        self.linear.weight.data = w.reshape(cin, -1).t().contiguous()
+        self.linear.bias.data = b.repeat_interleave(kh * kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)).reshape(-1, *self.shape)
+
+
+def _fold_batchnorm(w: torch.Tensor, b: torch.Tensor, bn: nn.BatchNorm2d, out_axis: int):
+    """Eval-mode BatchNorm is a per-channel affine map: fold it into the weights and bias."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    scale = scale * bn.weight.detach() if bn.weight is not None else scale
+    shift = bn.bias.detach() if bn.bias is not None else torch.zeros_like(scale)
+    shape = [1] * w.dim()
+    shape[out_axis] = -1
+    return w * scale.reshape(shape), (b - bn.running_mean) * scale + shift
+
+
+def latent_projections_as_gemm(module: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[nn.Module, int]:
+    """Replace each transposed convolution (no padding, no dilation, one group; with an optional
+    BatchNorm after it, inside an ``nn.Sequential``) whose input is 1x1 on ``inputs`` and does not
+    depend on the inputs' height and width (a generator's latent) with a :class:`LatentProjection`.
+    Returns the module and how many were replaced."""
+    if any(x.dim() == 4 for x in inputs.values()):
+        return module, 0  # image inputs: a layer's 1x1 input here could be larger on other images
+    seen: dict[nn.Module, tuple[int, ...]] = {}
+
+    def is_candidate(m):
+        return (type(m) is nn.ConvTranspose2d and m.groups == 1 and m.padding == (0, 0)
+                and m.output_padding == (0, 0) and m.dilation == (1, 1) and m.padding_mode == "zeros")
+
+    handles = [m.register_forward_hook(lambda m, args, out: seen.__setitem__(m, tuple(args[0].shape[2:])))
+               for m in module.modules() if is_candidate(m)]
+    with torch.no_grad():
+        module(*inputs.values())
+    for h in handles:
+        h.remove()
+    count = 0
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        items, out, i = list(seq._modules.items()), [], 0
+        while i < len(items):
+            m = items[i][1]
+            if is_candidate(m) and seen.get(m) == (1, 1):
+                nxt = items[i + 1][1] if i + 1 < len(items) else None
+                bn = nxt if type(nxt) is nn.BatchNorm2d and nxt.track_running_stats else None
+                out.append((items[i][0], LatentProjection(m, bn)))
+                i += 2 if bn is not None else 1
                 count += 1
             else:
                 out.append(items[i])

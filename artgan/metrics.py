@@ -39,6 +39,18 @@ def psnr(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, crop: int = 0
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
+def detail_ratio(a: np.ndarray, reference: np.ndarray, *, crop: int = 0) -> float:
+    """Mean gradient magnitude of ``a`` over that of ``reference`` (single-channel HW images):
+    1.0 = as much fine detail as the reference, below 1 = smoother (bicubic upscales sit well
+    below), above 1 = extra edges or noise. PSNR rewards blur, so upscalers trained for texture
+    (GAN fine-tunes) are compared on this as well."""
+    def energy(x):
+        x = _crop(np.asarray(x, np.float64), crop)
+        return float(np.mean(np.hypot(np.diff(x, axis=0)[:, :-1], np.diff(x, axis=1)[:-1, :])))
+    ref = energy(reference)
+    return energy(a) / ref if ref > 0 else math.nan
+
+
 def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, crop: int = 0,
          mask: np.ndarray | None = None) -> float:
     """Structural similarity (Wang et al., 2004): 11x11 Gaussian window, sigma 1.5, K=(0.01, 0.03).

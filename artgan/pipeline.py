@@ -53,7 +53,7 @@ class ExportStep:
     verify: bool = True
     tolerance: float | None = None  # largest |onnxruntime - PyTorch|; default per precision
     min_psnr: float | None = None  # dB; default per precision
-    optimize: bool = True  # exact rewrites that run faster (artgan.export.fuse_upsample_conv)
+    optimize: bool = True  # exact rewrites that run faster (artgan.export.export_onnx, optimize)
 
 
 @dataclass

@@ -199,3 +199,13 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_detail_ratio_is_one_for_the_reference_and_lower_when_blurred():
+    from artgan.metrics import detail_ratio
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 40))
+    blurred = (img + np.roll(img, 1, 0) + np.roll(img, 1, 1) + np.roll(img, (1, 1), (0, 1))) / 4
+    assert detail_ratio(img, img) == pytest.approx(1.0)
+    assert detail_ratio(blurred, img, crop=2) < 0.7
+    assert np.isnan(detail_ratio(img, np.zeros((40, 40))))

@@ -181,8 +181,8 @@ def test_int8_quantises_convolutions_and_is_judged_by_psnr(tmp_path):
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     md = session_metadata(tmp_path / "g8.onnx")
     assert md["precision"] == "int8" and "standard normal" in json.dumps(md["input_spec"])
-    assert "64 random inputs" in md["calibration"] and "3 of 4 weighted layers in int8" in md["calibration"]
-    assert card["int8_layers"] == [3, 4]
+    assert "64 random inputs" in md["calibration"] and "4 of 4 weighted layers in int8" in md["calibration"]
+    assert card["int8_layers"] == [4, 4]  # the latent projection (a Gemm) too
     assert card["verification"]["psnr_db"] >= 30 and card["verification"]["min_psnr"] == 30
     with pytest.raises(ArtganError, match=r"export verification failed \(int8\): PSNR .* dB < 200 dB"):
         export_onnx(spec, tmp_path / "bad.onnx", quantize="int8", min_psnr=200, calibration_samples=16)
@@ -229,7 +229,8 @@ def test_cli_export_precisions_and_a_failing_verification(runner, checkpoint, tm
                             "--no-verify"])
     assert r.exit_code == 0 and "not verified" in r.stderr
     r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "q.onnx"), "--quantize", "int8"])
-    assert r.exit_code == 0 and "warning: no layer could be quantised" in r.stderr  # all transposed convs
+    # the latent projection (a matrix product) quantises, the transposed convolutions cannot
+    assert r.exit_code == 0 and "warning: only 1 of 4 weighted layers could be quantised" in r.stderr
     r = runner.invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "q.onnx"), "--precision", "fp16",
                             "--quantize", "int8"])
     assert r.exit_code == 1 and "drop --precision fp16" in r.output
@@ -249,7 +250,9 @@ def test_upsample_conv_batchnorm_is_exported_as_an_exact_sub_pixel_convolution(t
     fused, count = fuse_upsample_conv(copy.deepcopy(net))
     layers = fused._modules
     assert count == 2 and isinstance(layers["1"], SubPixelUpConv) and isinstance(layers["5"], SubPixelUpConv)
-    assert list(fused._modules) == ["0", "1", "4", "5", "7", "8", "9"]  # layer names survive
+    # layer names survive; the ReLU and the Tanh moved inside, before the shuffle
+    assert list(fused._modules) == ["0", "1", "5", "8", "9"]
+    assert isinstance(layers["1"].act, nn.ReLU) and isinstance(layers["5"].act, nn.Tanh)
     x = torch.randn(2, 3, 5, 7)
     with torch.no_grad():
         assert (fused(x) - net(x)).abs().max() < 1e-5
@@ -259,6 +262,45 @@ def test_upsample_conv_batchnorm_is_exported_as_an_exact_sub_pixel_convolution(t
     card = export_onnx(spec, tmp_path / "f.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "f.onnx")).graph.node]
     assert ops.count("DepthToSpace") == 2 and ops.count("Resize") == 1
+    # the activation comes straight after its convolution, where onnxruntime fuses the two
+    assert ops[ops.index("Relu") - 1] == "Conv" and ops[ops.index("Tanh") - 1] == "Conv"
     assert card["verification"]["max_abs_diff"] < 1e-4 and card["metadata"]["rewrites"].startswith("2 ")
     export_onnx(spec, tmp_path / "plain.onnx", optimize=False)
     assert [n.op_type for n in onnx.load(str(tmp_path / "plain.onnx")).graph.node].count("Resize") == 3
+
+
+def test_transposed_convolution_of_the_latent_is_exported_as_an_exact_matrix_product(tmp_path):
+    from artgan.export import LatentProjection, latent_projections_as_gemm
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.ConvTranspose2d(8, 6, 4, 1, 0), nn.BatchNorm2d(6), nn.ReLU(),
+                                     nn.ConvTranspose2d(6, 3, 4, 2, 1), nn.Tanh())  # 4x4 input: kept
+
+        def forward(self, z):
+            return self.net(z[:, :, None, None])
+
+    torch.manual_seed(0)
+    G = Generator()
+    G.net[1].running_mean.uniform_(-1, 1)
+    G.net[1].running_var.uniform_(0.5, 2)
+    G.eval()
+    import copy
+    z = torch.randn(5, 8)
+    rewritten, count = latent_projections_as_gemm(copy.deepcopy(G), {"z": z})
+    assert count == 1 and isinstance(rewritten.net[0], LatentProjection) and list(rewritten.net._modules) == ["0", "2", "3", "4"]
+    with torch.no_grad():
+        assert (rewritten(z) - G(z)).abs().max() < 1e-5
+    # an image input could be larger than 1x1 on other images: left alone
+    conv_net = nn.Sequential(nn.ConvTranspose2d(3, 3, 2)).eval()
+    assert latent_projections_as_gemm(conv_net, {"image": torch.randn(1, 3, 1, 1)})[1] == 0
+
+    spec = ExportSpec(module=G, inputs={"z": z[:1]}, outputs=["image"], dynamic_axes={},
+                      metadata={"task": "generate", "latent_dim": 8, "image_size": 8, "channels": 3,
+                                "value_range": [-1.0, 1.0]})
+    card = export_onnx(spec, tmp_path / "g.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node]
+    assert ops.count("ConvTranspose") == 1 and "Gemm" in ops
+    assert "1 transposed convolution(s) of a 1x1 latent" in card["metadata"]["rewrites"]
+    assert card["verification"]["max_abs_diff"] < 1e-4

@@ -345,6 +345,7 @@ def test_evaluation_protocol_on_known_images(tmp_path):
     result = evaluate({"oracle": oracle}, tmp_path / "hr", 2)
     assert result["methods"]["oracle"]["psnr"] == float("inf")
     assert result["methods"]["oracle"]["ssim"] == pytest.approx(1.0)
+    assert result["methods"]["oracle"]["detail"] == pytest.approx(1.0)
     assert result["images"] == 2 and "2 px border cropped" in result["protocol"]
 
 
@@ -367,6 +368,7 @@ def test_evaluate_cli_compares_models_with_bicubic(with_models, tmp_path, runner
     assert "img0" in r.stdout
     saved = load_card(card)["evaluation"]["hr x2"]["methods"]
     assert saved["lanczos"]["psnr"] > saved["bicubic"]["psnr"]  # Lanczos is the sharper resampler
+    assert saved["bicubic"]["detail"] < saved["lanczos"]["detail"] < 1.0  # neither restores the detail
     assert "| x2-psnr |" in (tmp_path / "x2-psnr.md").read_text()
 
     r = runner.invoke(cli, ["evaluate", "superres", "--data", str(tmp_path / "hr"), "--scale", "4",

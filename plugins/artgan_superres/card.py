@@ -111,11 +111,15 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += ["", "## Reproduce", "", "```", card["command"], "```"]
     for title, ev in card.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {title}", "", ev.get("protocol", ""), "",
-                  "| method | PSNR (dB) | SSIM | vs bicubic |", "|---|---|---|---|"]
+                  "| method | PSNR (dB) | SSIM | detail | vs bicubic |", "|---|---|---|---|---|"]
         base = ev["methods"].get("bicubic", {}).get("psnr")
         for m, r in ev["methods"].items():
             gain = f"{r['psnr'] - base:+.2f} dB" if base is not None else "-"
-            lines.append(f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {gain} |")
+            detail = f"{r['detail']:.3f}" if "detail" in r else "-"
+            lines.append(f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {detail} | {gain} |")
+        if any("detail" in r for r in ev["methods"].values()):
+            lines += ["", "detail: mean gradient magnitude over the HR image's (1.0 = as much fine detail; "
+                      "PSNR favours smooth output, GAN fine-tunes trade a little PSNR for detail)"]
     v = card.get("verification", {})
     if v.get("verified") or card.get("parity"):
         lines += ["", "## ONNX vs PyTorch", ""]

@@ -18,7 +18,7 @@ import numpy as np
 
 from artgan.errors import ArtganError
 from artgan.images import list_images, load_image, to_float, to_uint8
-from artgan.metrics import psnr, rgb_to_y, ssim
+from artgan.metrics import detail_ratio, psnr, rgb_to_y, ssim
 
 from .resize import make_pair
 
@@ -28,7 +28,8 @@ PROTOCOL = ("Y channel (BT.601), {scale} px border cropped, 8-bit outputs; "
 
 def evaluate(methods: dict[str, Callable[[np.ndarray], np.ndarray]], data: str | Path, scale: int, *,
              progress: bool = False) -> dict[str, Any]:
-    """PSNR/SSIM of each method (an NHWC -> NHWC step) on the images below ``data``."""
+    """PSNR, SSIM and detail (gradient energy over the HR image's, :func:`artgan.metrics.detail_ratio`)
+    of each method (an NHWC -> NHWC step) on the images below ``data``."""
     files = list_images(data)
     if not files:
         raise ArtganError(f"evaluate superres: no images in {data}")
@@ -47,25 +48,29 @@ def evaluate(methods: dict[str, Callable[[np.ndarray], np.ndarray]], data: str |
                                   f"{lr.shape[1]}x{lr.shape[0]}, expected {hr.shape[1]}x{hr.shape[0]} (x{scale})")
             y_sr = rgb_to_y(to_float(sr))
             per_image[name][Path(f).stem] = {"psnr": psnr(y_sr, y_hr, crop=scale),
-                                             "ssim": ssim(y_sr, y_hr, crop=scale)}
+                                             "ssim": ssim(y_sr, y_hr, crop=scale),
+                                             "detail": detail_ratio(y_sr, y_hr, crop=scale)}
     methods_out = {}
     for name, scores in per_image.items():
         methods_out[name] = {"psnr": float(np.mean([s["psnr"] for s in scores.values()])),
                              "ssim": float(np.mean([s["ssim"] for s in scores.values()])),
+                             "detail": float(np.mean([s["detail"] for s in scores.values()])),
                              "per_image": scores}
     return {"data": str(data), "dataset": Path(data).name, "images": len(files), "scale": scale,
             "protocol": PROTOCOL.format(scale=scale), "methods": methods_out}
 
 
 def format_table(result: dict[str, Any], baseline: str = "bicubic", per_image: bool = False) -> str:
-    """A plain-text table: method, PSNR, SSIM and the PSNR gain over ``baseline``."""
+    """A plain-text table: method, PSNR, SSIM, detail (1.0 = as much as the HR image) and the PSNR
+    gain over ``baseline``."""
     methods = result["methods"]
     base = methods.get(baseline, {}).get("psnr")
     lines = [f"{result['dataset']} x{result['scale']} ({result['images']} images): {result['protocol']}",
-             f"{'method':<24} {'PSNR (dB)':>10} {'SSIM':>8} {'vs ' + baseline:>12}"]
+             f"{'method':<24} {'PSNR (dB)':>10} {'SSIM':>8} {'detail':>7} {'vs ' + baseline:>12}"]
     for name, m in methods.items():
         gain = f"{m['psnr'] - base:+.2f} dB" if base is not None else "-"
-        lines.append(f"{name:<24} {m['psnr']:>10.2f} {m['ssim']:>8.4f} {gain:>12}")
+        detail = f"{m['detail']:.3f}" if "detail" in m else "-"  # results saved before it was measured
+        lines.append(f"{name:<24} {m['psnr']:>10.2f} {m['ssim']:>8.4f} {detail:>7} {gain:>12}")
     if per_image:
         names = list(methods)
         images = list(next(iter(methods.values()))["per_image"])
