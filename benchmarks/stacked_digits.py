@@ -1,7 +1,7 @@
 """Stacked digits (1000 modes): train artgan's default recipe and the plain DCGAN side by side,
 then evaluate each with 26,000 samples (the VEEGAN/PacGAN protocol) and print one table.
 
-    python benchmarks/stacked_digits.py                          # CPU, the pipeline's 8000 steps
+    python benchmarks/stacked_digits.py                          # CPU, the pipeline's 20000 steps
     python benchmarks/stacked_digits.py --device cuda            # on a GPU (same steps)
     python benchmarks/stacked_digits.py --steps 1500 --threads 1 # a short check
 
