@@ -306,7 +306,8 @@ class SubPixelUpConv(nn.Module):
 
 def fuse_upsample_conv(module: nn.Module) -> tuple[nn.Module, int]:
     """Replace, inside every ``nn.Sequential`` of ``module`` (in eval mode; changed in place),
-    each nearest x2 upsample followed by a plain 3x3 convolution (and an optional BatchNorm) with
+    each nearest x2 upsample followed by a plain 3x3 convolution (then an optional BatchNorm and an
+    optional element-wise activation) with
     a :class:`SubPixelUpConv`. Returns the module and how many were replaced."""
     def is_up(m):
         return (isinstance(m, nn.Upsample) and m.mode == "nearest" and m.size is None
@@ -322,19 +323,31 @@ def fuse_upsample_conv(module: nn.Module) -> tuple[nn.Module, int]:
     def is_pointwise(m):  # element-wise, so it commutes with the pixel shuffle
         return type(m) in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.GELU, nn.Hardtanh)
 
+    def rewrite(layers):
+        if len(layers) < 2 or not (is_up(layers[0]) and is_conv(layers[1])):
+            return None
+        j = 2
+        bn = layers[j] if len(layers) > j and is_bn(layers[j]) else None
+        j += bn is not None
+        act = layers[j] if len(layers) > j and is_pointwise(layers[j]) else None
+        j += act is not None
+        return SubPixelUpConv(layers[1], bn, act), j
+
+    return _rewrite_sequentials(module, rewrite)
+
+
+def _rewrite_sequentials(module: nn.Module, rewrite) -> tuple[nn.Module, int]:
+    """In every ``nn.Sequential`` of ``module`` (changed in place), let ``rewrite(layers)`` (the
+    layers from each position on) return ``(new layer, how many it replaces)`` or None; the new
+    layer keeps the first replaced layer's name. Returns the module in eval mode and the count."""
     count = 0
     for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
         items, out, i = list(seq._modules.items()), [], 0
         while i < len(items):
-            layers = [m for _, m in items[i:i + 4]]
-            if len(layers) >= 2 and is_up(layers[0]) and is_conv(layers[1]):
-                j = 2
-                bn = layers[j] if len(layers) > j and is_bn(layers[j]) else None
-                j += bn is not None
-                act = layers[j] if len(layers) > j and is_pointwise(layers[j]) else None
-                j += act is not None
-                out.append((items[i][0], SubPixelUpConv(layers[1], bn, act)))  # keeps the upsample's name
-                i += j
+            found = rewrite([m for _, m in items[i:]])
+            if found is not None:
+                out.append((items[i][0], found[0]))
+                i += found[1]
                 count += 1
             else:
                 out.append(items[i])
@@ -396,24 +409,14 @@ def latent_projections_as_gemm(module: nn.Module, inputs: dict[str, torch.Tensor
         module(*inputs.values())
     for h in handles:
         h.remove()
-    count = 0
-    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
-        items, out, i = list(seq._modules.items()), [], 0
-        while i < len(items):
-            m = items[i][1]
-            if is_candidate(m) and seen.get(m) == (1, 1):
-                nxt = items[i + 1][1] if i + 1 < len(items) else None
-                bn = nxt if type(nxt) is nn.BatchNorm2d and nxt.track_running_stats else None
-                out.append((items[i][0], LatentProjection(m, bn)))
-                i += 2 if bn is not None else 1
-                count += 1
-            else:
-                out.append(items[i])
-                i += 1
-        if len(out) != len(items):
-            seq._modules.clear()
-            seq._modules.update(out)
-    return module.eval(), count
+    def rewrite(layers):
+        if not (is_candidate(layers[0]) and seen.get(layers[0]) == (1, 1)):
+            return None
+        nxt = layers[1] if len(layers) > 1 else None
+        bn = nxt if type(nxt) is nn.BatchNorm2d and nxt.track_running_stats else None
+        return LatentProjection(layers[0], bn), 2 if bn is not None else 1
+
+    return _rewrite_sequentials(module, rewrite)
 
 
 def _dynamic_axes(spec: ExportSpec, task: str | None) -> dict[str, dict[int, str]]:
