@@ -102,8 +102,10 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     if optimize:
         to_export, fused = fuse_upsample_conv(copy.deepcopy(module))
         to_export, projections = latent_projections_as_gemm(to_export, inputs)
-        rewrites += [f"{fused} nearest-upsample + 3x3 convolution pair(s) as sub-pixel convolutions"] * bool(fused)
-        rewrites += [f"{projections} transposed convolution(s) of a 1x1 latent as matrix products"] * bool(projections)
+        if fused:
+            rewrites.append(f"{fused} nearest-upsample + 3x3 convolution pair(s) as sub-pixel convolutions")
+        if projections:
+            rewrites.append(f"{projections} transposed convolution(s) of a 1x1 latent as matrix products")
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
     with atomic_path(path) as tmp:

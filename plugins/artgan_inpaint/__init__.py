@@ -37,6 +37,4 @@ def artgan_register_steps(register):
 def artgan_register_commands(cli):
     from .cli import evaluate_inpaint  # click only; the command imports the rest when it runs
 
-    group = cli.commands.get("evaluate")
-    if group is not None:
-        group.add_command(evaluate_inpaint)
+    cli.commands["evaluate"].add_command(evaluate_inpaint)

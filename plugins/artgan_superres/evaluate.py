@@ -52,10 +52,8 @@ def evaluate(methods: dict[str, Callable[[np.ndarray], np.ndarray]], data: str |
                                              "detail": detail_ratio(y_sr, y_hr, crop=scale)}
     methods_out = {}
     for name, scores in per_image.items():
-        methods_out[name] = {"psnr": float(np.mean([s["psnr"] for s in scores.values()])),
-                             "ssim": float(np.mean([s["ssim"] for s in scores.values()])),
-                             "detail": float(np.mean([s["detail"] for s in scores.values()])),
-                             "per_image": scores}
+        means = {k: float(np.mean([s[k] for s in scores.values()])) for k in ("psnr", "ssim", "detail")}
+        methods_out[name] = {**means, "per_image": scores}
     return {"data": str(data), "dataset": Path(data).name, "images": len(files), "scale": scale,
             "protocol": PROTOCOL.format(scale=scale), "methods": methods_out}
 
