@@ -269,6 +269,33 @@ def test_upsample_conv_batchnorm_is_exported_as_an_exact_sub_pixel_convolution(t
     assert [n.op_type for n in onnx.load(str(tmp_path / "plain.onnx")).graph.node].count("Resize") == 3
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_one_channel_last_layer_is_computed_before_the_previous_pixel_shuffle(tmp_path, channels):
+    from artgan.export import SubPixelPairToOneChannel, fuse_upsample_conv, one_channel_outputs_in_phases
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Upsample(scale_factor=2), nn.Conv2d(8, 6, 3, 1, 1),
+                        nn.BatchNorm2d(6), nn.ReLU(), nn.Upsample(scale_factor=2),
+                        nn.Conv2d(6, channels, 3, 1, 1), nn.Tanh())
+    net[3].running_mean.uniform_(-1, 1)
+    net[3].running_var.uniform_(0.5, 2)
+    net.eval()
+    import copy
+    rewritten, count = one_channel_outputs_in_phases(fuse_upsample_conv(copy.deepcopy(net))[0])
+    assert count == (channels == 1)
+    assert isinstance(rewritten[1], SubPixelPairToOneChannel) == (channels == 1)
+    x = torch.randn(2, 3, 5, 7)  # odd sizes: the borders are exact too
+    with torch.no_grad():
+        assert (rewritten(x) - net(x)).abs().max() < 1e-5
+    spec = ExportSpec(module=net, inputs={"image": x[:1]}, outputs=["output"], dynamic_axes={},
+                      metadata={"task": "image-to-image", "scale": 4, "size_multiple": 1, "channels": channels,
+                                "value_range": [-1.0, 1.0]})
+    card = export_onnx(spec, tmp_path / "f.onnx")
+    shuffles = [n for n in onnx.load(str(tmp_path / "f.onnx")).graph.node if n.op_type == "DepthToSpace"]
+    assert [a.i for n in shuffles for a in n.attribute if a.name == "blocksize"] == ([4] if channels == 1 else [2, 2])
+    assert card["verification"]["max_abs_diff"] < 1e-4
+    assert ("one-channel output" in card["metadata"]["rewrites"]) == (channels == 1)
+
+
 def test_transposed_convolution_of_the_latent_is_exported_as_an_exact_matrix_product(tmp_path):
     from artgan.export import LatentProjection, latent_projections_as_gemm
 
