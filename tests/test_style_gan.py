@@ -126,6 +126,28 @@ def test_recipe_steps_learn_and_decay(folders):
     assert grid.shape == (2, 3, 32, 96)  # photo | stylised | reconstructed
 
 
+def test_edge_loss_measures_what_the_evaluation_measures(folders):
+    from skimage import data, transform
+
+    from artgan_style import measure
+    from artgan_style.cyclegan import edge_map, ssim_loss
+    img = transform.resize(data.astronaut(), (64, 80)).astype(np.float32)
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 0.05, img.shape), 0, 1).astype(np.float32)
+    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None] * 2 - 1  # noqa: E731
+    ours = edge_map(as_tensor(img))[0, 0].numpy()
+    assert np.abs(ours - measure.edge_map(img))[5:-5, 5:-5].max() < 1e-5  # borders: replicated, not reflected
+    kept = 1 - ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(noisy))).item()
+    assert kept == pytest.approx(measure.edge_ssim(img, noisy), abs=0.02)
+    assert ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(img))).item() == pytest.approx(0, abs=1e-5)
+    # in the recipe: reported, and it pulls G towards the photo's edges
+    torch.manual_seed(0)
+    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}
+    recipe = CycleGANRecipe(info=ds.info, edge_weight=5.0, **TINY_ARCH)
+    out = recipe.generator_step(batch)
+    assert out["edges"] > 0 and "edges" not in CycleGANRecipe(info=ds.info, **TINY_ARCH).generator_step(batch)
+
+
 def test_recipe_skips_updates_with_exploding_gradients():
     torch.manual_seed(0)
     recipe = CycleGANRecipe(info=DatasetInfo(image_size=32), skip_grad_norm=1e3, **TINY_ARCH)

@@ -153,6 +153,40 @@ class ImagePool:
         return torch.stack(out)
 
 
+def _gaussian(sigma: float, radius: int) -> torch.Tensor:
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def edge_map(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, 1, H, W): the Sobel edge map that ``artgan evaluate style``
+    compares (:func:`artgan_style.measure.edge_map`): BT.601 grey, Gaussian blur sigma 1, Sobel
+    magnitude / 4 clipped to [0, 1]; differentiable, with replicated borders."""
+    luma = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    grey = ((image + 1) / 2 * luma).sum(1, keepdim=True)
+    g = _gaussian(1.0, 4).to(image)
+    grey = F.conv2d(F.pad(grey, (4, 4, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    grey = F.conv2d(F.pad(grey, (0, 0, 4, 4), mode="replicate"), g.view(1, 1, -1, 1))
+    sobel_x = image.new_tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]).view(1, 1, 3, 3)
+    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    gx, gy = F.conv2d(padded, sobel_x), F.conv2d(padded, sobel_x.transpose(2, 3))
+    return (torch.sqrt(gx ** 2 + gy ** 2 + 1e-12) / 4).clamp(0, 1)
+
+
+def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM of two (N, 1, H, W) maps in [0, 1] (11x11 Gaussian window, sigma 1.5)."""
+    w = _gaussian(1.5, 5).to(a)
+    w = (w[:, None] * w[None, :]).view(1, 1, 11, 11)
+    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
+    var_a = F.conv2d(a * a, w) - mu_a ** 2
+    var_b = F.conv2d(b * b, w) - mu_b ** 2
+    cov = F.conv2d(a * b, w) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return 1 - ssim.mean()
+
+
 def _init_weights(m: nn.Module) -> None:
     if isinstance(m, nn.Conv2d):  # CycleGAN's initialisation: N(0, 0.02)
         nn.init.normal_(m.weight, 0.0, 0.02)
@@ -164,7 +198,9 @@ class CycleGANRecipe(GANRecipe):
     """Photo <-> art CycleGAN on ``unpaired-folders`` batches (``photo``, ``art``).
 
     Loss weights: ``adv_weight`` on each generator's adversarial loss, ``cycle_weight`` on each
-    L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo). A higher adversarial
+    L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo), ``edge_weight``
+    on 1 - SSIM between the edge maps of the photo and G(photo) (:func:`edge_map`; 0 = off), which
+    lets the picture's structure through while its texture changes. A higher adversarial
     and a lower identity weight than the paper's (1, 10, 5) let G change texture more, not only
     colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
     (0: constant), as in the paper. An update whose gradient norm is not finite or above
@@ -175,7 +211,7 @@ class CycleGANRecipe(GANRecipe):
                  g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3, d_scales: int = 1,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
-                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
+                 edge_weight: float = 0.0, pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
                  skip_grad_norm: float = 1e4):
         super().__init__()
         if info.channels != 3:
@@ -190,6 +226,7 @@ class CycleGANRecipe(GANRecipe):
             raise ArtganError(f"cyclegan: need 0 <= decay_from < decay_to, got {decay_from}, {decay_to}")
         self.info, self.loss = info, loss or LeastSquaresLoss()
         self.adv_weight, self.cycle_weight, self.identity_weight = adv_weight, cycle_weight, identity_weight
+        self.edge_weight = edge_weight
         self.lr, self.decay_from, self.decay_to = lr, decay_from, decay_to
         self.G = StyleGenerator(g_width, g_blocks)          # photo -> art (exported)
         self.F = StyleGenerator(g_width, g_blocks)          # art -> photo (training only)
@@ -248,6 +285,10 @@ class CycleGANRecipe(GANRecipe):
             identity = F.l1_loss(self.G(art), art) + F.l1_loss(self.F(photo), photo)
             total = total + self.identity_weight * identity
             out["identity"] = identity.detach()
+        if self.edge_weight > 0:
+            edges = ssim_loss(edge_map(fake_art), edge_map(photo))
+            total = total + self.edge_weight * edges
+            out["edges"] = edges.detach()
         self._fakes = {"art": fake_art.detach(), "photo": fake_photo.detach()}
         return {"loss": total, **out}
 
