@@ -148,6 +148,17 @@ def test_edge_loss_measures_what_the_evaluation_measures(folders):
     assert out["edges"] > 0 and "edges" not in CycleGANRecipe(info=ds.info, **TINY_ARCH).generator_step(batch)
 
 
+def test_colour_loss_is_the_palette_distance():
+    from artgan_style.cyclegan import colour_distance
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert colour_distance(a, a).item() == pytest.approx(0, abs=1e-7)
+    # the same colours in another order: the same palette, whatever the layout
+    assert colour_distance(a, a.flip(0).flip(3)).item() == pytest.approx(0, abs=1e-6)
+    # every channel 0.2 brighter (in [0, 1]): 0.2 * E|u . (1, 1, 1)| = 0.17 over unit directions u
+    assert 0.1 < colour_distance(a, a + 0.4).item() < 0.3
+
+
 def test_recipe_skips_updates_with_exploding_gradients():
     torch.manual_seed(0)
     recipe = CycleGANRecipe(info=DatasetInfo(image_size=32), skip_grad_norm=1e3, **TINY_ARCH)

@@ -187,6 +187,18 @@ def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1 - ssim.mean()
 
 
+def colour_distance(a: torch.Tensor, b: torch.Tensor, projections: int = 32) -> torch.Tensor:
+    """Sliced Wasserstein-1 distance between the pixel colours of two same-sized batches in
+    [-1, 1], measured in [0, 1] like ``artgan evaluate style``'s colour distance, along fresh random
+    directions: the palette as a whole, which a patch discriminator judges only locally."""
+    pa = a.permute(0, 2, 3, 1).reshape(-1, 3)
+    pb = b.permute(0, 2, 3, 1).reshape(-1, 3)
+    directions = F.normalize(torch.randn(3, projections, device=a.device, dtype=a.dtype), dim=0)
+    qa = torch.sort(pa @ directions, dim=0).values
+    qb = torch.sort(pb @ directions, dim=0).values
+    return (qa - qb).abs().mean() / 2
+
+
 def _init_weights(m: nn.Module) -> None:
     if isinstance(m, nn.Conv2d):  # CycleGAN's initialisation: N(0, 0.02)
         nn.init.normal_(m.weight, 0.0, 0.02)
@@ -200,7 +212,8 @@ class CycleGANRecipe(GANRecipe):
     Loss weights: ``adv_weight`` on each generator's adversarial loss, ``cycle_weight`` on each
     L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo), ``edge_weight``
     on 1 - SSIM between the edge maps of the photo and G(photo) (:func:`edge_map`; 0 = off), which
-    lets the picture's structure through while its texture changes. A higher adversarial
+    lets the picture's structure through while its texture changes, and ``color_weight`` on the
+    :func:`colour_distance` between G(photo) and the art crops of the batch (0 = off). A higher adversarial
     and a lower identity weight than the paper's (1, 10, 5) let G change texture more, not only
     colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
     (0: constant), as in the paper. An update whose gradient norm is not finite or above
@@ -211,7 +224,7 @@ class CycleGANRecipe(GANRecipe):
                  g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3, d_scales: int = 1,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
-                 edge_weight: float = 0.0, pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
+                 edge_weight: float = 0.0, color_weight: float = 0.0, pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
                  skip_grad_norm: float = 1e4):
         super().__init__()
         if info.channels != 3:
@@ -226,7 +239,7 @@ class CycleGANRecipe(GANRecipe):
             raise ArtganError(f"cyclegan: need 0 <= decay_from < decay_to, got {decay_from}, {decay_to}")
         self.info, self.loss = info, loss or LeastSquaresLoss()
         self.adv_weight, self.cycle_weight, self.identity_weight = adv_weight, cycle_weight, identity_weight
-        self.edge_weight = edge_weight
+        self.edge_weight, self.color_weight = edge_weight, color_weight
         self.lr, self.decay_from, self.decay_to = lr, decay_from, decay_to
         self.G = StyleGenerator(g_width, g_blocks)          # photo -> art (exported)
         self.F = StyleGenerator(g_width, g_blocks)          # art -> photo (training only)
@@ -289,6 +302,10 @@ class CycleGANRecipe(GANRecipe):
             edges = ssim_loss(edge_map(fake_art), edge_map(photo))
             total = total + self.edge_weight * edges
             out["edges"] = edges.detach()
+        if self.color_weight > 0:
+            colour = colour_distance(fake_art, art)
+            total = total + self.color_weight * colour
+            out["colour"] = colour.detach()
         self._fakes = {"art": fake_art.detach(), "photo": fake_photo.detach()}
         return {"loss": total, **out}
 
