@@ -10,9 +10,10 @@ with fresh weights; speed does not depend on the weights, int8 PSNR does) and a 
 nearest upsampling + 3x3 convolutions (2.25x the multiply-adds; the form that quantises to int8).
 All are exported with `artgan.export`, so this measures the files users get. On a shared machine
 the load changes from second to second: every round times all variants back to back and ratios are
-taken within a round, then the median over rounds is reported. The float32 matrix-multiply rate (the faster of PyTorch and onnxruntime on
-1024x1024, same threads) is measured in every round too; "of matmul" is the fp32 runtime's
-achieved FLOP rate (convolutions and linear layers, counted) over it.
+taken within a round, then the median over rounds is reported. The float32 matrix-multiply rate
+(the faster of PyTorch and onnxruntime on 1024x1024, same threads) is measured in every round too;
+"of matmul" is the fp32 runtime's achieved FLOP rate (convolutions and linear layers, counted)
+over it.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_edge_loss_measures_what_the_evaluation_measures(folders):
     kept = 1 - ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(noisy))).item()
     assert kept == pytest.approx(measure.edge_ssim(img, noisy), abs=0.02)
     assert ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(img))).item() == pytest.approx(0, abs=1e-5)
-    # in the recipe: reported, and it pulls G towards the photo's edges
+    # in the recipe: reported when on, absent when off
     torch.manual_seed(0)
     ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
     batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}

@@ -213,9 +213,9 @@ class CycleGANRecipe(GANRecipe):
     L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo), ``edge_weight``
     on 1 - SSIM between the edge maps of the photo and G(photo) (:func:`edge_map`; 0 = off), which
     lets the picture's structure through while its texture changes, and ``color_weight`` on the
-    :func:`colour_distance` between G(photo) and the art crops of the batch (0 = off). A higher adversarial
-    and a lower identity weight than the paper's (1, 10, 5) let G change texture more, not only
-    colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
+    :func:`colour_distance` between G(photo) and the art crops of the batch (0 = off). A higher
+    adversarial and a lower identity weight than the paper's (1, 10, 5) let G change texture more,
+    not only colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
     (0: constant), as in the paper. An update whose gradient norm is not finite or above
     ``skip_grad_norm`` is skipped (counted in the ``G/skipped_updates`` metric).
     """
@@ -224,7 +224,8 @@ class CycleGANRecipe(GANRecipe):
                  g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3, d_scales: int = 1,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
-                 edge_weight: float = 0.0, color_weight: float = 0.0, pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
+                 edge_weight: float = 0.0, color_weight: float = 0.0,
+                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
                  skip_grad_norm: float = 1e4):
         super().__init__()
         if info.channels != 3:
