@@ -35,8 +35,9 @@ class TrainStep:
     checkpoint_every: int = 250
     num_workers: int = 0
     sample_count: int = 64
-    precision: str = "auto"  # auto (bf16 autocast on CUDA), fp32, bf16
-    channels_last: bool | None = None  # None: on for CUDA
+    precision: str = "auto"  # auto: bf16 autocast where measured faster (CUDA GPUs, CPUs with native bf16); fp32; bf16
+    channels_last: bool | None = None  # None: on for CUDA, measured on CPU
+    seconds: float = 0  # time budget: training ends at the first checkpoint after this many seconds; 0: none
     eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n steps; 0: never
     eval_samples: int = 5000
     collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
@@ -303,11 +304,12 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
         progress=ctx.progress,
         on_metrics=(lambda step, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), step=step, metrics=m)) if pm else None,
         on_checkpoint=(lambda step, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), step=step, path=str(p))) if pm else None,
-        evaluate=evaluate,
+        evaluate=evaluate, log=ctx.log,
     )
     ctx.checkpoint = Path(summary["checkpoint"])
     ctx.results["train"] = summary
-    ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s")
+    budget = " (time budget reached)" if summary["stopped_by"] == "seconds" else ""
+    ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
 
 
 def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:

@@ -16,7 +16,7 @@ way for the same reasons).
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import math
 import os
 import sys
@@ -34,6 +34,7 @@ from .data import batches, tensor_to_float01
 from .errors import ArtganError
 from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
+from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, step_timer
 from .recipe import GANRecipe
 
 
@@ -51,8 +52,9 @@ class TrainOptions:
     checkpoint_every: int = 250  # a sample grid is written with every checkpoint
     num_workers: int = 0
     sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast on CUDA GPUs that support it, else fp32; fp32; bf16
-    channels_last: bool | None = None  # None: on for CUDA (faster convolutions), off on CPU
+    precision: str = "auto"  # auto: bf16 autocast where measured faster (artgan.precision); fp32; bf16
+    channels_last: bool | None = None  # None: on for CUDA, measured on CPU; true/false forces it
+    seconds: float = 0  # time budget: end at a checkpoint once training has run this long; 0: none
     eval_every: int = 0  # run the dataset's metrics every n steps (and at the end); 0: never
     eval_samples: int = 5000  # generated images per evaluation during training
     collapse_ratio: float = 0.5  # warn when sample diversity drops below this x its best; 0: off
@@ -190,16 +192,6 @@ def sample_diversity(images: torch.Tensor) -> float:
     return float(torch.pdist(x).mean() / math.sqrt(x.shape[1]))
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ArtganError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    use = precision == "bf16" or (precision == "auto" and device.type == "cuda"
-                                  and torch.cuda.is_bf16_supported())
-    if precision == "bf16" and device.type != "cuda":
-        raise ArtganError("precision: bf16 autocast is for CUDA devices; use fp32 (or auto) on CPU")
-    return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use else contextlib.nullcontext, use
-
-
 def _keep_until(path: Path, step: int) -> None:
     """Drop log records past ``step`` (written after the checkpoint a run resumes from)."""
     if path.exists():
@@ -213,17 +205,23 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
           on_metrics: Callable[[int, dict[str, float]], None] | None = None,
           on_checkpoint: Callable[[int, Path], None] | None = None,
           evaluate: Callable[[Callable[[int, int], np.ndarray]], dict[str, Any]] | None = None,
+          log: Callable[[str], None] | None = None,
           ) -> dict[str, Any]:
     """Train ``recipe`` on ``dataset`` for ``options.steps`` steps into ``run_dir``.
 
     ``recipe_config`` (architecture, params, dataset info, loss) is stored in every checkpoint
     so the recipe can be rebuilt from it. ``evaluate(sample_fn)`` (optional) computes metrics
     from ``sample_fn(n, seed)`` -> images; it runs every ``options.eval_every`` steps and returns
-    ``{"metrics": {name: number}, ...}``. Returns a summary (steps, seconds, checkpoint).
+    ``{"metrics": {name: number}, ...}``. ``log(line)`` (optional) receives what a person should
+    read in the run's log (the precision chosen, and why). Training ends after ``options.steps``
+    steps, or at the first checkpoint once ``options.seconds`` of training have passed (counted
+    across resumes). Returns a summary (steps, seconds, checkpoint, precision, stopped_by).
     """
     run_dir = Path(run_dir)
     ckpt_file = checkpoint_path(run_dir)
     metrics_file, evals_file = run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl"
+    if options.seconds < 0:
+        raise ArtganError(f"train.seconds must be >= 0 (0: no time budget), got {options.seconds}")
     if options.eval_every and evaluate is None:
         raise ArtganError("eval_every is set but no metrics exist for this dataset; set eval_every: 0")
 
@@ -232,13 +230,14 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
     procs = Processes.from_env(device)
     try:
         return _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
-                      on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file)
+                      on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file,
+                      log or (lambda line: None))
     finally:
         procs.close()
 
 
 def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
-           on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file):
+           on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file, log):
     if procs.main:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         for stale in ckpt_file.parent.glob(f".{ckpt_file.name}.*.tmp"):  # a save cut by a crash
@@ -256,16 +255,11 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
         if procs.main:
             _keep_until(metrics_file, start)
             _keep_until(evals_file, start)
-    channels_last = device.type == "cuda" if options.channels_last is None else options.channels_last
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     recipe.to(device).train(True)
-    for m in recipe.modules.values():
-        m.to(memory_format=fmt)
     # every process starts from the first one's weights (they are seeded alike; this makes sure)
     procs.broadcast_([t for m in recipe.modules.values() for t in (*m.parameters(), *m.buffers())])
     fixed = {k: v.to(device) for k, v in fixed.items()}
     phases = recipe.phases()
-    autocast, bf16 = _autocast(device, options.precision)
     # The batch order is a function of (seed, batch index), so a resumed run picks up the same
     # batches. Creating the loader draws from the global RNG: do it before restoring RNG state.
     data = batches(dataset, options.batch_size, options.seed, start_batch=start,
@@ -286,6 +280,27 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
         health.update(ckpt.get("health", {}))
     elif procs.world > 1:  # each process draws its own noise
         seed_everything(options.seed + 7919 * procs.rank)
+    # -- precision and layout: measured on the first batch (on a copy of the recipe), or as resumed --
+    if ckpt is not None and ckpt.get("precision"):
+        choice = PrecisionChoice.from_record(ckpt["precision"])
+        choice = PrecisionChoice(choice.bf16, choice.channels_last, f"as before the resume: {choice.reason}",
+                                 choice.measured)
+    elif start < options.steps:
+        first = next(data)  # the batch the first step would draw anyway; the probe leaves RNGs alone
+        data = itertools.chain([first], data)
+        probe_batch = {k: v.to(device) for k, v in first.items()}
+        choice = _agree(procs, choose_precision(device, options.precision, options.channels_last,
+                                                step_timer(recipe, probe_batch, device)))
+    else:
+        choice = choose_precision(device, options.precision, options.channels_last)
+    fmt = torch.channels_last if choice.channels_last else torch.contiguous_format
+    for m in recipe.modules.values():
+        m.to(memory_format=fmt)
+    autocast = autocast_for(device, choice.bf16)
+    if procs.main and start < options.steps:
+        log(f"  precision: {choice.describe()}")
+        append_jsonl(metrics_file, {"step": start, "time": time.time(), "precision": choice.as_record()})
+    trained_before = float(ckpt.get("train_seconds", 0.0)) if ckpt is not None else 0.0
     tb = _tensorboard(run_dir) if options.tensorboard and procs.main else None
     check_every_step = device.type == "cpu"  # a per-step check costs a GPU sync; on CPU it is free
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
@@ -313,6 +328,7 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
         if procs.main:
             checkpoints.save(ckpt_file, {
                 "step": step, "recipe": recipe_config, "state": recipe.state_dict(),
+                "precision": choice.as_record(), "train_seconds": trained_seconds(),
                 "rng": rngs[0], "rng_per_process": rngs, "options": asdict(options),
                 "log_window": {"sums": {k: float(v) for k, v in window["sums"].items()},
                                "count": window["count"]},
@@ -363,9 +379,22 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
     bar = _progress(start, options.steps, progress and procs.main)
     t_interval, images_seen = time.perf_counter(), 0
     t0 = time.perf_counter()
-    step = start
+    step, stopped_by = start, "steps"
+
+    def trained_seconds() -> float:  # across resumes: the budget is for the whole training
+        return trained_before + time.perf_counter() - t0
+
+    def out_of_time() -> bool:  # every process takes rank 0's decision
+        flag = torch.tensor([1.0 if options.seconds and trained_seconds() >= options.seconds else 0.0],
+                            device=device)
+        procs.broadcast_([flag])
+        return bool(flag)
+
     try:
         for step in range(start + 1, options.steps + 1):
+            if step == start + 1 and out_of_time():  # resumed with the budget already spent
+                step, stopped_by = start, "seconds"
+                break
             batch = {k: _to_device(v, device, fmt) for k, v in next(data).items()}
             for phase in phases:
                 if step % phase.every:
@@ -398,6 +427,10 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
 
             log_now = step % options.log_every == 0 or step == options.steps
             ckpt_now = step % options.checkpoint_every == 0 or step == options.steps
+            # a time budget ends the run at a checkpoint, as a normal end (export and the rest follow);
+            # with several processes it is checked at log steps only, where they synchronise anyway
+            if options.seconds and not ckpt_now and (procs.world == 1 or log_now) and out_of_time():
+                ckpt_now, stopped_by = True, "seconds"
             if (log_now or ckpt_now) and not check_every_step and bool(nonfinite):
                 raise stop_nonfinite(f"loss between steps {step - options.log_every + 1} and {step}")
             if log_now:
@@ -423,16 +456,24 @@ def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, o
                 run_evaluation(step)
             if ckpt_now:
                 save_checkpoint(step)
+            if stopped_by == "seconds":
+                log(f"  time budget of {options.seconds:g} s reached at step {step}")
+                break
     finally:
         bar.close()
         if tb is not None:
             tb.close()
-    if start >= options.steps and not ckpt_file.exists():
+    if (start >= options.steps or step == start) and not ckpt_file.exists():
         save_checkpoint(start)
     seconds = time.perf_counter() - t0
-    return {"steps": options.steps, "resumed_from": start, "seconds": seconds,
+    return {"steps": step, "resumed_from": start, "seconds": seconds, "stopped_by": stopped_by,
             "checkpoint": str(ckpt_file), "processes": procs.world, "device": str(device),
-            "bf16": bf16, "channels_last": channels_last}
+            "bf16": choice.bf16, "channels_last": choice.channels_last, "precision": choice.describe()}
+
+
+def _agree(procs: Processes, choice: PrecisionChoice) -> PrecisionChoice:
+    """Every process computes as the first one chose (their timings may differ)."""
+    return PrecisionChoice.from_record(procs.gather(choice.as_record())[0]) if procs.world > 1 else choice
 
 
 def _to_device(v: torch.Tensor, device: torch.device, fmt: torch.memory_format) -> torch.Tensor:

@@ -13,6 +13,9 @@ os.environ.setdefault("ARTGAN_THREADS", "1")
 # One torch thread (read when torch is imported; subprocesses inherit it): 2 cores shared by
 # many processes make multi-threaded kernels wait on each other, 10-50x slower for tiny models.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# precision: auto measures bf16 against fp32 on CPUs with native bf16; timings differ from run to run,
+# so tests that compare two runs would compare two choices. Tests of the choice itself unset this.
+os.environ.setdefault("ARTGAN_AUTO_PRECISION", "fp32")
 # The metrics' digit classifier is trained once (seconds) and cached in pytest's own cache folder,
 # never in the user's home.
 os.environ.setdefault("ARTGAN_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(

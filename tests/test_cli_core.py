@@ -22,7 +22,8 @@ def test_tiny_pipeline_trains_exports_and_generates(runner, tiny_pipeline, tmp_p
     assert (out / "checkpoints" / "last.pt").is_file()
     # a sample grid per checkpoint (every 3 steps of 6)
     assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
-    metrics = read_jsonl(out / "metrics.jsonl")
+    precision, *metrics = read_jsonl(out / "metrics.jsonl")
+    assert precision["step"] == 0 and "fp32" in precision["precision"]["reason"]
     assert [m["step"] for m in metrics] == [2, 4, 6]
     assert all("D_loss" in m and "G_loss" in m for m in metrics)
     assert (out / "export" / "generator.onnx").is_file()
@@ -44,8 +45,8 @@ def test_resume_continues_the_same_loss_sequence(runner, tiny_pipeline, tmp_path
     assert r.exit_code == 0, r.output
     r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--resume", *log)
     assert r.exit_code == 0, r.output
-    a = {m["step"]: m for m in read_jsonl(full / "metrics.jsonl")}
-    b = {m["step"]: m for m in read_jsonl(part / "metrics.jsonl")}
+    a = {m["step"]: m for m in read_jsonl(full / "metrics.jsonl") if "precision" not in m}
+    b = {m["step"]: m for m in read_jsonl(part / "metrics.jsonl") if "precision" not in m}
     assert sorted(b) == [1, 2, 3, 4, 5, 6]
     for step in (4, 5, 6):
         assert b[step]["D_loss"] == pytest.approx(a[step]["D_loss"], rel=1e-5)

@@ -52,7 +52,7 @@ def test_two_process_gloo_training_then_resume(tmp_path):
     # the processes drew different noise (their own random streams)
     assert not torch.equal(ckpt["rng_per_process"][0]["torch"], ckpt["rng_per_process"][1]["torch"])
     # the first process alone wrote the logs: one record per log step, not two
-    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [2, 4, 6, 8]
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "precision" not in r] == [2, 4, 6, 8]
     assert (out / "report.html").exists()
 
     # resume the two-process run for 4 more steps (the weight-divergence check runs at each save)

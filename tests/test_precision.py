@@ -1,0 +1,150 @@
+"""precision: auto (bf16 and channels_last where measured faster) and the time budget (train.seconds)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from artgan import precision
+from artgan.errors import ArtganError
+from artgan.files import read_jsonl
+from artgan.precision import choose_precision
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    monkeypatch.delenv("ARTGAN_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+
+
+def timings(table):
+    calls = []
+
+    def measure(bf16, cl):
+        calls.append((bf16, cl))
+        return table[bf16, cl]
+    return measure, calls
+
+
+def test_auto_picks_the_fastest_measured_candidate(native_bf16):
+    measure, calls = timings({(False, False): 4.0, (False, True): 3.0, (True, False): 2.5, (True, True): 1.5})
+    choice = choose_precision(CPU, "auto", None, measure)
+    assert (choice.bf16, choice.channels_last) == (True, True)
+    assert sorted(calls) == sorted([(False, False), (False, True), (True, False), (True, True)])
+    assert "native bf16" in choice.reason and "bf16/channels_last 1500 ms" in choice.reason
+
+
+def test_auto_keeps_fp32_where_bf16_is_slower_or_only_as_fast(native_bf16):
+    slower, _ = timings({(False, False): 2.0, (False, True): 1.0, (True, False): 3.0, (True, True): 2.0})
+    choice = choose_precision(CPU, "auto", None, slower)
+    assert (choice.bf16, choice.channels_last) == (False, True)
+    # within the margin (a tie on a noisy machine) stays fp32
+    tie, _ = timings({(False, False): 1.0, (False, True): 1.0, (True, False): 0.98, (True, True): 0.99})
+    assert not choose_precision(CPU, "auto", None, tie).bf16
+
+
+def test_fp32_forces_fp32_and_a_forced_layout_is_not_measured(native_bf16):
+    measure, calls = timings({(False, False): 2.0, (False, True): 1.0})
+    choice = choose_precision(CPU, "fp32", None, measure)
+    assert not choice.bf16 and choice.channels_last and set(calls) == {(False, False), (False, True)}
+    choice = choose_precision(CPU, "fp32", False, measure)
+    assert (choice.bf16, choice.channels_last, choice.reason) == (False, False, "precision: fp32")
+
+
+def test_auto_without_native_bf16_is_fp32(monkeypatch):
+    monkeypatch.delenv("ARTGAN_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    measure, calls = timings({(False, False): 2.0, (False, True): 1.0})
+    choice = choose_precision(CPU, "auto", None, measure)
+    assert not choice.bf16 and "no native bf16" in choice.reason
+    assert all(not bf16 for bf16, _ in calls)
+
+
+def test_a_probe_that_fails_falls_back_and_says_why(native_bf16):
+    def broken(bf16, cl):
+        raise RuntimeError("no kernel")
+    choice = choose_precision(CPU, "auto", None, broken)
+    assert choice.bf16 and "not measured (RuntimeError: no kernel)" in choice.reason
+
+
+def test_unknown_precision_is_one_line():
+    with pytest.raises(ArtganError, match="precision must be auto, fp32 or bf16, got 'fp16'"):
+        choose_precision(CPU, "fp16", None)
+
+
+def test_native_bf16_is_asked_of_torch():
+    # no guess from the vendor: torch's own CPU feature probe answers
+    assert precision.cpu_has_native_bf16() == (torch.cpu._is_avx512_bf16_supported()
+                                              or torch.cpu._is_amx_tile_supported())
+
+
+def _train(tmp_path, registry, **options):
+    from artgan.train import TrainOptions, train
+    dataset = registry.create("dataset", "digits", image_size=16)
+    recipe = registry.create("architecture", "dcgan", info=dataset.info, loss=None, latent_dim=8, g_width=8, d_width=8)
+    lines = []
+    summary = train(recipe, dataset, tmp_path, TrainOptions(batch_size=8, device="cpu", sample_count=4, log_every=2,
+                                                           collapse_ratio=0, **options),
+                    recipe_config={}, progress=False, log=lines.append)
+    return summary, lines
+
+
+def test_trainer_measures_records_and_trains_in_the_chosen_precision(tmp_path, registry, native_bf16):
+    summary, lines = _train(tmp_path, registry, steps=4, checkpoint_every=4)
+    first = read_jsonl(tmp_path / "metrics.jsonl")[0]
+    assert first["step"] == 0 and set(first["precision"]["measured"]) == {
+        "fp32/nchw", "fp32/channels_last", "bf16/nchw", "bf16/channels_last"}
+    assert lines[0].startswith("  precision: ") and "fastest measured step" in lines[0]
+    assert summary["bf16"] == first["precision"]["bf16"] and summary["steps"] == 4
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["precision"] == first["precision"]  # a resumed run computes as this one did
+
+
+def test_the_probe_does_not_change_the_run(tmp_path, registry, monkeypatch):
+    """A measured run whose choice is fp32/NCHW trains exactly as an unmeasured fp32 run."""
+    a, _ = _train(tmp_path / "a", registry, steps=4, checkpoint_every=4, precision="fp32", channels_last=False)
+    monkeypatch.delenv("ARTGAN_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    slow_bf16 = {(False, False): 1.0, (False, True): 2.0, (True, False): 3.0, (True, True): 3.0}
+    real_timer = precision.step_timer
+
+    def timer(recipe, batch, device):  # really run the probe (state must survive it), report fixed times
+        run = real_timer(recipe, batch, device)
+        return lambda bf16, cl: (run(bf16, cl), slow_bf16[bf16, cl])[1]
+    monkeypatch.setattr("artgan.train.step_timer", timer)
+    b, _ = _train(tmp_path / "b", registry, steps=4, checkpoint_every=4)
+    assert not b["bf16"] and not b["channels_last"]
+    la = [r for r in read_jsonl(tmp_path / "a" / "metrics.jsonl") if "precision" not in r]
+    lb = [r for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if "precision" not in r]
+    assert [r["G_loss"] for r in la] == [r["G_loss"] for r in lb]
+
+
+def test_time_budget_ends_at_a_checkpoint_as_a_normal_end(tmp_path, registry, monkeypatch):
+    import artgan.train as train_module
+    clock = iter(range(0, 10**6, 10))  # every perf_counter call moves time on by 10 s
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
+    summary, lines = _train(tmp_path, registry, steps=1000, checkpoint_every=500, seconds=25)
+    assert summary["stopped_by"] == "seconds" and 0 < summary["steps"] < 1000
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == summary["steps"] and ckpt["train_seconds"] >= 25
+    assert (tmp_path / "samples" / f"step_{summary['steps']:06d}.png").exists()
+    assert any("time budget of 25 s reached" in line for line in lines)
+
+
+def test_time_budget_counts_across_resumes(tmp_path, registry, monkeypatch):
+    from artgan.train import TrainOptions, train
+    summary, _ = _train(tmp_path, registry, steps=4, checkpoint_every=2)
+    dataset = registry.create("dataset", "digits", image_size=16)
+    recipe = registry.create("architecture", "dcgan", info=dataset.info, loss=None, latent_dim=8, g_width=8, d_width=8)
+    # the first run used its budget (any positive number of seconds is spent by now)
+    resumed = train(recipe, dataset, tmp_path, TrainOptions(steps=8, batch_size=8, device="cpu", sample_count=4,
+                                                            seconds=1e-9, collapse_ratio=0),
+                    recipe_config={}, resume=True, progress=False)
+    assert resumed["stopped_by"] == "seconds" and resumed["steps"] == 4
+
+
+def test_negative_seconds_is_refused(tmp_path, registry):
+    with pytest.raises(ArtganError, match="train.seconds must be >= 0"):
+        _train(tmp_path, registry, steps=2, seconds=-1)
