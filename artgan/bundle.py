@@ -6,7 +6,10 @@ A bundle is a folder with ``bundle.json`` (the manifest) and the ``.onnx`` files
     {"format": 1, "name": "...", "artgan_version": "...",
      "generator": {"file": "generator.onnx", "sha256": "...", "metadata": {...}} | null,
      "steps": [{"name": "superres", "params": {"scale": 2}, "model": "01-superres-x2-psnr.onnx",
-                "sha256": "...", "metadata": {...}},
+                "sha256": "...", "metadata": {...},
+                "provided_by": {"plugin": "superres", "distribution": "artgan", "version": "..."}},
+               {"name": "color-transfer", "params": {"strength": 0.5},
+                "files": {"reference": {"file": "02-color-transfer-reference.jpg", "sha256": "..."}}},
                {"name": "lanczos", "params": {"scale": 2}}]}
 
 Use it from an app::
@@ -16,9 +19,18 @@ Use it from an app::
     images = bundle.generate(16, seed=0)     # a bundle with a generator: noise -> finished images
     images = bundle(images_nhwc)             # any bundle: float32 NHWC in [0, 1] through the chain
 
+A bundle is self-contained: every file it names is a plain file name inside its folder (no path,
+no ``..``, no link leading out) with a ``sha256`` that is checked on load; step parameters cannot
+name files outside it. A malformed manifest is one error naming ``bundle.json`` and the key.
+When a bundle is made, the chain is run once on a small input (the generator's output, or an RGB
+image), so steps that do not fit together (channels, sizes) fail then, not at the user's; each
+step records the plugin, distribution and version that provided it.
+
 A step that runs a model file must say which: a ``model_path`` attribute, or an
 :class:`artgan.runtime.Model` / :class:`artgan.steps.OnnxImageStep` attribute. The file is copied
-into the bundle and handed back to the step's factory as ``model=`` when the bundle loads; a step
+into the bundle and handed back to the step's factory as ``model=`` when the bundle loads (a
+parameter naming any other file, e.g. ``reference=painting.jpg``, is copied likewise, into
+``files``); a step
 whose plugin is not installed where the bundle runs falls back to a plain :class:`OnnxImageStep`.
 """
 
@@ -27,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,12 +50,15 @@ import numpy as np
 
 from . import __version__
 from .errors import ArtganError
-from .steps import OnnxImageStep, Step, parse_step_spec, run_chain
+from .steps import OnnxImageStep, Step, build_step, parse_step_spec, run_chain, step_label
 
 MANIFEST = "bundle.json"
 FORMAT = 1
 _MODEL_KEYS = ("task", "step", "architecture", "scale", "size_multiple", "value_range", "channels",
                "latent_dim", "image_size", "version")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: the RGB image a bundle without a generator is tried on when it is made (odd sizes on purpose)
+_PROBE_SHAPE = (1, 24, 40, 3)
 
 
 def _sha256(path: Path) -> str:
@@ -70,55 +87,124 @@ def _step_model_path(step: Step) -> Path | None:
 def _spec(spec: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, str):
         return parse_step_spec(spec)
-    if isinstance(spec, dict) and "name" in spec:
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
         return spec["name"], {k: v for k, v in spec.items() if k != "name"}
     raise ArtganError(f"bundle: step {spec!r}: expected 'name:key=value' or a mapping with 'name:'")
+
+
+def _provided_by(registry, name: str) -> dict[str, str]:
+    """Which plugin, distribution and version gave step ``name``: recorded in the manifest."""
+    plugin = registry.get("step", name).plugin
+    rec = registry.plugins.get(plugin)
+    return {"plugin": plugin, "distribution": getattr(rec, "distribution", "") or "",
+            "version": getattr(rec, "version", "") or ""}
+
+
+def _ordinary_permissions(folder: Path) -> None:
+    """mkdtemp makes 0700 folders; a bundle is deployed and read by others, like any folder we make."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
 
 
 def write_bundle(out: str | Path, steps: list[str | dict[str, Any]], *, registry,
                  generator: str | Path | None = None, name: str | None = None,
                  description: str = "", overwrite: bool = False) -> dict[str, Any]:
-    """Build each step (so bad names and parameters fail now), copy the model files and write
-    the manifest into ``out``; returns the manifest. The folder appears whole or not at all."""
-    from .runtime import Model
+    """Build each step (so bad names and parameters fail now), copy the model files, try the
+    chain once and write the manifest into ``out``; returns the manifest. The folder appears
+    whole or not at all, and an old one replaced with ``overwrite`` stays until the new one is whole."""
+    from .runtime import Generator, Model
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ArtganError(f"{out} is a file; choose a folder for the bundle")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ArtganError(f"{out} exists and is not empty; choose another folder or overwrite it (--force)")
     if not steps and generator is None:
         raise ArtganError("bundle: nothing to bundle; give at least one step or a generator")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
     try:
+        _ordinary_permissions(tmp)
         manifest: dict[str, Any] = {"format": FORMAT, "name": name or out.name, "description": description,
                                     "artgan_version": __version__, "generator": None, "steps": []}
+        gen = None
         if generator is not None:
-            gen = Model(generator, providers=["CPUExecutionProvider"])
-            if gen.task != "generate":
-                raise ArtganError(f"bundle: {generator} is a {gen.task!r} model, not a generator")
+            model = Model(generator, providers=["CPUExecutionProvider"])
+            if model.task != "generate":
+                raise ArtganError(f"bundle: {generator} is a {model.task!r} model, not a generator")
+            gen = Generator(generator, providers=["CPUExecutionProvider"])
             shutil.copyfile(generator, tmp / "generator.onnx")
             manifest["generator"] = {"file": "generator.onnx", "sha256": _sha256(tmp / "generator.onnx"),
                                      "metadata": {k: gen.metadata[k] for k in _MODEL_KEYS if k in gen.metadata}}
+        built = []
         for i, spec in enumerate(steps, 1):
             step_name, params = _spec(spec)
-            step = registry.create("step", step_name, **params)
-            entry: dict[str, Any] = {"name": step_name, "params": {k: v for k, v in params.items() if k != "model"}}
+            step = build_step(registry, {"name": step_name, **params})
+            built.append(step)
+            entry: dict[str, Any] = {"name": step_name, "params": {k: v for k, v in params.items() if k != "model"},
+                                     "provided_by": _provided_by(registry, step_name)}
             model_path = _step_model_path(step)
             if model_path is not None:
                 file = f"{i:02d}-{step_name}-{model_path.stem}.onnx"
                 shutil.copyfile(model_path, tmp / file)
-                md = Model(tmp / file, providers=["CPUExecutionProvider"]).metadata
+                md = getattr(getattr(step, "model", None), "metadata", None)
+                if md is None:
+                    md = Model(tmp / file, providers=["CPUExecutionProvider"]).metadata
                 entry.update(model=file, sha256=_sha256(tmp / file),
                              metadata={k: md[k] for k in _MODEL_KEYS if k in md})
+            files = {}
+            for key, value in list(entry["params"].items()):  # other files a parameter names travel too
+                if isinstance(value, str) and value and Path(value).expanduser().is_file():
+                    file = f"{i:02d}-{step_name}-{key}{Path(value).suffix}"
+                    shutil.copyfile(Path(value).expanduser(), tmp / file)
+                    files[key] = {"file": file, "sha256": _sha256(tmp / file)}
+                    del entry["params"][key]
+            if files:
+                entry["files"] = files
             manifest["steps"].append(entry)
+        _try_chain(gen, built, generator)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        with open(tmp / MANIFEST, "rb") as fh:
+            os.fsync(fh.fileno())
+        if out.exists():  # keep the old bundle under a temporary name until the new one is in place
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and (old / out.name).exists() and not out.exists():
+            os.replace(old / out.name, out)  # the new one failed: put the old one back
+        raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _try_chain(gen, steps: list[Step], generator) -> None:
+    """Run the chain once, small, so that a step that cannot take what comes before it (channels,
+    sizes, value range) fails when the bundle is made, not where it is deployed."""
+    if gen is not None:
+        images = gen.generate(1, 0, batch_size=1)
+        n, h, w, c = images.shape
+        source = f"the generator {Path(generator).name} ({c} channel(s), {h}x{w})"
+    else:
+        images = np.random.default_rng(0).random(_PROBE_SHAPE, dtype=np.float32)
+        source = f"an RGB image ({_PROBE_SHAPE[1]}x{_PROBE_SHAPE[2]}), as `artgan process` gives"
+    for i, step in enumerate(steps, 1):
+        want = getattr(getattr(step, "model", None), "metadata", {}).get("channels")
+        if isinstance(want, int) and want != images.shape[3]:
+            raise ArtganError(f"bundle: {step_label(step)} (step {i}) takes {want}-channel images but gets "
+                              f"{images.shape[3]}-channel ones from {source if i == 1 else f'step {i - 1}'}; "
+                              f"the chain does not fit together")
+        try:
+            images = run_chain([step], images)
+        except ArtganError as exc:
+            raise ArtganError(f"bundle: the chain does not fit together: {step_label(step)} (step {i}) fails on "
+                              f"the output of {source if i == 1 else f'step {i - 1}'}: {exc}") from None
 
 
 class Bundle:
@@ -129,39 +215,52 @@ class Bundle:
         from .runtime import Generator
 
         self.path = Path(path)
-        manifest_file = self.path / MANIFEST
-        if not manifest_file.is_file():
+        self.manifest_file = self.path / MANIFEST
+        if not self.manifest_file.is_file():
             raise ArtganError(f"{self.path}: not a bundle (no {MANIFEST}); make one with `artgan bundle`")
         try:
-            self.manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ArtganError(f"{manifest_file}: invalid JSON ({exc})") from None
-        if self.manifest.get("format") != FORMAT:
-            raise ArtganError(f"{manifest_file}: bundle format {self.manifest.get('format')!r}; this artgan "
-                              f"reads format {FORMAT}")
-        self.name = self.manifest.get("name", self.path.name)
+            self.manifest = json.loads(self.manifest_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArtganError(f"{self.manifest_file}: invalid JSON ({exc}); rebuild the bundle with "
+                              f"`artgan bundle`") from None
+        except OSError as exc:
+            raise ArtganError(f"{self.manifest_file}: cannot read it ({exc.strerror})") from None
+        _check_manifest(self.manifest, self.manifest_file)
+        self.name = self.manifest.get("name") or self.path.name
         self.verify = verify
         gen = self.manifest.get("generator")
-        self.generator = Generator(self._file(gen), providers=providers) if gen else None
+        self.generator = Generator(self._file(gen["file"], gen["sha256"], "generator.file"),
+                                   providers=providers) if gen else None
         if registry is None:
             from .plugins import get_registry
             registry = get_registry()
-        self.steps = [self._build(entry, registry, providers) for entry in self.manifest.get("steps", [])]
+        self.steps = [self._build(i, entry, registry, providers) for i, entry in enumerate(self.manifest["steps"])]
 
-    def _file(self, entry: dict[str, Any]) -> Path:
-        path = self.path / entry["file" if "file" in entry else "model"]
+    def _file(self, name: str, sha256: str, key: str) -> Path:
+        """``name`` inside the bundle folder, checked against its checksum; never a file outside."""
+        where = f"{self.manifest_file}: {key}"
+        if Path(name).name != name or name in (".", "..") or "\\" in name or "/" in name:
+            raise ArtganError(f"{where}: {name!r} is not a plain file name in the bundle folder; a bundle only "
+                              f"runs files it holds (rebuild it with `artgan bundle`)")
+        path = self.path / name
+        if os.path.realpath(path) != os.path.join(os.path.realpath(self.path), name):
+            raise ArtganError(f"{where}: {name!r} is a link leading out of the bundle folder; a bundle only "
+                              f"runs files it holds (rebuild it with `artgan bundle`)")
         if not path.is_file():
-            raise ArtganError(f"bundle {self.path}: missing file {path.name}")
-        if self.verify and entry.get("sha256") and _sha256(path) != entry["sha256"]:
-            raise ArtganError(f"bundle {self.path}: {path.name} does not match its checksum in {MANIFEST}; "
+            raise ArtganError(f"bundle {self.path}: missing file {name} ({key}); copy the whole bundle folder")
+        if self.verify and _sha256(path) != sha256:
+            raise ArtganError(f"bundle {self.path}: {name} does not match its checksum in {MANIFEST}; "
                               f"rebuild the bundle")
         return path
 
-    def _build(self, entry: dict[str, Any], registry, providers) -> Step:
+    def _build(self, i: int, entry: dict[str, Any], registry, providers) -> Step:
+        key = f"steps[{i}]"
         name, params = entry["name"], dict(entry.get("params", {}))
+        for pkey, meta in entry.get("files", {}).items():
+            params[pkey] = str(self._file(meta["file"], meta["sha256"], f"{key}.files.{pkey}").resolve())
         if "model" not in entry:
-            return registry.create("step", name, **params)
-        model = self._file(entry)
+            return self._create(registry, key, name, params)
+        model = self._file(entry["model"], entry["sha256"], f"{key}.model")
         try:
             factory = registry.get("step", name).factory
         except ArtganError:  # the plugin is not installed here: run the model as it is
@@ -174,7 +273,16 @@ class Bundle:
         if "model" not in accepted:
             return OnnxImageStep(model, tile=params.get("tile"), overlap=params.get("overlap", 32),
                                  providers=providers, name=name)
-        return registry.create("step", name, **params, model=str(model.resolve()))
+        return self._create(registry, key, name, {**params, "model": str(model.resolve())})
+
+    def _create(self, registry, key: str, name: str, params: dict[str, Any]) -> Step:
+        try:
+            return build_step(registry, {"name": name, **params})
+        except ArtganError as exc:
+            raise ArtganError(f"{self.manifest_file}: {key}: {exc}") from None
+        except Exception as exc:  # a plugin's factory tripping over a manifest value
+            raise ArtganError(f"{self.manifest_file}: {key}: step {name!r} cannot be built from these "
+                              f"params ({type(exc).__name__}: {exc})") from None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """float32 NHWC in [0, 1] through every step."""
@@ -191,6 +299,68 @@ class Bundle:
     def __repr__(self) -> str:
         chain = " -> ".join((["generator"] if self.generator else []) + [s.name for s in self.steps])
         return f"<Bundle {self.name}: {chain}>"
+
+
+def _check_manifest(m: Any, file: Path) -> None:
+    """Every key the loader reads has the type it expects; an error names the key."""
+    def bad(key: str, message: str) -> None:
+        raise ArtganError(f"{file}: {key}: {message}; rebuild the bundle with `artgan bundle`")
+
+    def check_sha(value: Any, key: str) -> None:
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
+            bad(key, "missing or not a sha256 hex digest (every file of a bundle is checksummed)")
+
+    if not isinstance(m, dict):
+        raise ArtganError(f"{file}: expected a JSON object with format, name, generator and steps, got a "
+                          f"{type(m).__name__}; rebuild the bundle with `artgan bundle`")
+    if m.get("format") != FORMAT:
+        raise ArtganError(f"{file}: bundle format {m.get('format')!r}; this artgan ({__version__}) reads "
+                          f"format {FORMAT}")
+    if "name" in m and not isinstance(m["name"], str):
+        bad("name", f"expected a string, got {m['name']!r}")
+    gen = m.get("generator")
+    if gen is not None:
+        if not isinstance(gen, dict):
+            bad("generator", f"expected an object or null, got {type(gen).__name__}")
+        if not isinstance(gen.get("file"), str):
+            bad("generator.file", "missing or not a string")
+        check_sha(gen.get("sha256"), "generator.sha256")
+    steps = m.get("steps", [])
+    if not isinstance(steps, list):
+        bad("steps", f"expected a list, got {type(steps).__name__}")
+    if not steps and gen is None:
+        bad("steps", "no steps and no generator: nothing to run")
+    for i, entry in enumerate(steps):
+        key = f"steps[{i}]"
+        if not isinstance(entry, dict):
+            bad(key, f"expected an object with name and params, got {entry!r}")
+        if not isinstance(entry.get("name"), str) or not entry["name"]:
+            bad(f"{key}.name", "missing or not a string")
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            bad(f"{key}.params", f"expected an object, got {type(params).__name__}")
+        if "model" in params:
+            bad(f"{key}.params.model", "a bundle names its model file in the step's 'model', not in params")
+        for pkey, value in params.items():
+            if isinstance(value, str) and _looks_like_path(value):
+                bad(f"{key}.params.{pkey}", f"{value!r} names a file outside the bundle; a bundle only reads "
+                                            f"files it holds")
+        if "model" in entry:
+            if not isinstance(entry["model"], str):
+                bad(f"{key}.model", "not a string")
+            check_sha(entry.get("sha256"), f"{key}.sha256")
+        files = entry.get("files", {})
+        if not isinstance(files, dict):
+            bad(f"{key}.files", f"expected an object, got {type(files).__name__}")
+        for pkey, meta in files.items():
+            if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
+                bad(f"{key}.files.{pkey}", "expected an object with 'file' and 'sha256'")
+            check_sha(meta.get("sha256"), f"{key}.files.{pkey}.sha256")
+
+
+def _looks_like_path(value: str) -> bool:
+    return ("/" in value or "\\" in value or value.startswith("~") or value in (".", "..")
+            or os.path.isabs(value))
 
 
 def load_bundle(path: str | Path, *, registry=None, providers=None) -> Bundle:

@@ -28,16 +28,30 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(path: str | Path, map_location: str | torch.device = "cpu",
+         require: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a checkpoint (weights only); ``require``: keys whose absence makes it incomplete (a
+    partial file or another program's), reported in one line instead of a KeyError later."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ArtganError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise ArtganError(f"{path}: the checkpoint is empty (0 bytes); use an earlier checkpoint or train again")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise ArtganError(f"{path}: not enough memory to load this checkpoint") from None
     except Exception as exc:
-        raise ArtganError(f"{path}: not a readable artgan checkpoint ({str(exc).splitlines()[0]})") from None
+        # torch's messages run to several sentences; the first says what failed
+        detail = " ".join(str(exc).split()).split(". ")[0] or type(exc).__name__
+        raise ArtganError(f"{path}: not a readable artgan checkpoint, truncated or not one ({detail}); "
+                          f"use an earlier checkpoint or train again") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ArtganError(f"{path}: not an artgan checkpoint (format {FORMAT})")
+    missing = [k for k in require if k not in ckpt or (k in ("recipe", "state") and not isinstance(ckpt[k], dict))]
+    if missing:
+        raise ArtganError(f"{path}: an incomplete artgan checkpoint (missing or malformed: {', '.join(missing)}); "
+                          f"use an earlier checkpoint or train again")
     return ckpt
 
 
@@ -84,8 +98,17 @@ def build_recipe(registry, recipe_config: dict[str, Any]):
 
 def load_recipe(path: str | Path, registry, device: str | torch.device = "cpu"):
     """A recipe with its trained weights, ready for sampling or export."""
-    ckpt = load(path, map_location=device)
-    recipe = build_recipe(registry, ckpt["recipe"])
-    recipe.load_state_dict(ckpt["state"], optimizers=False)
+    ckpt = load(path, map_location=device, require=("recipe", "state", "step"))
+    try:
+        recipe = build_recipe(registry, ckpt["recipe"])
+    except (KeyError, TypeError) as exc:
+        raise ArtganError(f"{path}: the checkpoint's recipe cannot be rebuilt ({type(exc).__name__}: {exc}); "
+                          f"was it written by another artgan version?") from None
+    try:
+        recipe.load_state_dict(ckpt["state"], optimizers=False)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise ArtganError(f"{path}: the checkpoint's weights do not fit its architecture ({detail}); "
+                          f"use an earlier checkpoint or train again") from None
     recipe.to(device).train(False)
     return recipe, ckpt

@@ -61,16 +61,22 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
       artgan run pipelines/quickstart.yaml --set train.steps=200 --out runs/short
       artgan run pipelines/quickstart.yaml --resume
     """
-    from .pipeline import RunContext, dump_pipeline, latest_run_dir, load_pipeline, new_run_dir, run_pipeline
+    from .pipeline import RunContext, dump_pipeline, latest_run_dir, load_pipeline, run_pipeline
     from .plugins import get_plugin_manager, get_registry
+
+    from .config import check_factories
+    from .files import claim_new_dir
 
     registry = get_registry()
     pipeline = load_pipeline(pipeline_file, overrides=list(overrides), registry=registry)
+    # a dry run builds every plugin factory the pipeline names (value errors, file:line, plugin);
+    # a real run checks their parameters' types here and builds them as it goes
+    check_factories(pipeline, registry, list(overrides), build_them=dry_run)
     if dry_run:
         click.echo(dump_pipeline(pipeline), nl=False)
         return
     if out is None:
-        out = (latest_run_dir(runs, pipeline.name) if resume else None) or new_run_dir(runs, pipeline.name)
+        out = (latest_run_dir(runs, pipeline.name) if resume else None) or claim_new_dir(runs, pipeline.name)
     elif not resume and (out / "checkpoints").exists():
         raise ArtganError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
@@ -140,19 +146,22 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-n", "--n", "count", default=64, show_default=True, help="How many images.")
+@click.option("-n", "--n", "count", default=64, show_default=True, type=click.IntRange(min=1),
+              help="How many images.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the latents: same seed, same images.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="A grid image (.png/.jpg), an animated .gif (with --interpolate), or a folder for one "
                    "PNG per image  [default: grid.png, or walk.gif with --interpolate]")
-@click.option("--truncation", type=float, default=None,
+@click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Redraw latent values beyond +-T: lower is cleaner, less varied (e.g. 0.7).")
 @click.option("--interpolate", "seeds", default=None, metavar="SEED,SEED,...",
               help="Walk through latent space from seed to seed (spherical interpolation) instead of "
                    "drawing --n images; writes frames.")
-@click.option("--frames", default=24, show_default=True, help="Frames from one seed to the next (--interpolate).")
-@click.option("--fps", default=12.0, show_default=True, help="Frames per second of the GIF (--interpolate).")
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--frames", default=24, show_default=True, type=click.IntRange(min=1),
+              help="Frames from one seed to the next (--interpolate).")
+@click.option("--fps", default=12.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Frames per second of the GIF (--interpolate).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @quiet_option
 @friendly_errors
 def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size, quiet):
@@ -208,7 +217,7 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
               help="Run a bundle (from `artgan bundle`) instead of --step.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: one PNG per input, keeping paths relative to input folders.")
-@click.option("-n", "--n", "count", type=int, default=8, show_default=True,
+@click.option("-n", "--n", "count", type=click.IntRange(min=1), default=8, show_default=True,
               help="With a bundle that has a generator and no INPUTS: how many images to make.")
 @click.option("--seed", default=0, show_default=True, help="With a generator bundle: seed of the latents.")
 @quiet_option

@@ -6,6 +6,7 @@ Every mistake is reported as ``FILE:LINE: KEY: what was expected``, before anyth
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ArtganError, ConfigError
 
 Path_ = tuple  # a key path: ("steps", 0, "train", "steps")
 
@@ -32,22 +33,64 @@ class Located:
         return None
 
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], file: str) -> Any:
+#: The most values (mappings, lists and scalars, counting each alias where it is used) a pipeline
+#: file may expand to. Real pipelines hold a few hundred; a 400-byte "billion laughs" file of nested
+#: aliases expands to 9**9 and would hang validation, so it is refused at this count instead.
+MAX_YAML_VALUES = 100_000
+
+
+class _Budget:
+    """Counts the values built from one document; refuses alias bombs and alias cycles."""
+
+    def __init__(self, file: str, limit: int = MAX_YAML_VALUES):
+        self.file, self.left, self.limit = file, limit, limit
+        self.active: set[int] = set()  # ids of the collection nodes being built: a cycle revisits one
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError(f"the document expands to more than {self.limit} values (aliases of aliases: "
+                              f"an alias bomb?); write the values out instead of nesting '*' aliases",
+                              file=self.file, line=node.start_mark.line + 1)
+
+
+def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], file: str,
+               budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget(file)
+    budget.spend(node)
     lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
-            if key in out:
-                raise ConfigError("duplicate key", file=file, key=_dotted(path + (key,)),
-                                  line=key_node.start_mark.line + 1)
-            out[key] = _construct(value_node, path + (key,), lines, file)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-        return out
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in budget.active:
+            raise ConfigError("an alias refers to the list or mapping that contains it (a cycle); "
+                              "a pipeline must be a tree", file=file, key=_dotted(path) or None,
+                              line=node.start_mark.line + 1)
+        budget.active.add(id(node))
+        try:
+            return _construct_collection(node, path, lines, file, budget)
+        finally:
+            budget.active.discard(id(node))
+    # scalars: the composer has resolved their tags (int, float, bool, null); the safe
+    # constructor turns them into values (a fresh one each time: it caches by node)
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def _construct_collection(node: yaml.Node, path: tuple, lines: dict[tuple, int], file: str,
+                          budget: _Budget) -> Any:
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, path + (i,), lines, file) for i, v in enumerate(node.value)]
-    # scalars: let the safe loader's resolver type them (ints, floats, bools, null)
-    return yaml.safe_load(yaml.serialize(node))
+        return [_construct(v, path + (i,), lines, file, budget) for i, v in enumerate(node.value)]
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = key_node.value
+        else:  # a list or mapping as a key: no pipeline key is one, so say so rather than build it
+            raise ConfigError("a key must be a plain name, not a list or mapping", file=file,
+                              key=_dotted(path) or None, line=key_node.start_mark.line + 1)
+        if key in out:
+            raise ConfigError("duplicate key", file=file, key=_dotted(path + (key,)),
+                              line=key_node.start_mark.line + 1)
+        out[key] = _construct(value_node, path + (key,), lines, file, budget)
+        lines[path + (key,)] = key_node.start_mark.line + 1
+    return out
 
 
 def load_yaml(path: str | Path) -> Located:
@@ -65,13 +108,16 @@ def load_yaml(path: str | Path) -> Located:
 def loads_yaml(text: str, file: str = "<string>") -> Located:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines: dict[tuple, int] = {}
+        data = {} if node is None else _construct(node, (), lines, file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", file=file,
                           line=mark.line + 1 if mark else None) from None
-    lines: dict[tuple, int] = {}
-    data = {} if node is None else _construct(node, (), lines, file)
+    except RecursionError:
+        raise ConfigError("lists or mappings are nested too deeply to read; a pipeline is a few levels deep",
+                          file=file) from None
     return Located(data, lines, file)
 
 
@@ -147,6 +193,48 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
     return isinstance(value, tp), value
 
 
+#: Bounds on schema values, by schema class name and field: (lowest allowed, strictly above it?,
+#: what the value means). A bad value is one located line before anything runs, not a traceback
+#: (or a silent no-op) an hour into training. None always passes (it means "the default").
+FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
+    "TrainStep": {
+        "steps": (1, False, "training steps"),
+        "batch_size": (1, False, "images per batch"),
+        "log_every": (1, False, "steps between log lines"),
+        "checkpoint_every": (1, False, "steps between checkpoints"),
+        "num_workers": (0, False, "data loader processes; 0: load in this process"),
+        "sample_count": (1, False, "images in each sample grid"),
+        "eval_every": (0, False, "steps between evaluations; 0: never"),
+        "eval_samples": (1, False, "images per evaluation"),
+        "collapse_ratio": (0, False, "0: off"),
+        "seconds": (0, False, "a time budget in seconds; 0: none"),
+    },
+    "GenerateStep": {
+        "n": (1, False, "images to generate"),
+        "batch_size": (1, False, "images per batch"),
+        "truncation": (0, True, "the latent truncation"),
+    },
+    "ExportStep": {
+        "opset": (7, False, "the ONNX opset"),
+        "tolerance": (0, False, "the largest allowed difference"),
+    },
+}
+
+
+def _check_bounds(schema: type, name: str, value: Any) -> str:
+    """'' or what is wrong with ``value`` for field ``name`` of ``schema``."""
+    rule = FIELD_BOUNDS.get(schema.__name__, {}).get(name)
+    if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    low, strict, meaning = rule
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"expected a finite number ({meaning}), got {value!r}"
+    if value < low or (strict and value == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        return f"must be {bound} ({meaning}), got {value!r}"
+    return ""
+
+
 def build(schema: type, data: Any, doc: Located, path: tuple) -> Any:
     """Check ``data`` against a dataclass ``schema`` and build it; errors name file, key, line."""
     where = dict(file=doc.file, line=doc.line(path))
@@ -175,6 +263,9 @@ def build(schema: type, data: Any, doc: Located, path: tuple) -> Any:
         if not ok:
             raise ConfigError(f"expected {_type_name(hints[name])}, got {data[name]!r}",
                               key=_dotted(path + (name,)), file=doc.file, line=doc.line(path + (name,)))
+        bad = _check_bounds(schema, name, value)
+        if bad:
+            raise ConfigError(bad, key=_dotted(path + (name,)), file=doc.file, line=doc.line(path + (name,)))
         kwargs[name] = value
     return schema(**kwargs)
 
@@ -188,3 +279,124 @@ def named_mapping(value: Any, doc: Located, path: tuple, what: str) -> tuple[str
         return value["name"], params
     raise ConfigError(f"expected a {what} name or a mapping with 'name:' and its parameters, got {value!r}",
                       key=_dotted(path), file=doc.file, line=doc.line(path))
+
+
+# -- plugin factories' parameters ---------------------------------------------------------------
+
+_SIMPLE_TYPES = (int, float, str, bool, type(None), list, dict, Any)
+
+
+def _simple(tp: Any) -> bool:
+    """True for annotations made of plain YAML types only: those can be checked exactly."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return True
+    if origin in (Union, types.UnionType):
+        return all(_simple(a) for a in get_args(tp))
+    if origin in (list, dict, typing.List, typing.Dict):
+        return True
+    return tp in _SIMPLE_TYPES
+
+
+def param_type_error(factory: Any, params: dict[str, Any]) -> tuple[str, str]:
+    """Check ``params`` against the annotations of ``factory``'s signature (``latent_dim: int``
+    given 16.5); returns (parameter, message) for the first mismatch or ("", ""). Annotations
+    that are not plain YAML types (a class, a protocol) are left to the factory."""
+    target = getattr(factory, "resolve", None)
+    target = target() if callable(target) else factory
+    try:
+        sig = inspect.signature(target, eval_str=True)
+    except Exception:  # unresolvable string annotations, builtins: nothing to check here
+        return "", ""
+    for name, value in params.items():
+        prm = sig.parameters.get(name)
+        if prm is None or prm.annotation is inspect.Parameter.empty or not _simple(prm.annotation):
+            continue
+        ok, _ = _check_type(value, prm.annotation)
+        if not ok:
+            return name, f"expected {_type_name(prm.annotation)}, got {value!r}"
+    return "", ""
+
+
+def unknown_param_hint(factory: Any, params: dict[str, Any]) -> str:
+    """`` (did you mean 'latent_dim'?)`` for the first parameter the factory does not take."""
+    import difflib
+
+    try:
+        accepted = list(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return ""
+    for name in params:
+        if name not in accepted:
+            close = difflib.get_close_matches(str(name), accepted, n=1)
+            if close:
+                return f" (did you mean {close[0]!r} for {name!r}?)"
+    return ""
+
+
+def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, build_them: bool = True) -> None:
+    """What ``--dry-run`` adds to schema checks: each plugin factory a pipeline names is called
+    with its parameters (dataset, then architecture and loss with the dataset's info; process
+    steps), so every value error a factory would raise shows now, as one line with the YAML's
+    file:line, the key and the plugin. With ``build_them=False`` only the parameters' types are
+    checked against the factories' annotations (cheap: nothing is built)."""
+    from .pipeline import apply_overrides  # here: pipeline imports this module
+
+    if pipeline.source and Path(pipeline.source).is_file():
+        doc = load_yaml(pipeline.source)
+        try:
+            apply_overrides(doc, list(overrides))
+        except Exception:  # already applied and checked once by load_pipeline; lines are what we need
+            pass
+    else:
+        doc = Located(pipeline.raw, {}, pipeline.source or "<string>")
+
+    def where(path: tuple) -> dict[str, Any]:
+        return dict(file=doc.file, key=_dotted(path), line=doc.line(path))
+
+    def make(kind: str, value: Any, path: tuple, **extra: Any) -> Any:
+        name, params = named_mapping(value, doc, path, kind)
+        try:
+            reg = registry.get(kind, name)
+        except Exception as exc:
+            raise ConfigError(str(exc), **where(path)) from None
+        who = f"{kind} {name!r} (plugin {reg.plugin!r})"
+        bad_key, bad = param_type_error(reg.factory, params)
+        if bad:
+            at = path + ((bad_key,) if isinstance(value, dict) else ())
+            raise ConfigError(f"{who}: {bad}", **where(at)) from None
+        if not build_them:
+            return None
+        try:
+            return registry.create(kind, name, **params, **extra)
+        except ConfigError:
+            raise
+        except Exception as exc:  # ArtganError or a plain ValueError/TypeError from the plugin's factory
+            message = " ".join(str(exc).split())
+            if not message.startswith(f"{kind} {name!r}"):
+                message = f"{who}: {message if isinstance(exc, ArtganError) else f'{type(exc).__name__}: {message}'}"
+            raise ConfigError(message, **where(path)) from None
+
+    for i, (kind, spec) in enumerate(pipeline.steps):
+        path = ("steps", i, kind)
+        if kind == "train":
+            dataset = make("dataset", spec.dataset, path + ("dataset",))
+            loss = None
+            if spec.loss is not None:
+                loss = make("loss", spec.loss, path + ("loss",))
+            info = getattr(dataset, "info", None)
+            if build_them and info is None:
+                raise ConfigError("the dataset has no `info` (DatasetInfo); its plugin breaks the dataset contract",
+                                  **where(path + ("dataset",)))
+            make("architecture", spec.architecture, path + ("architecture",),
+                 **({"info": info, "loss": loss} if build_them else {}))
+        elif kind == "process":
+            from .steps import parse_step_spec
+            for j, item in enumerate(spec.steps):
+                try:
+                    if isinstance(item, str):
+                        name, params = parse_step_spec(item)
+                        item = {"name": name, **params}
+                except ArtganError as exc:
+                    raise ConfigError(str(exc), **where(path + ("steps", j))) from None
+                make("step", item, path + ("steps", j))

@@ -39,20 +39,61 @@ class UnknownNameError(ArtganError):
         super().__init__(msg)
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed read or write: the file, what happened and what to do."""
+    import errno
+
+    where = exc.filename or ""
+    if exc.filename2:
+        where += f" -> {exc.filename2}"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    fix = {
+        errno.ENOSPC: "the disk is full: free some space or write somewhere else",
+        errno.EDQUOT: "your disk quota is used up: free some space or write somewhere else",
+        errno.EACCES: "no permission: choose a folder you can write to, or change its permissions",
+        errno.EPERM: "not permitted: choose a folder you can write to, or change its permissions",
+        errno.EROFS: "the file system is read-only: write somewhere else",
+        errno.EMFILE: "too many open files: raise the limit (ulimit -n) or process fewer files at once",
+        errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+    }.get(exc.errno or 0, "")
+    return f"{where + ': ' if where else ''}{what}" + (f"; {fix}" if fix else "") + " (files written before are kept)"
+
+
 def cli_errors(fn):
     """Decorator for click commands (the core's and plugins'): an :class:`ArtganError` becomes one
-    ``Error: ...`` line and exit code 1, never a traceback; Ctrl-C says what was kept."""
+    ``Error: ...`` line and exit code 1, never a traceback; so do a failed read or write (the disk
+    full, a read-only folder: the file and the fix named), running out of memory, and, as a last
+    resort, any other exception (set ``ARTGAN_DEBUG=1`` to see its traceback). Ctrl-C says what
+    was kept."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import os
+
         import click  # here, not at the top: the runtime imports this module and needs no click
 
         try:
             return fn(*args, **kwargs)
         except ArtganError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(str(exc).replace("\n", " ")) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; completed checkpoints and files are kept "
                                        "(continue with --resume)") from None
+        except click.exceptions.ClickException:
+            raise
+        except MemoryError:
+            raise click.ClickException("out of memory; use smaller images, batches (--batch-size) or tiles "
+                                       "(tile=), or a machine with more memory (files written before are "
+                                       "kept)") from None
+        except OSError as exc:
+            if os.environ.get("ARTGAN_DEBUG"):
+                raise
+            raise click.ClickException(describe_os_error(exc)) from None
+        except Exception as exc:
+            if os.environ.get("ARTGAN_DEBUG"):
+                raise
+            detail = " ".join(str(exc).split())[:300]
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {detail} (a bug: please report it "
+                                       f"with the traceback from ARTGAN_DEBUG=1)") from None
 
     return wrapper

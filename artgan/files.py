@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -10,11 +11,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+#: A temporary file untouched this long belongs to no live writer (checkpoints of large models are
+#: written in well under a minute).
+STALE_AFTER_S = 3600.0
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, pattern=f".{glob.escape(path.name)}.*.tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -30,6 +37,48 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def claim_new_dir(root: str | Path, name: str) -> Path:
+    """Create ``root/name``, or ``root/name-2``, ``-3``... if taken, with one ``mkdir`` each
+    (atomic: two processes asking at once never get the same folder). Returns the folder made."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    candidate, n = root / name, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = root / f"{name}-{n}"
+
+
+def remove_stale_temporaries(folder: str | Path, max_age_s: float = STALE_AFTER_S,
+                             pattern: str = ".*.tmp") -> list[Path]:
+    """Delete ``.NAME.*.tmp`` files (and folders) that a killed writer left in ``folder``, once
+    older than ``max_age_s`` (a younger one may belong to a writer still at work). Every atomic
+    write does this for its own NAME, so leftovers never pile up. Returns what was removed."""
+    import shutil
+    import time
+
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for p in folder.glob(pattern):
+        try:
+            if now - p.lstat().st_mtime < max_age_s:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:  # gone already, or not ours to remove: leave it
+            continue
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> None:

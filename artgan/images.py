@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import ArtganError
 from .files import atomic_path
@@ -21,7 +21,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".g
 
 
 def load_image(path: str | Path, mode: str = "RGB", max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Read an image file as uint8 HWC (HW1 for mode "L"). Errors name the file."""
+    """Read an image file as uint8 HWC (HW1 for mode "L"), upright (its EXIF orientation applied)
+    and with 16-bit and float samples scaled to 8 bits. Errors name the file."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -29,15 +30,36 @@ def load_image(path: str | Path, mode: str = "RGB", max_pixels: int = MAX_IMAGE_
             if w * h > max_pixels:
                 raise ArtganError(f"{path}: image is {w}x{h}, over the limit of {max_pixels} pixels "
                                   f"(raise ARTGAN_MAX_IMAGE_PIXELS if you trust it)")
-            im = im.convert(mode)
-            arr = np.asarray(im, dtype=np.uint8)
+            im = ImageOps.exif_transpose(im)  # a phone photo stored sideways comes out upright
+            arr = np.asarray(_to_8bit(im).convert(mode), dtype=np.uint8)
     except ArtganError:
         raise
     except FileNotFoundError:
         raise ArtganError(f"{path}: file not found") from None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except MemoryError:
+        raise ArtganError(f"{path}: not enough memory to read this image; use a smaller image or lower "
+                          f"ARTGAN_MAX_IMAGE_PIXELS") from None
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError) as exc:
         raise ArtganError(f"{path}: not a readable image ({exc})") from None
     return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Pillow's ``convert`` clips 16-bit and 32-bit samples at 255 (a 16-bit greyscale PNG turns
+    white); scale them to 8 bits instead. 16-bit modes use their full range, float images are
+    taken as [0, 1] when they fit in it and as [0, 255] otherwise."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        arr = np.asarray(im).astype(np.uint32)
+        return Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), "L")
+    if im.mode == "I":  # 32-bit ints: Pillow opens some 16-bit PNGs and TIFFs this way
+        arr = np.asarray(im).astype(np.int64)
+        top = 65535 if arr.max(initial=0) > 255 else 255
+        return Image.fromarray((np.clip(arr, 0, top) * 255 // top).astype(np.uint8), "L")
+    if im.mode == "F":
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        top = 1.0 if arr.max(initial=0.0) <= 1.0 else 255.0
+        return Image.fromarray((np.clip(arr / top, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
+    return im
 
 
 def save_image(path: str | Path, image: np.ndarray) -> Path:

@@ -106,6 +106,9 @@ def apply_overrides(doc: Located, overrides: list[str]) -> None:
             if found[0][parts[0]] is None:
                 found[0][parts[0]] = {}
             target, parts = found[0][parts[0]], parts[1:]
+            if not parts or not isinstance(target, dict):
+                raise ConfigError(f"--set {text}: name a key inside the step, e.g. --set {text.split('=')[0]}.steps=200",
+                                  file=doc.file)
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
                 target[p] = {} if target.get(p) is None else {"name": target[p]}
@@ -195,7 +198,8 @@ def _bind_error(factory: Callable, params: dict[str, Any], extra: tuple[str, ...
     except TypeError as exc:
         accepted = [p for p, prm in sig.parameters.items() if p not in extra and prm.kind not in
                     (prm.VAR_KEYWORD, prm.VAR_POSITIONAL)]
-        return f"{exc}; accepted parameters: {', '.join(accepted) or 'none'}"
+        from .config import unknown_param_hint
+        return f"{exc}{unknown_param_hint(factory, params)}; accepted parameters: {', '.join(accepted) or 'none'}"
     return ""
 
 

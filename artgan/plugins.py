@@ -261,8 +261,14 @@ class Registry:
             except TypeError as exc:
                 accepted = [p for p in sig.parameters if sig.parameters[p].kind not in
                             (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-                raise ArtganError(f"{kind} {name!r} (plugin {reg.plugin!r}): {exc}; "
+                from .config import unknown_param_hint
+                raise ArtganError(f"{kind} {name!r} (plugin {reg.plugin!r}): {exc}"
+                                  f"{unknown_param_hint(reg.factory, params)}; "
                                   f"accepted parameters: {', '.join(accepted) or 'none'}") from None
+        from .config import param_type_error  # YAML-typed parameters: 16.5 for an int is one clear line
+        key, bad = param_type_error(reg.factory, params)
+        if bad:
+            raise ArtganError(f"{kind} {name!r} (plugin {reg.plugin!r}): {key}: {bad}")
         return reg.factory(**params)
 
     @property

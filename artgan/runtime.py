@@ -41,6 +41,56 @@ def read_metadata(session) -> dict[str, Any]:
     return out
 
 
+def _bad_metadata(path: Path, key: str, message: str) -> ArtganError:
+    return ArtganError(f"{path}: metadata artgan.{key} {message}; re-export the model with `artgan export` "
+                       f"(exports/README.md lists the keys)")
+
+
+def check_metadata(md: dict[str, Any], path: Path, session=None) -> None:
+    """The ``artgan.*`` keys the runtime configures itself from have sane values and agree with
+    the graph's inputs where it says (a fixed latent width): a malformed or lying file is one
+    line naming the key, not a crash or silently wrong images later."""
+    def whole(key: str, low: int, high: int | None = None) -> None:
+        if key not in md:
+            return
+        v = md[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise _bad_metadata(path, key, f"must be a whole number {bound}, got {v!r}")
+
+    if not isinstance(md["task"], str) or md["task"] not in ("generate", "image-to-image"):
+        raise _bad_metadata(path, "task", f"must be 'generate' or 'image-to-image', got {md['task']!r}")
+    whole("latent_dim", 1)
+    whole("num_classes", 0)
+    whole("scale", 1, 64)
+    whole("size_multiple", 1, 4096)
+    whole("channels", 1, 4)
+    whole("image_size", 1, 65536)
+    if "value_range" in md:
+        vr = md["value_range"]
+        ok = (isinstance(vr, (list, tuple)) and len(vr) == 2
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vr)
+              and vr[0] < vr[1])
+        if not ok:
+            raise _bad_metadata(path, "value_range", f"must be [low, high] with low < high, got {vr!r}")
+    first = session.get_inputs()[0] if session is not None and session.get_inputs() else None
+    if md["task"] == "image-to-image" and first is not None and len(first.shape) == 4:
+        c = first.shape[1]
+        if isinstance(c, int) and isinstance(md.get("channels"), int) and c != md["channels"]:
+            raise _bad_metadata(path, "channels", f"says {md['channels']} but the model's input {first.name!r} "
+                                                  f"takes {c} channels")
+    if md["task"] == "generate":
+        if "latent_dim" not in md:
+            raise _bad_metadata(path, "latent_dim", "is missing (a generator needs it)")
+        if session is not None:
+            inputs = session.get_inputs()
+            z = next((i for i in inputs if i.name == "z"), inputs[0] if inputs else None)
+            width = z.shape[-1] if z is not None and z.shape else None
+            if isinstance(width, int) and width != md["latent_dim"]:
+                raise _bad_metadata(path, "latent_dim", f"says {md['latent_dim']} but the model's input "
+                                                        f"{z.name!r} takes {width} values")
+
+
 def _quiet_ort():
     import onnxruntime as ort
     # 3 = errors only: a provider that cannot start is reported by us, once, not in 40 log lines
@@ -96,6 +146,7 @@ class Model:
         if "task" not in self.metadata:
             raise ArtganError(f"{self.path}: no artgan metadata (artgan.task); export it with "
                               f"`artgan export` or add the metadata described in exports/README.md")
+        check_metadata(self.metadata, self.path, self.session)
         self.providers = self.session.get_providers()  # what actually started, not what was asked
         if not self.fallback:
             self.fallback = _fallback_note(wanted, self.providers)

@@ -116,20 +116,75 @@ def parse_step_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def build_step(registry, spec: str | dict[str, Any]) -> Step:
-    """Build a step from ``"name:k=v"`` or ``{name: ..., k: v}`` through the registry."""
+    """Build a step from ``"name:k=v"`` or ``{name: ..., k: v}`` through the registry. The step
+    remembers the plugin that provided it (``step.plugin``), for run-time errors."""
     if isinstance(spec, str):
         name, params = parse_step_spec(spec)
-    elif isinstance(spec, dict) and "name" in spec:
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
         name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
     else:
         raise ArtganError(f"step {spec!r}: expected 'name:key=value' or a mapping with 'name:'")
-    return registry.create("step", name, **params)
+    step = registry.create("step", name, **params)
+    if not getattr(step, "plugin", None):
+        try:
+            step.plugin = registry.get("step", name).plugin
+        except AttributeError:  # a step class with __slots__: errors name the step alone
+            pass
+    return step
+
+
+#: How far outside [0, 1] a step's output may stray (rounding in resamplers) before it is an error
+RANGE_SLACK = 1e-4
+
+
+def expected_step_shape(step: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The output shape a step declares for an NHWC input ``shape``: its ``output_shape(shape)``
+    method if it has one, else ``scale`` (an int: H and W multiplied), else the input shape."""
+    if callable(getattr(step, "output_shape", None)):
+        return tuple(step.output_shape(tuple(shape)))
+    scale = getattr(step, "scale", 1)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        scale = 1  # not an integer upscale factor: some other meaning of "scale"
+    n, h, w, c = shape
+    return (n, h * scale, w * scale, c)
+
+
+def step_label(step: Any) -> str:
+    """``step 'superres' (plugin 'superres')``: how run-time errors name a step."""
+    plugin = getattr(step, "plugin", "")
+    return f"step {getattr(step, 'name', type(step).__name__)!r}" + (f" (plugin {plugin!r})" if plugin else "")
+
+
+def check_step_output(step: Any, images: np.ndarray, out: Any) -> np.ndarray:
+    """The step contract, checked on every call: a float32 NHWC array of the declared shape
+    (:func:`expected_step_shape`), finite, in [0, 1]. Raises :class:`ArtganError` naming the step
+    and its plugin, so a plugin's bug is not reported deep inside Pillow, or written silently."""
+    who = step_label(step)
+    if not isinstance(out, np.ndarray):
+        raise ArtganError(f"{who} returned {type(out).__name__}, not a numpy array; steps return float32 "
+                          f"NHWC in [0, 1] (a bug in the plugin)")
+    try:
+        want = expected_step_shape(step, images.shape)
+    except Exception as exc:
+        raise ArtganError(f"{who}: its output_shape() failed ({type(exc).__name__}: {exc})") from None
+    if out.shape != want:
+        raise ArtganError(f"{who} returned shape {out.shape} for input {images.shape}, expected {want} "
+                          f"(NHWC; a bug in the plugin, or it must declare `scale` or output_shape())")
+    if out.dtype != np.float32:
+        raise ArtganError(f"{who} returned dtype {out.dtype}; steps return float32 in [0, 1] (a bug in the plugin)")
+    if out.size:
+        lo, hi = float(out.min()), float(out.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ArtganError(f"{who} returned NaN or infinite values (a bug in the plugin, or an input it "
+                              f"cannot handle)")
+        if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+            raise ArtganError(f"{who} returned values in [{lo:.4g}, {hi:.4g}]; steps return [0, 1] "
+                              f"(a bug in the plugin)")
+    return out
 
 
 def run_chain(steps: list[Step], images: np.ndarray) -> np.ndarray:
+    """``images`` through each step in turn, every output checked (:func:`check_step_output`)."""
     for step in steps:
-        images = step(images)
-        if not isinstance(images, np.ndarray) or images.ndim != 4:
-            raise ArtganError(f"step {step.name!r} returned {type(images).__name__} "
-                              f"{getattr(images, 'shape', '')}, not an NHWC batch")
+        images = check_step_output(step, images, step(images))
     return images

@@ -17,7 +17,8 @@ The checks:
 - :func:`check_dataset` -- items are dicts of tensors, ``"image"`` float32 C x S x S in [-1, 1];
 - :func:`check_architecture` -- a recipe trains, round-trips a checkpoint and exports to ONNX with parity;
 - :func:`check_loss` -- scalar, differentiable, and lower when the discriminator is right;
-- :func:`check_step` -- float32 NHWC in [0, 1] in, float32 NHWC in [0, 1] of the declared shape out;
+- :func:`check_step` -- float32 NHWC in [0, 1] in, float32 NHWC in [0, 1] of the declared shape out,
+  on several batch sizes, odd and one-pixel ones included (:data:`CHECK_STEP_SIZES`);
 - :func:`check_step_without_torch` -- building and running a step never imports torch;
 - :func:`check_registered` -- the right check for a registered name, with its declared contract params.
 
@@ -44,6 +45,7 @@ import numpy as np
 
 from .errors import ArtganError
 from .plugins import REGISTRATION_HOOKS, PluginWarning, Registry, lazy, make_plugin_manager
+from .steps import expected_step_shape  # noqa: F401  (public here too: plugin authors' tests use it)
 
 __all__ = [
     "check_plugin", "check_installed", "check_dataset", "check_architecture", "check_loss",
@@ -449,22 +451,17 @@ def check_loss(loss: Any) -> None:
 
 # -- steps -------------------------------------------------------------------------------------
 
-def expected_step_shape(step: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The output shape a step declares for an NHWC input ``shape``: its ``output_shape(shape)``
-    method if it has one, else ``scale`` (an int: H and W multiplied), else the input shape."""
-    if callable(getattr(step, "output_shape", None)):
-        return tuple(step.output_shape(tuple(shape)))
-    scale = getattr(step, "scale", 1)
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        scale = 1  # not an integer upscale factor: some other meaning of "scale"
-    n, h, w, c = shape
-    return (n, h * scale, w * scale, c)
+#: The batches :func:`check_step` feeds a step when given none (N, H, W): not square, not powers of
+#: two, odd and prime sizes, larger than a 64 px tile: off-by-one, swapped H/W,
+#: alignment and off-by-tile bugs all show up on one of them.
+CHECK_STEP_SIZES = ((2, 24, 40), (1, 17, 31), (1, 97, 70))
 
 
 def check_step(step: Any, images: np.ndarray | None = None, *, channels: int = 3) -> np.ndarray:
     """The step maps a float32 NHWC batch in [0, 1] to a float32 NHWC batch in [0, 1] of the
     declared shape (see :func:`expected_step_shape`), leaves its input untouched, and has a
-    string ``name``. ``images`` defaults to 2 random 24 x 40 images. Returns the output."""
+    string ``name``. ``images`` defaults to random batches of each size in
+    :data:`CHECK_STEP_SIZES`. Returns the output for ``images`` (or for the first size)."""
     from .steps import Step
 
     if not callable(step):
@@ -473,11 +470,20 @@ def check_step(step: Any, images: np.ndarray | None = None, *, channels: int = 3
         _fail(f"step {step!r} has no string `name`; subclass artgan.steps.Step and set name")
     if not isinstance(step, Step):
         _fail(f"step {step.name!r} is a {type(step).__name__}; subclass artgan.steps.Step")
-    if images is None:
-        # not square and not a power of two: swapped H/W and alignment assumptions show up
-        images = np.random.default_rng(0).random((2, 24, 40, channels), dtype=np.float32)
+    if images is not None:
+        return _check_step_on(step, images)
+    rng = np.random.default_rng(0)
+    outputs = [_check_step_on(step, rng.random((*size, channels), dtype=np.float32)) for size in CHECK_STEP_SIZES]
+    return outputs[0]
+
+
+def _check_step_on(step: Any, images: np.ndarray) -> np.ndarray:
     original = images.copy()
-    out = step(images)
+    try:
+        out = step(images)
+    except Exception as exc:
+        _fail(f"step {step.name!r} failed on a batch of shape {images.shape} ({type(exc).__name__}: {exc}); "
+              f"steps take any height and width")
     if not np.array_equal(images, original):
         _fail(f"step {step.name!r} modified its input array in place; work on a copy")
     if not isinstance(out, np.ndarray):
@@ -489,7 +495,7 @@ def check_step(step: Any, images: np.ndarray | None = None, *, channels: int = 3
         _fail(f"step {step.name!r} returned shape {out.shape} for input {images.shape}; expected {want} "
               f"(NHWC; set `scale` or define output_shape() if the size changes)")
     if not np.isfinite(out).all():
-        _fail(f"step {step.name!r} returned NaN or infinite values")
+        _fail(f"step {step.name!r} returned NaN or infinite values for input {images.shape}")
     lo, hi = float(out.min()), float(out.max())
     if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
         _fail(f"step {step.name!r} returned values in [{lo:.4g}, {hi:.4g}]; steps return [0, 1] (clip)")

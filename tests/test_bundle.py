@@ -47,7 +47,9 @@ def test_bundle_holds_models_and_manifest_and_runs_like_the_steps(with_models, r
     assert sr["name"] == "superres" and sr["params"] == {"scale": 2, "tile": 32}
     assert sr["model"] == "01-superres-x2-psnr.onnx" and len(sr["sha256"]) == 64
     assert sr["metadata"]["scale"] == 2 and sr["metadata"]["task"] == "image-to-image"
-    assert lz == {"name": "lanczos", "params": {"scale": 2}}
+    assert lz == {"name": "lanczos", "params": {"scale": 2},
+                  "provided_by": {"plugin": "superres", "distribution": "artgan", "version": lz["provided_by"]["version"]}}
+    assert sr["provided_by"]["plugin"] == "superres" and lz["provided_by"]["version"]
 
     image = to_float(synthetic_image(30, 44))[None]
     bundle = load_bundle(tmp_path / "b")
