@@ -9,6 +9,7 @@ Images go through the chain one at a time (sizes differ, and a large image is ti
 from __future__ import annotations
 
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,6 +19,10 @@ from .errors import ArtganError
 from .images import list_images, load_image, save_image, to_float
 
 Chain = Callable[[np.ndarray], np.ndarray]  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
+
+#: The file whose pixels the chain is processing, for steps that need more of it than its RGB
+#: (the inpaint step's ``mask=alpha`` reads the file's transparency); ``None`` outside a file.
+current_source: ContextVar[Path | None] = ContextVar("artgan_current_source", default=None)
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -67,7 +72,11 @@ def process_files(chain: Chain, inputs: list[tuple[Path, Path]], out: str | Path
         from tqdm.auto import tqdm
         items = tqdm(inputs, desc="process", unit="image", file=sys.stderr, dynamic_ncols=True)
     for src, rel in items:
-        result = chain(to_float(load_image(src, "RGB"))[None])
+        token = current_source.set(src)
+        try:
+            result = chain(to_float(load_image(src, "RGB"))[None])
+        finally:
+            current_source.reset(token)
         if not isinstance(result, np.ndarray) or result.ndim != 4 or len(result) != 1:
             raise ArtganError(f"{src}: the steps returned {getattr(result, 'shape', type(result).__name__)}, "
                               f"not one NHWC image")

@@ -117,6 +117,31 @@ def test_empty_mask_is_an_error(tmp_path):
         MaskSource("inpaint-telea", mask=str(path))
 
 
+def test_full_mask_is_an_error(tmp_path):
+    full = np.full((48, 64), 255, np.uint8)
+    Image.fromarray(full).save(tmp_path / "full.png")
+    with pytest.raises(ArtganError, match=r"full.png covers the whole image, leaving nothing to fill from"):
+        MaskSource("inpaint", mask=str(tmp_path / "full.png"))
+    with pytest.raises(ArtganError, match=r"box=0,0,64,48 covers the whole image"):
+        MaskSource("inpaint", box="0,0,64,48").for_image(48, 64)
+
+
+def test_mask_alpha_needs_an_image_file():
+    with pytest.raises(ArtganError, match=r"mask=alpha reads the transparency of the image file, which only "
+                                          r"`artgan process` has"):
+        MaskSource("inpaint-ns", mask="alpha").for_image(48, 64)
+
+
+def test_hole_window_shows_the_hole_with_context():
+    from artgan_inpaint.evaluate import hole_window
+
+    hole = np.zeros((300, 400), bool)
+    hole[100:250, 200:390] = True
+    top, left, side = hole_window(hole, 120)
+    window = hole[top:top + side, left:left + side]
+    assert side == 120 and 0.55 <= window.mean() <= 0.6  # mostly hole, some known pixels around it
+
+
 def test_wrong_size_mask_is_an_error(tmp_path):
     path = write_mask(tmp_path / "m.png", 10, 12, box=(0, 0, 5, 5))
     source = MaskSource("inpaint-telea", mask=str(path))
@@ -235,7 +260,10 @@ def test_evaluate_inpaint_classical(runner, image_folder, tmp_path):
             s = results["scores"][method][band]
             assert s["n"] == 6 and 10 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 and 0 < s["l1"] < 0.5
     sheet = Image.open(out / "comparison.png")
-    assert sheet.width == 4 * (64 + 4)  # input, telea, ns, original
+    assert sheet.width == 5 * (240 + 4)  # input, mask, telea, ns, original
+    # a header, then for each example its whole photos and its hole's crops (both 64 px photos
+    # enlarged to 240 px wide: 180 and 240 px high, + 4 px gaps)
+    assert sheet.height == 22 + 4 * (180 + 4 + 240 + 4)
     # the held-out split of 6 files is files 0 and 4
     res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--methods", "telea",
                               "--out", str(out), "-q"])

@@ -1,10 +1,13 @@
-"""Inpainting: a trainable inpainting GAN, the classical methods beside it, and their evaluation.
+"""Inpainting: a PSNR-oriented model that corrects a classical fill, the classical methods beside
+it, and their evaluation.
 
 Registered through the ``artgan`` entry-point group, like any third-party plugin:
 
-- dataset ``inpaint-masks``: random crops of an image folder with random free-form/box holes;
-- architecture ``inpaint-gan``: gated-convolution U-Net vs. SN-PatchGAN (:mod:`.model`);
-- steps ``inpaint`` (the trained GAN on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
+- dataset ``inpaint-masks``: random crops of an image folder with random free-form/box holes,
+  pre-filled by OpenCV;
+- architecture ``inpaint-residual``: a small U-Net at 1/4 resolution that corrects the pre-fill
+  (:mod:`.model`);
+- steps ``inpaint`` (the trained model on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
   ``inpaint-biharmonic`` (:mod:`.steps`, no torch);
 - command ``artgan evaluate inpaint`` (:mod:`.cli`).
 """
@@ -22,7 +25,7 @@ def artgan_register_datasets(register):
 
 @artgan.hookimpl
 def artgan_register_architectures(register):
-    register("inpaint-gan", lazy("artgan_inpaint.model:InpaintRecipe"))
+    register("inpaint-residual", lazy("artgan_inpaint.model:InpaintRecipe"))
 
 
 @artgan.hookimpl

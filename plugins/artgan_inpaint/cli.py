@@ -1,4 +1,4 @@
-"""``artgan evaluate inpaint``: the GAN against the classical methods, per mask-area band."""
+"""``artgan evaluate inpaint``: the trained model against the classical methods, per mask-area band."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from artgan.errors import ArtganError, cli_errors
 
-METHODS = ("telea", "ns", "biharmonic", "gan")
+METHODS = ("telea", "ns", "biharmonic", "model")
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -20,7 +20,7 @@ friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
               help="Image folder, e.g. BSD68 (searched recursively).")
 @click.option("--split", type=click.Choice(["heldout", "all"]), default="heldout", show_default=True,
               help="heldout: every 4th file by name (the files training leaves out); all: every file.")
-@click.option("--model", default=None, help="The GAN: a shipped model name or an .onnx path "
+@click.option("--model", default=None, help="The trained model: a shipped model name or an .onnx path "
                                             "(default: the step's default model).")
 @click.option("--methods", default=",".join(METHODS), show_default=True,
               help=f"Comma list among {', '.join(METHODS)}.")
@@ -35,20 +35,20 @@ friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @friendly_errors
 def evaluate_inpaint(data, split, model, methods, seed, masks_per_image, max_images, radius, out, card, quiet):
-    """PSNR, SSIM and L1 over the hole for the inpainting GAN and the classical methods, on
+    """PSNR, SSIM and L1 over the hole for the trained inpainting model and the classical methods, on
     three mask-area bands (5-10%, 10-20%, 20-40%), with the same seeded masks for every method.
     Prints a markdown table; writes results.json, results.md and a side-by-side comparison.png.
 
     \b
     Examples:
       artgan evaluate inpaint --data /work/shared/data/BSD68
-      artgan evaluate inpaint --data my-photos --split all --model exports/inpaint/gated-bsd68.onnx
+      artgan evaluate inpaint --data my-photos --split all --model exports/inpaint/residual-bsds400.onnx
     """
     from artgan.files import write_json, write_text
     from artgan.images import list_images, save_image
 
     from . import evaluate as E
-    from .steps import DEFAULT_MODEL, BiharmonicInpaint, GANInpaint, OpenCVInpaint
+    from .steps import DEFAULT_MODEL, BiharmonicInpaint, ModelInpaint, OpenCVInpaint
 
     log = (lambda msg: None) if quiet else E.stderr_log
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
@@ -75,9 +75,9 @@ def evaluate_inpaint(data, split, model, methods, seed, masks_per_image, max_ima
             except ArtganError as exc:
                 log(f"skipping biharmonic: {exc}")
         else:
-            gan = GANInpaint(model or DEFAULT_MODEL)
-            model_name = f"gan ({gan.model_path.stem})"
-            fills[model_name] = gan.inpaint
+            trained = ModelInpaint(model or DEFAULT_MODEL)
+            model_name = f"model ({trained.model_path.stem})"
+            fills[model_name] = trained.inpaint
     log(f"evaluating {', '.join(fills)} on {len(files)} images of {data} ({split})")
     ev = E.evaluate(files, fills, seed=seed, masks_per_image=masks_per_image, log=log)
     text = E.table(ev, reference=model_name)

@@ -1,9 +1,13 @@
-"""The ``inpaint-masks`` dataset: random crops of an image folder, each with a fresh random mask.
+"""The ``inpaint-masks`` dataset: random crops of an image folder, each with a fresh random mask
+and the hole pre-filled by a classical method.
 
-Items are ``{"image": float32 3xSxS in [-1, 1], "mask": float32 1xSxS, 1 = hole}``. Crops and flips
-come from albumentations, masks from :func:`artgan_inpaint.masks.random_mask` (brush strokes and
-rectangles at an area in ``mask_area``). Both are seeded from numpy's global RNG, which the trainer
-seeds and checkpoints, so a run (and a resumed run) sees the same crops and masks.
+Items are ``{"image": float32 3xSxS in [-1, 1], "prefill": the same with the hole filled by
+OpenCV (``prefill``: ns or telea, radius 3, on the 8-bit crop, as the step does at run time),
+"mask": float32 1xSxS, 1 = hole}``. Crops and flips come from albumentations, masks from
+:func:`artgan_inpaint.masks.random_mask` (brush strokes and rectangles at an area in
+``mask_area``), their shapes sized by the whole photo's shorter side so that a crop's holes look
+like the evaluation's holes on whole photos. All are seeded from numpy's global RNG, which the
+trainer seeds and checkpoints, so a run (and a resumed run) sees the same crops and masks.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from artgan.images import list_images, load_image
 
 from .evaluate import split_files
 from .masks import check_area, random_mask
+from .steps import PREFILL_METHODS, classical_fill
 
 SPLITS = ("train", "heldout", "all")
 
@@ -38,7 +43,8 @@ class InpaintMaskDataset(Dataset):
 
     def __init__(self, path: str, crop_size: int = 256, mask_area: Sequence[float] = (0.05, 0.4),
                  box_prob: float = 0.25, split: str = "train", items_per_image: int = 64,
-                 augment: list[dict[str, Any]] | None = None, max_images: int | None = 2000):
+                 augment: list[dict[str, Any]] | None = None, max_images: int | None = 2000,
+                 prefill: str = "ns"):
         import albumentations as A
         import cv2
 
@@ -51,7 +57,9 @@ class InpaintMaskDataset(Dataset):
             raise ArtganError(f"inpaint-masks: split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0 <= box_prob <= 1:
             raise ArtganError(f"inpaint-masks: box_prob must be in [0, 1], got {box_prob!r}")
-        self.area = check_area(mask_area)
+        if prefill not in PREFILL_METHODS:
+            raise ArtganError(f"inpaint-masks: prefill must be one of {', '.join(PREFILL_METHODS)}, got {prefill!r}")
+        self.area, self.prefill = check_area(mask_area), prefill
         self.crop, self.box_prob, self.per_image = crop_size, float(box_prob), int(items_per_image)
 
         files = list_images(self.root)
@@ -86,18 +94,21 @@ class InpaintMaskDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         seed = int(np.random.randint(0, 2**31 - 1))  # from the trainer-seeded global RNG
         self.augment.set_random_seed(seed)
-        image = self.augment(image=self.images[i % len(self.images)])["image"]
+        photo = self.images[i % len(self.images)]
+        image = self.augment(image=photo)["image"]
         if self.extra is not None:
             self.extra.set_random_seed(seed + 1)
             image = self.extra(image=image)["image"]
         mask = random_mask(self.crop, self.crop, np.random.default_rng(seed), area=self.area,
-                           box_prob=self.box_prob)
-        return {"image": uint8_to_tensor(image), "mask": torch.from_numpy(mask)[None]}
+                           box_prob=self.box_prob, scale=min(photo.shape[:2]))
+        prefill = classical_fill(image, mask > 0.5, self.prefill)
+        return {"image": uint8_to_tensor(image), "prefill": uint8_to_tensor(prefill),
+                "mask": torch.from_numpy(mask)[None]}
 
 
-def sample_batch(folder: str | None, n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(folder: str | None, n: int, size: int, seed: int, prefill: str = "ns") -> dict[str, torch.Tensor]:
     """``n`` centre crops of the held-out images of ``folder`` (synthetic images when there is
-    none) with seeded 20-40% masks: the fixed inputs of the sample grids."""
+    none) with seeded 20-40% masks and their classical fills: the fixed inputs of the sample grids."""
     rng = np.random.default_rng(seed)
     images = []
     if folder and Path(folder).expanduser().exists():
@@ -112,8 +123,10 @@ def sample_batch(folder: str | None, n: int, size: int, seed: int) -> tuple[torc
     while len(images) < n:
         images.append(_synthetic_image(size, rng))
     masks = [random_mask(size, size, rng, area=(0.2, 0.4)) for _ in range(n)]
-    return (torch.stack([uint8_to_tensor(im) for im in images]),
-            torch.from_numpy(np.stack(masks))[:, None])
+    fills = [classical_fill(im, m > 0.5, prefill) for im, m in zip(images, masks)]
+    return {"image": torch.stack([uint8_to_tensor(im) for im in images]),
+            "prefill": torch.stack([uint8_to_tensor(im) for im in fills]),
+            "mask": torch.from_numpy(np.stack(masks))[:, None]}
 
 
 def _synthetic_image(size: int, rng: np.random.Generator) -> np.ndarray:

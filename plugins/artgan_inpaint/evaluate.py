@@ -138,28 +138,62 @@ def table(ev: Evaluation, reference: str | None = None) -> str:
     return "\n".join(rows)
 
 
+SHEET_CELL = 240  # pixels per cell of the comparison sheet
+SHEET_CROP = 120  # the crop around the hole, shown at 2x
+
+
+def _fit(image: np.ndarray, size: int) -> np.ndarray:
+    """Scale an HWC image to fit a size x size cell (Lanczos down, nearest up), padded white to
+    the cell's width; its height is the scaled image's."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    f = size / max(h, w)
+    im = Image.fromarray((to_8bit(image) * 255).astype(np.uint8)).resize(
+        (max(1, round(w * f)), max(1, round(h * f))), Image.NEAREST if f > 1 else Image.LANCZOS)
+    arr = np.asarray(im, np.float32).reshape(im.height, im.width, -1)[..., :3] / 255.0
+    return np.pad(arr, ((0, 0), (0, size - arr.shape[1]), (0, 0)), constant_values=1.0)
+
+
+def hole_window(hole: np.ndarray, size: int) -> tuple[int, int, int]:
+    """(top, left, side) of a square window of ``size`` px (or the image's shorter side) that
+    holds the most hole pixels, up to 60% of it, so that known pixels around the fill remain to
+    judge it against."""
+    h, w = hole.shape
+    side = min(size, h, w)
+    integral = np.pad(hole.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    counts = (integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side]
+              + integral[:-side, :-side])
+    top, left = np.unravel_index(int(np.argmax(np.minimum(counts, 0.6 * side * side))), counts.shape)
+    return int(top), int(left), side
+
+
 def comparison_sheet(ev: Evaluation) -> np.ndarray:
-    """One row per example: the input with its hole in white, each method's fill, the original;
-    a header names the columns. float32 HWC in [0, 1]."""
+    """Two rows per example: the whole photos (input with its hole in white, the mask, each
+    method's fill, the original), then the same columns cropped to the window with the most hole
+    pixels, enlarged 2x so that the fills can be judged. A header names the columns. float32 HWC
+    in [0, 1]."""
     from PIL import Image, ImageDraw
 
     if not ev.examples:
         raise ArtganError("evaluate inpaint: no examples for the comparison sheet")
-    names = ["input (hole white)", *ev.methods, "original"]
-    # every cell gets the same slot (portrait and landscape images mix), so columns line up
-    slot_h = max(ex["image"].shape[0] for ex in ev.examples)
-    slot_w = max(ex["image"].shape[1] for ex in ev.examples) + 4
+    names = ["input (hole white)", "mask", *ev.methods, "original"]
+    cell, gap = SHEET_CELL, 4
     rows = []
     for ex in ev.examples:
-        shown = np.where(ex["hole"][..., None], 1.0, ex["image"])
-        cells = [shown, *[to_8bit(ex["outputs"][m]) for m in ev.methods], ex["image"]]
-        h, w = ex["image"].shape[:2]
-        rows.append(np.concatenate([np.pad(c, ((0, slot_h - h + 4), (0, slot_w - w), (0, 0)), constant_values=1.0)
-                                    for c in cells], axis=1))
+        image, hole = ex["image"], ex["hole"]
+        cells = [np.where(hole[..., None], 1.0, image), np.repeat(hole[..., None], 3, 2).astype(np.float32),
+                 *[ex["outputs"][m] for m in ev.methods], image]
+        top, left, side = hole_window(hole, SHEET_CROP)
+        for crop in (False, True):
+            shown = [_fit(c[top:top + side, left:left + side] if crop else c, cell) for c in cells]
+            height = max(c.shape[0] for c in shown) + gap
+            rows.append(np.concatenate([np.pad(c, ((0, height - c.shape[0]), (0, gap), (0, 0)), constant_values=1.0)
+                                        for c in shown], axis=1))
     header = Image.new("RGB", (rows[0].shape[1], 22), "white")
     draw = ImageDraw.Draw(header)
     for j, name in enumerate(names):
-        draw.text((j * slot_w + 4, 5), name, fill="black")
+        draw.text((j * (cell + gap) + 4, 5), name, fill="black")
     parts = [np.asarray(header, np.float32) / 255.0, *rows]
     return np.concatenate(parts, axis=0).astype(np.float32)
 

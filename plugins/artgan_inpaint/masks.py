@@ -58,15 +58,19 @@ def _box(canvas: np.ndarray, rng: np.random.Generator, scale: float) -> None:
 
 def random_mask(height: int, width: int, rng: np.random.Generator, *,
                 area: Sequence[float] = (0.05, 0.4), box_prob: float = 0.25,
-                max_tries: int = 100) -> np.ndarray:
+                max_tries: int = 100, scale: float | None = None) -> np.ndarray:
     """A float32 HxW mask (hole = 1) whose hole covers a fraction of the image inside ``area``.
 
     Each shape is a rectangle with probability ``box_prob``, else a brush stroke. After
     ``max_tries`` draws that all overshoot the range, the closest one is returned (this only
     happens for ranges too narrow for the shapes, e.g. 1-2% of a tiny image).
+
+    ``scale`` (pixels, default the shorter side) sizes the shapes: a training crop of a larger
+    photo passes the photo's shorter side, so its strokes and boxes are as wide as the
+    evaluation's masks on whole photos.
     """
     lo, hi = check_area(area)
-    scale = min(height, width)
+    scale = float(scale) if scale else min(height, width)
     best, best_gap = None, math.inf
     for _ in range(max_tries):
         target = rng.uniform(lo, hi)
@@ -95,29 +99,34 @@ def check_area(area: Any) -> tuple[float, float]:
 # -- the user's mask: a PNG file or a box ------------------------------------------------------------
 
 class MaskSource:
-    """Where a step's hole comes from: ``mask=FILE.png`` (white = hole) or ``box=x,y,w,h``.
+    """Where a step's hole comes from: ``mask=FILE.png`` (white = hole), ``mask=alpha`` (the
+    image file's own transparency: erase a region in any editor, save as PNG) or ``box=x,y,w,h``.
 
     ``for_image(h, w)`` returns the HxW bool hole for an image of that size, or a one-line error
-    naming the mask and the fix (wrong size, empty hole).
+    naming the mask and the fix (wrong size, empty hole, a hole that covers the whole image).
     """
 
     def __init__(self, step: str, mask: Any = None, box: Any = None):
         self.step = step
         if (mask is None) == (box is None):
-            raise ArtganError(f"{step}: give the hole as mask=MASK.png (white = hole) or box=x,y,w,h"
+            raise ArtganError(f"{step}: give the hole as mask=MASK.png (white = hole), mask=alpha "
+                              f"(the image's transparent pixels) or box=x,y,w,h"
                               + (", not both" if mask is not None else ""))
         self.path: Path | None = None
         self.array: np.ndarray | None = None
         self.box: tuple[int, int, int, int] | None = None
+        self.alpha = isinstance(mask, str) and mask.strip().lower() == "alpha"
         if box is not None:
             self.box = parse_box(step, box)
+        elif self.alpha:
+            pass  # read per image, from the file being processed
         elif isinstance(mask, np.ndarray):
-            self.array = _check_not_empty(step, "the mask array", np.asarray(mask).squeeze() > 0.5)
+            self.array = _check_hole(step, "the mask array", np.asarray(mask).squeeze() > 0.5)
         else:
             from artgan.images import load_image
             self.path = Path(str(mask)).expanduser()
             hole = load_image(self.path, "L")[..., 0] > 127
-            self.array = _check_not_empty(step, f"mask {self.path}", hole)
+            self.array = _check_hole(step, f"mask {self.path}", hole)
 
     def for_image(self, height: int, width: int) -> np.ndarray:
         if self.box is not None:
@@ -126,7 +135,9 @@ class MaskSource:
             hole[y:y + h, x:x + w] = True
             if not hole.any():
                 raise ArtganError(f"{self.step}: box={x},{y},{w},{h} lies outside the {width}x{height} image")
-            return hole
+            return _check_hole(self.step, f"box={x},{y},{w},{h}", hole)
+        if self.alpha:
+            return self._alpha_hole(height, width)
         mh, mw = self.array.shape
         if (mh, mw) != (height, width):
             what = f"mask {self.path}" if self.path else "the mask"
@@ -134,8 +145,32 @@ class MaskSource:
                               f"draw the mask at the image's size")
         return self.array
 
+    def _alpha_hole(self, height: int, width: int) -> np.ndarray:
+        """The transparent pixels (alpha below 50%) of the file being processed."""
+        from PIL import Image
+
+        from artgan.images import load_image
+        from artgan.process import current_source
+
+        path = current_source.get()
+        if path is None:
+            raise ArtganError(f"{self.step}: mask=alpha reads the transparency of the image file, which "
+                              f"only `artgan process` has; give mask=MASK.png or box=x,y,w,h instead")
+        with Image.open(path) as im:
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        if not has_alpha:
+            raise ArtganError(f"{self.step}: {path} has no transparency for mask=alpha; erase the region "
+                              f"to fill in an editor and save as PNG, or give mask=MASK.png")
+        hole = load_image(path, "RGBA")[..., 3] < 128
+        if hole.shape != (height, width):  # another step before this one changed the size
+            raise ArtganError(f"{self.step}: mask=alpha is {hole.shape[1]}x{hole.shape[0]} but the image "
+                              f"reaching the step is {width}x{height}; put inpaint first in the chain")
+        return _check_hole(self.step, f"the transparency of {path}", hole)
+
     def __repr__(self) -> str:
-        return f"box={','.join(map(str, self.box))}" if self.box else f"mask={self.path or 'array'}"
+        if self.box:
+            return f"box={','.join(map(str, self.box))}"
+        return "mask=alpha" if self.alpha else f"mask={self.path or 'array'}"
 
 
 def parse_box(step: str, box: Any) -> tuple[int, int, int, int]:
@@ -153,10 +188,14 @@ def parse_box(step: str, box: Any) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def _check_not_empty(step: str, what: str, hole: np.ndarray) -> np.ndarray:
+def _check_hole(step: str, what: str, hole: np.ndarray) -> np.ndarray:
+    """The hole, if it is one HxW image with something to fill and something to fill it from."""
     if hole.ndim != 2:
         raise ArtganError(f"{step}: {what} must be one HxW image, got shape {hole.shape}")
     if not hole.any():
         raise ArtganError(f"{step}: {what} has no hole: mark the region to fill in white "
                           f"(pixels brighter than 50% grey are filled)")
+    if hole.all():
+        raise ArtganError(f"{step}: {what} covers the whole image, leaving nothing to fill from: "
+                          f"mark only the region to fill in white, the rest black")
     return hole

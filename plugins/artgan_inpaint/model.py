@@ -1,290 +1,246 @@
-"""The inpainting GAN: a gated-convolution U-Net generator, a spectrally normalised patch
-discriminator, and the recipe that trains them.
+"""The PSNR-oriented inpainting network and the recipe that trains it.
 
-Generator input: the image (NCHW in [-1, 1]; what is inside the hole is ignored) and the mask
-(N1HW, 1 = hole); output: a full image in [-1, 1] of which only the hole is used (:func:`paste`).
-The generator starts from a smooth push-pull fill of the hole and learns a correction to it.
-Sides must be a multiple of 8 (three stride-2 levels); the step pads to that.
+The network never sees an empty hole: its input is the photo with the hole already filled by a
+classical method (OpenCV's Navier-Stokes by default, done in numpy by the dataset and by the step),
+plus the mask. It predicts a correction that is added inside the hole; known pixels are pasted
+back. Its last layer starts at zero, so an untrained network *is* the classical fill and
+everything training learns is gain over it (the residual idea of VDSR, over a classical first guess).
 
-Loss (generator) = hole_weight * L1 over the hole + valid_weight * L1 over the known pixels
-+ adv_weight * adversarial loss of the pasted result. The discriminator sees the pasted image and the
-mask, and scores every patch (SN-PatchGAN, Yu et al. 2019), with the hinge loss by default.
+Large context at low cost: two stride-2 convolutions take it to 1/4 resolution, where residual
+blocks with dilations 1, 2, 4, 8 see ~200 px of the photo; nearest upsampling and a convolution
+with the skip from each level bring it back. Only plain 3x3 convolutions, LeakyReLU and zero
+padding: fast in bf16 autocast on CPUs with native bf16 (reflection padding would stay fp32),
+and standard ONNX ops. Sides must be a multiple of 4; the step pads to that.
+
+Loss: mean squared error over the hole (PSNR is what we measure; no adversarial term).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
 
-SIZE_MULTIPLE = 8
+SIZE_MULTIPLE = 4  # two stride-2 levels
+LOSSES = ("l2", "l1")
 
 
-def paste(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The generator's output inside the hole, the known pixels everywhere else."""
-    return output * mask + image * (1 - mask)
+@dataclass
+class InpaintNetConfig:
+    """The network's shape; stored in every checkpoint so anything can rebuild it."""
+
+    width: int = 32  # channels at 1/2 resolution; 1/4 resolution has twice as many
+    blocks: int = 4  # residual blocks at 1/4 resolution
+    dilations: tuple[int, ...] = (1, 2, 4, 8)  # cycled over the blocks
+
+    def __post_init__(self):
+        for name in ("width", "blocks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ArtganError(f"inpaint-residual: {name} must be a positive integer, got {value!r}")
+        dilations = tuple(self.dilations) if isinstance(self.dilations, (list, tuple)) else ()
+        if not dilations or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dilations):
+            raise ArtganError(f"inpaint-residual: dilations must be a list of integers >= 1, got {self.dilations!r}")
+        self.dilations = dilations
 
 
-class GatedConv(nn.Module):
-    """Gated convolution (DeepFill v2): ELU(features) * sigmoid(gate). The gate lets each layer
-    learn which of its inputs are valid, which plain convolutions cannot do for free-form holes."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, 2 * cout, kernel, stride, padding=dilation * (kernel - 1) // 2,
-                              dilation=dilation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features, gate = self.conv(x).chunk(2, dim=1)
-        return F.elu(features) * torch.sigmoid(gate)
-
-
-def push_pull_fill(image: torch.Tensor, mask: torch.Tensor, levels: int = 8) -> torch.Tensor:
-    """A smooth fill of the hole from its surroundings (push-pull, Gortler et al. 1996): average
-    the known pixels down a pyramid (push), then fill each level's unknown pixels from the level
-    below it, upsampled (pull). Plain pooling and resizing: exports to ONNX at any size."""
-    known = 1 - mask
-    values, weights = [image], [known]
-    for _ in range(levels):
-        v, w = values[-1], weights[-1]
-        # 2x2 sums over a zero-padded border (any side length); the zeros carry no weight
-        total = F.avg_pool2d(F.pad(v * w, (0, 1, 0, 1)), 2)
-        count = F.avg_pool2d(F.pad(w, (0, 1, 0, 1)), 2)
-        values.append(total / count.clamp_min(1e-6))
-        weights.append((4 * count).clamp(max=1.0))  # any known pixel below makes a block known
-    fill = values[-1]
-    for v, w in zip(reversed(values[:-1]), reversed(weights[:-1])):
-        up = F.interpolate(fill, size=v.shape[-2:], mode="bilinear", align_corners=False)
-        fill = w * v + (1 - w) * up
-    return fill
-
-
-class InpaintGenerator(nn.Module):
-    """A U-Net of gated convolutions, 1 -> 1/8 resolution and back, with dilated convolutions at
-    1/8 so that the centre of a large hole still sees known pixels (receptive field ~500 px).
-
-    It starts from a push-pull fill of the hole and predicts a correction to it (the last layer
-    starts at zero): from the first step the output is a sensible smooth fill, and training
-    spends its time on structure and texture rather than on learning to carry colours inwards.
-    """
-
-    def __init__(self, width: int = 32, dilations: Sequence[int] = (2, 4, 8, 16), levels: int = 8):
-        super().__init__()
-        self.levels = levels
-        c = width
-        self.enc1 = GatedConv(4, c, 5)                                        # 1
-        self.enc2 = nn.Sequential(GatedConv(c, 2 * c, 3, 2), GatedConv(2 * c, 2 * c))      # 1/2
-        self.enc3 = nn.Sequential(GatedConv(2 * c, 4 * c, 3, 2), GatedConv(4 * c, 4 * c))  # 1/4
-        self.enc4 = GatedConv(4 * c, 4 * c, 3, 2)                             # 1/8
-        self.middle = nn.Sequential(*[GatedConv(4 * c, 4 * c, 3, dilation=d) for d in dilations])
-        self.dec3 = GatedConv(8 * c, 4 * c)                                   # 1/4, with enc3's skip
-        self.dec2 = GatedConv(6 * c, 2 * c)                                   # 1/2, with enc2's skip
-        self.dec1 = GatedConv(3 * c, c)                                       # 1, with enc1's skip
-        self.out = nn.Conv2d(c, 3, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        image = image * (1 - mask)  # the hole's content never leaks in
-        start = image + push_pull_fill(image, mask, self.levels) * mask
-        x = torch.cat([start, mask], dim=1)
-        e1 = self.enc1(x)
-        e2 = self.enc2(e1)
-        e3 = self.enc3(e2)
-        x = self.middle(self.enc4(e3))
-        x = self.dec3(torch.cat([_up(x), e3], dim=1))
-        x = self.dec2(torch.cat([_up(x), e2], dim=1))
-        x = self.dec1(torch.cat([_up(x), e1], dim=1))
-        return (start + self.out(x)).clamp(-1.0, 1.0)
+def _act(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
-class PastedInpainter(nn.Module):
-    """What is exported: the generator followed by the paste, so the ONNX output is final."""
+class ResidualBlock(nn.Module):
+    """x + conv(act(dilated conv(x))): the dilation widens the context, the identity keeps
+    gradients flowing through the stack."""
 
-    def __init__(self, generator: InpaintGenerator):
+    def __init__(self, channels: int, dilation: int):
         super().__init__()
-        self.generator = generator
+        self.wide = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.mix = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(_act(self.wide(x)))
+
+
+class InpaintNet(nn.Module):
+    """(pre-filled image N3HW in [-1, 1], mask N1HW with 1 = hole) -> correction N3HW.
+
+    Only the correction inside the hole is used (:func:`apply_correction`)."""
+
+    def __init__(self, config: InpaintNetConfig | None = None):
+        super().__init__()
+        self.config = config or InpaintNetConfig()
+        c = self.config.width
+        self.down1 = nn.Conv2d(4, c, 3, stride=2, padding=1)  # 1/2
+        self.down2 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)  # 1/4
+        dil = self.config.dilations
+        self.body = nn.Sequential(*[ResidualBlock(2 * c, dil[i % len(dil)]) for i in range(self.config.blocks)])
+        self.up1 = nn.Conv2d(3 * c, c, 3, padding=1)  # 1/2, with down1's output
+        self.up0 = nn.Conv2d(c + 4, c // 2 or 1, 3, padding=1)  # 1, with the input
+        self.out = nn.Conv2d(c // 2 or 1, 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # zero correction: the untrained network is the classical fill
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([image, mask], dim=1)
+        half = _act(self.down1(x))
+        h = self.body(_act(self.down2(half)))
+        h = _act(self.up1(torch.cat([_up(h), half], dim=1)))
+        h = _act(self.up0(torch.cat([_up(h), x], dim=1)))
+        return self.out(h)
+
+
+def apply_correction(image: torch.Tensor, mask: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+    """The pre-filled image plus the correction inside the hole, clipped to [-1, 1]; known
+    pixels unchanged."""
+    return image + ((image + correction).clamp(-1.0, 1.0) - image) * mask
+
+
+class PastedInpainter(nn.Module):
+    """What is exported: the network, the correction and the paste, so the ONNX output is final."""
+
+    def __init__(self, net: InpaintNet):
+        super().__init__()
+        self.net = net
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mask = (mask > 0.5).to(image.dtype)  # the contract: thresholded at 0.5, hole = 1
-        return paste(self.generator(image, mask), image, mask)
+        return apply_correction(image, mask, self.net(image, mask))
 
 
-class PatchDiscriminator(nn.Module):
-    """SN-PatchGAN: 5x5 stride-2 spectrally normalised convolutions on (image, mask); one logit per
-    patch (each sees ~190 px), all of which the loss averages."""
-
-    def __init__(self, width: int = 64, layers: int = 5):
-        super().__init__()
-        chans = [4] + [width * min(2 ** i, 4) for i in range(layers)]
-        body: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
-            body += [spectral_norm(nn.Conv2d(cin, cout, 5, 2, 2)), nn.LeakyReLU(0.2, inplace=True)]
-        body.append(spectral_norm(nn.Conv2d(chans[-1], 1, 3, 1, 1)))
-        self.net = nn.Sequential(*body)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, mask], dim=1))
+def hole_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean squared (l2) or absolute (l1) error over the hole's pixels."""
+    diff = (output - target) * mask
+    err = diff.square() if kind == "l2" else diff.abs()
+    return err.sum() / (mask.sum() * output.shape[1]).clamp_min(1.0)
 
 
-class HingeLoss(AdversarialLoss):
-    """The hinge loss of SN-PatchGAN (and SAGAN/BigGAN); the default when the pipeline names none."""
-
-    name = "hinge"
-
-    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-
-    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -fake_logits.mean()
-
-
-def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean |a - b| over the pixels where ``weight`` (N1HW) is 1."""
-    return (torch.abs(a - b) * weight).sum() / (weight.sum() * a.shape[1]).clamp_min(1.0)
+def hole_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) over the hole, images in [-1, 1] (so the peak-to-peak range is 2)."""
+    mse = hole_loss(output.float(), target.float(), mask.float(), "l2")
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
 
 
 class InpaintRecipe(GANRecipe):
-    """Trains :class:`InpaintGenerator` against :class:`PatchDiscriminator`.
+    """Trains :class:`InpaintNet` on batches of the ``inpaint-masks`` dataset
+    (``{"image": target, "prefill": classical fill, "mask": 1 = hole}``), one optimiser, no
+    discriminator.
 
-    Batches are ``{"image": N3HW in [-1, 1], "mask": N1HW, 1 = hole}`` (the ``inpaint-masks``
-    dataset). ``ema``: the exported generator is an exponential moving average of the trained one
-    (smoother, a little better in PSNR). ``lr_decay_steps``: cosine decay of both learning rates to
-    zero over that many steps (0: constant). ``amp``: bfloat16 autocast on CUDA.
-    ``sample_images``: a folder whose held-out split (see :func:`artgan_inpaint.evaluate.split_files`)
-    gives the sample grids; without it they are synthetic.
+    ``pixel_loss``: ``l2`` (default; PSNR is mean squared error) or ``l1``, over the hole only.
+    ``ema``: the exported network is an exponential moving average of the trained one (0: off).
+    ``lr_decay_steps``: cosine decay of the learning rate to 1% over that many steps (0: constant;
+    with a time budget the step count is unknown, and the EMA does the averaging).
+    ``sample_images``: a folder whose held-out files give the sample grids (else synthetic).
     """
 
-    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, width: int = 32,
-                 dilations: Sequence[int] = (2, 4, 8, 16), d_width: int = 64, lr: float = 2e-4,
-                 d_lr: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
-                 hole_weight: float = 6.0, valid_weight: float = 1.0, adv_weight: float = 0.01,
-                 ema: float = 0.999, lr_decay_steps: int = 0, amp: bool = False,
-                 sample_images: str | None = None):
+    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, width: int = 32, blocks: int = 4,
+                 dilations: list[int] = (1, 2, 4, 8), lr: float = 1e-3, betas: list[float] = (0.9, 0.99),
+                 pixel_loss: str = "l2", ema: float = 0.999, lr_decay_steps: int = 0,
+                 prefill: str = "ns", sample_images: str | None = None):
         super().__init__()
         if info.channels != 3:
-            raise ArtganError(f"inpaint-gan: needs RGB images (channels 3), got {info.channels}")
-        if not isinstance(width, int) or width < 4:
-            raise ArtganError(f"inpaint-gan: width must be an integer >= 4, got {width!r}")
+            raise ArtganError(f"inpaint-residual: needs RGB images (channels 3), got {info.channels}")
+        if loss is not None:
+            raise ArtganError(f"inpaint-residual: trains without a discriminator; remove the pipeline's "
+                              f"loss: {getattr(loss, 'name', loss)!r} (pixel_loss picks l2 or l1)")
+        if pixel_loss not in LOSSES:
+            raise ArtganError(f"inpaint-residual: pixel_loss must be one of {', '.join(LOSSES)}, got {pixel_loss!r}")
         if not 0 <= ema < 1:
-            raise ArtganError(f"inpaint-gan: ema must be in [0, 1) (0: off), got {ema!r}")
-        self.info = info
-        self.loss = loss or HingeLoss()
-        self.hole_weight, self.valid_weight, self.adv_weight = hole_weight, valid_weight, adv_weight
-        self.ema_decay, self.lr_decay_steps, self.amp = float(ema), int(lr_decay_steps), bool(amp)
+            raise ArtganError(f"inpaint-residual: ema must be in [0, 1) (0: off), got {ema!r}")
+        if not isinstance(lr_decay_steps, int) or lr_decay_steps < 0:
+            raise ArtganError(f"inpaint-residual: lr_decay_steps must be an integer >= 0, got {lr_decay_steps!r}")
+        self.info, self.loss_kind, self.prefill = info, pixel_loss, prefill
+        self.ema_decay, self.lr_decay_steps, self.base_lr = float(ema), lr_decay_steps, float(lr)
         self.sample_images = sample_images
-        self.G = InpaintGenerator(width, tuple(int(d) for d in dilations))
-        self.D = PatchDiscriminator(d_width)
-        self.G_ema = InpaintGenerator(width, tuple(int(d) for d in dilations)).requires_grad_(False)
-        self.G_ema.load_state_dict(self.G.state_dict())
-        self.modules = {"generator": self.G, "discriminator": self.D, "generator_ema": self.G_ema}
-        self.base_lr = {"generator": lr, "discriminator": d_lr or lr}
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.G.parameters(), lr=lr, betas=(beta1, beta2)),
-            "discriminator": torch.optim.Adam(self.D.parameters(), lr=d_lr or lr, betas=(beta1, beta2)),
-        }
-        self._fake: torch.Tensor | None = None
+        self.net_config = InpaintNetConfig(width=width, blocks=blocks, dilations=dilations)
+        self.net = InpaintNet(self.net_config)
+        self.modules = {"generator": self.net}
+        self.net_ema = None
+        if self.ema_decay:
+            self.net_ema = copy.deepcopy(self.net).requires_grad_(False)
+            self.modules["generator_ema"] = self.net_ema
+        self.optimizers = {"generator": torch.optim.Adam(self.net.parameters(), lr=lr, betas=tuple(betas))}
+        self.config = asdict(self.net_config)
 
-    def _autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp and device.type == "cuda")
+    @property
+    def exported_net(self) -> InpaintNet:
+        """What samples and exports use: the EMA network when kept."""
+        return self.net_ema if self.net_ema is not None else self.net
 
-    # -- one training step: G first, then D on the same fakes (one generator pass per step) ---------
-    def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        real, mask = batch["image"], batch["mask"]
-        self.D.requires_grad_(False)  # the G loss flows through D; D's own gradients are not needed
-        with self._autocast(real.device):
-            out = self.G(real, mask).float()
-            fake = paste(out, real, mask)
-            adv = self.loss.generator(self.D(fake, mask).float()) if self.adv_weight else out.new_zeros(())
-        self.D.requires_grad_(True)
-        self._fake = fake.detach()
-        hole, valid = masked_l1(out, real, mask), masked_l1(out, real, 1 - mask)
-        loss = self.hole_weight * hole + self.valid_weight * valid + self.adv_weight * adv
-        return {"loss": loss, "l1_hole": hole, "l1_valid": valid, "adv": adv}
-
-    def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        real, mask = batch["image"], batch["mask"]
-        fake = self._fake
-        if fake is None:  # only when G skipped this step
-            with torch.no_grad(), self._autocast(real.device):
-                fake = paste(self.G(real, mask).float(), real, mask)
-        with self._autocast(real.device):  # real and fake in one pass
-            logits = self.D(torch.cat([real, fake]), torch.cat([mask, mask])).float()
-        real_logits, fake_logits = logits.chunk(2)
-        self._fake = None
-        loss = self.loss.discriminator(real_logits, fake_logits)
-        return {"loss": loss, "real_logit": real_logits.mean(), "fake_logit": fake_logits.mean()}
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        image, prefill, mask = batch["image"], batch["prefill"], batch["mask"]
+        out = apply_correction(prefill, mask, self.net(prefill, mask).float())
+        loss = hole_loss(out, image, mask, self.loss_kind)
+        with torch.no_grad():
+            gain = hole_psnr(out, image, mask) - hole_psnr(prefill, image, mask)
+        return {"loss": loss, "psnr_gain_db": gain}
 
     def phases(self) -> list[Phase]:
-        phases = [Phase("G", self.optimizers["generator"], self.generator_step)]
-        if self.adv_weight:
-            phases.append(Phase("D", self.optimizers["discriminator"], self.discriminator_step))
-        return phases
+        return [Phase("G", self.optimizers["generator"], self.step)]
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
-        if self.ema_decay:
-            # warm-up: a plain average early on, so the EMA is not stuck near the random init
+        if self.net_ema is not None:
+            # warm-up: a plain average early on, so the EMA does not lag far behind at the start
             decay = min(self.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                e.lerp_(p, 1 - decay)
-        else:
-            self.G_ema.load_state_dict(self.G.state_dict())
+            for e, p in zip(self.net_ema.parameters(), self.net.parameters()):
+                e.lerp_(p.detach().to(e.dtype), 1 - decay)
         if self.lr_decay_steps:
-            factor = 0.5 * (1 + math.cos(math.pi * min(step, self.lr_decay_steps) / self.lr_decay_steps))
-            for name, opt in self.optimizers.items():
-                for group in opt.param_groups:
-                    group["lr"] = self.base_lr[name] * factor
+            t = min(step, self.lr_decay_steps) / self.lr_decay_steps
+            factor = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+            for group in self.optimizers["generator"].param_groups:
+                group["lr"] = self.base_lr * factor
 
     # -- samples and export ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Up to 8 held-out images (or synthetic ones) with seeded masks, 20-40% holes."""
+        """Up to 8 held-out crops (or synthetic ones) with seeded 20-40% holes."""
         from .data import sample_batch
 
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        images, masks = sample_batch(self.sample_images, min(n, 8), self.info.image_size, seed)
-        return {"image": images, "mask": masks}
+        return sample_batch(self.sample_images, min(n, 8), self.info.image_size, seed, self.prefill)
 
     @torch.no_grad()
     def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Each sample: the masked input, the filled output and the target, side by side."""
-        image, mask = inputs["image"], inputs["mask"]
-        filled = paste(self.G_ema(image, mask), image, mask)
-        shown = image * (1 - mask) + mask  # the hole in white
-        return torch.cat([shown, filled, image], dim=3)
+        """Each sample: the hole in white, the classical fill, the network's fill, the target."""
+        image, prefill, mask = inputs["image"], inputs["prefill"], inputs["mask"]
+        filled = PastedInpainter(self.exported_net)(prefill, mask)
+        return torch.cat([image * (1 - mask) + mask, prefill, filled, image], dim=3)
 
     def export_spec(self) -> ExportSpec:
         s = 64
         image = torch.rand(1, 3, s, s) * 2 - 1
         mask = torch.zeros(1, 1, s, s)
         mask[..., 16:40, 8:48] = 1
+        hole_meaning = "1 = hole to fill, 0 = known; thresholded at 0.5"
         return ExportSpec(
-            module=PastedInpainter(self.G_ema),
+            module=PastedInpainter(self.exported_net),
             inputs={"image": image, "mask": mask},
             outputs=["output"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                           "mask": {0: "batch", 2: "height", 3: "width"},
                           "output": {0: "batch", 2: "height", 3: "width"}},
             metadata={
-                "task": "image-to-image", "step": "inpaint", "architecture": "inpaint-gan",
+                "task": "image-to-image", "step": "inpaint", "architecture": "inpaint-residual",
                 "scale": 1, "size_multiple": SIZE_MULTIPLE, "value_range": [-1.0, 1.0], "channels": 3,
                 "color_order": "RGB", "layout": "NCHW", "inputs": ["image", "mask"],
+                "prefill": {"method": self.prefill, "radius": 3.0},
                 "input_spec": {
-                    "image": {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0]},
+                    "image": {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0],
+                              "meaning": f"the photo with its hole pre-filled by OpenCV's {self.prefill} "
+                                         f"inpainting (radius 3, 8-bit), see metadata 'prefill'"},
                     "mask": {"shape": ["batch", 1, "height", "width"], "dtype": "float32",
-                             "range": [0.0, 1.0], "meaning": "1 = hole to fill, 0 = known; thresholded at 0.5"}},
+                             "range": [0.0, 1.0], "meaning": hole_meaning}},
                 "output_spec": {"output": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
                                            "range": [-1.0, 1.0],
                                            "meaning": "the image with the hole filled; known pixels pasted back"}},
@@ -297,14 +253,13 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-
 def _contract_dataset(folder):
-    """For artgan.testing's architecture check: image + mask batches, as training sees them."""
+    """For artgan.testing's architecture check: batches as training sees them."""
     from .data import InpaintMaskDataset, _contract_params
 
     return InpaintMaskDataset(**_contract_params(folder))
 
 
 # small widths: the architecture check trains, checkpoints and exports it in a test
-InpaintRecipe.contract_params = {"width": 8, "d_width": 8}
+InpaintRecipe.contract_params = {"width": 8, "blocks": 2}
 InpaintRecipe.contract_dataset = _contract_dataset

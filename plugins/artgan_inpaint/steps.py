@@ -1,8 +1,9 @@
-"""Inpainting steps (no torch): the trained GAN through onnxruntime, and the classical methods a
+"""Inpainting steps (no torch): the trained model through onnxruntime, and the classical methods a
 user would try first.
 
 =====================  ===============================================================
-``inpaint``            the trained inpainting GAN (``exports/inpaint/<model>.onnx``)
+``inpaint``            the trained model (``exports/inpaint/<model>.onnx``): a classical
+                       pre-fill (OpenCV, in numpy) corrected by the network
 ``inpaint-telea``      OpenCV, Telea (2004): fast marching, weighted average of neighbours
 ``inpaint-ns``         OpenCV, Bertalmio et al. (2001): Navier-Stokes propagation
 ``inpaint-biharmonic`` scikit-image: a smooth biharmonic fill (``pip install 'artgan[classical]'``)
@@ -25,7 +26,8 @@ from artgan.steps import Step
 
 from .masks import MaskSource
 
-DEFAULT_MODEL = "gated-bsd68"
+DEFAULT_MODEL = "residual-bsds400"
+PREFILL_METHODS = ("ns", "telea")
 # Tiling cuts the context a hole needs: a hole larger than a tile is filled from the tile only.
 # So the whole image runs at once up to this many pixels (about 1.5 GB of activations on
 # onnxruntime's CPU provider for the reference model), and only larger images are tiled.
@@ -70,26 +72,28 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def classical_fill(image: np.ndarray, hole: np.ndarray, method: str = "ns", radius: float = 3.0) -> np.ndarray:
+    """OpenCV's inpainting of an HxWx{1,3} uint8 image over an HxW hole -> uint8, same shape.
+    The pre-fill of the trained model, in training (the dataset) and at run time (the step)."""
+    import cv2
+
+    flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[method]
+    out = cv2.inpaint(image if image.shape[2] == 3 else image[..., 0], hole.astype(np.uint8), radius, flag)
+    return out.reshape(image.shape)
+
+
 class OpenCVInpaint(InpaintingStep):
     """``cv2.inpaint`` (8-bit) with Telea's or the Navier-Stokes method."""
 
     def __init__(self, method: str = "telea", radius: float = 3.0, mask: MaskSource | None = None):
-        import cv2
-
         super().__init__(mask)
-        self.name = f"inpaint-{method}"
-        self.flag = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}[method]
+        self.name, self.method = f"inpaint-{method}", method
         if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not 0 < radius <= 64:
             raise ArtganError(f"{self.name}: radius must be a number of pixels in (0, 64], got {radius!r}")
         self.radius = float(radius)
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        import cv2
-
-        src = _to_uint8(image)
-        out = cv2.inpaint(src if src.shape[2] == 3 else src[..., 0], hole.astype(np.uint8),
-                          self.radius, self.flag)
-        return (out.reshape(image.shape).astype(np.float32)) / 255.0
+        return classical_fill(_to_uint8(image), hole, self.method, self.radius).astype(np.float32) / 255.0
 
 
 class BiharmonicInpaint(InpaintingStep):
@@ -110,13 +114,15 @@ class BiharmonicInpaint(InpaintingStep):
         return inpaint_biharmonic(image.astype(np.float64), hole, channel_axis=-1).astype(np.float32)
 
 
-class GANInpaint(InpaintingStep):
-    """The trained inpainting GAN, run with onnxruntime.
+class ModelInpaint(InpaintingStep):
+    """The trained inpainting model, run with onnxruntime after its classical pre-fill.
 
-    The exported graph takes ``image`` (NCHW in [-1, 1]) and ``mask`` (N1HW, 1 = hole) and already
-    pastes the known pixels back; :meth:`inpaint` pastes them again after tiling, so known pixels
-    come back bit-exact. Images up to :data:`WHOLE_IMAGE_MAX_PIXELS` run untiled (a hole keeps all
-    its context); larger ones in tiles of ``tile`` pixels.
+    The model's metadata names the pre-fill (``prefill``: OpenCV method and radius); this step
+    runs it on the 8-bit image, exactly as the training data did, then the exported graph takes
+    ``image`` (the pre-filled photo, NCHW in [-1, 1]) and ``mask`` (N1HW, 1 = hole) and adds its
+    correction inside the hole. :meth:`inpaint` pastes the known pixels back, so they come back
+    bit-exact. Images up to :data:`WHOLE_IMAGE_MAX_PIXELS` run untiled (a hole keeps all its
+    context); larger ones in tiles of ``tile`` pixels.
     """
 
     name = "inpaint"
@@ -135,6 +141,11 @@ class GANInpaint(InpaintingStep):
         if list(self.runner.input_names) != ["image", "mask"]:
             raise ArtganError(f"{self.model_path}: inputs are {self.runner.input_names}, not an inpainting "
                               f"model (expected image, mask)")
+        prefill = self.runner.model.metadata.get("prefill")
+        if not isinstance(prefill, dict) or prefill.get("method") not in PREFILL_METHODS:
+            raise ArtganError(f"{self.model_path}: no 'prefill' method in its metadata; it is not an "
+                              f"inpainting model of this artgan version (re-export it)")
+        self.prefill_method, self.prefill_radius = prefill["method"], float(prefill.get("radius", 3.0))
         self.tile = tile
 
     def tile_for(self, height: int, width: int) -> int:
@@ -146,16 +157,19 @@ class GANInpaint(InpaintingStep):
         return LARGE_IMAGE_TILE
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        start = classical_fill(_to_uint8(image), hole, self.prefill_method, self.prefill_radius)
+        start = np.where(hole[..., None], start.astype(np.float32) / 255.0, image)  # known pixels as given
         self.runner.tile = self.tile_for(*image.shape[:2])
-        return self.runner.run_one(image, mask=hole[..., None].astype(np.float32))
+        return self.runner.run_one(start, mask=hole[..., None].astype(np.float32))
 
 
 # -- factories registered as steps: each requires a hole ------------------------------------------
 
 def inpaint_step(mask: Any = None, box: Any = None, model: str = DEFAULT_MODEL,
-                 tile: int | None = None) -> GANInpaint:
-    """The trained inpainting GAN: ``inpaint:mask=hole.png`` or ``inpaint:box=x,y,w,h``."""
-    return GANInpaint(model=model, tile=tile, mask=MaskSource("inpaint", mask, box))
+                 tile: int | None = None) -> ModelInpaint:
+    """The trained inpainting model: ``inpaint:mask=hole.png``, ``inpaint:mask=alpha`` (the
+    image's own transparency is the hole) or ``inpaint:box=x,y,w,h``."""
+    return ModelInpaint(model=model, tile=tile, mask=MaskSource("inpaint", mask, box))
 
 
 def telea_step(mask: Any = None, box: Any = None, radius: float = 3.0) -> OpenCVInpaint:
@@ -182,8 +196,8 @@ ns_step.contract_params = _CONTRACT_HOLE
 biharmonic_step.contract_params = _CONTRACT_HOLE
 
 
-def _gan_contract_params(folder):
-    """A tiny untrained generator exported into ``folder``: the check is about the step's
+def _model_contract_params(folder):
+    """A tiny untrained network exported into ``folder``: the check is about the step's
     contract (shapes, range, no torch at run time), not the shipped model's quality."""
     from pathlib import Path
 
@@ -194,9 +208,9 @@ def _gan_contract_params(folder):
 
     path = Path(folder) / "inpaint-contract.onnx"
     if not path.exists():
-        recipe = InpaintRecipe(info=DatasetInfo(image_size=32, channels=3), width=8, d_width=8)
+        recipe = InpaintRecipe(info=DatasetInfo(image_size=32, channels=3), width=8, blocks=2)
         export_onnx(recipe.export_spec(), path)
     return {"model": str(path), **_CONTRACT_HOLE}
 
 
-inpaint_step.contract_params = _gan_contract_params
+inpaint_step.contract_params = _model_contract_params
