@@ -267,13 +267,14 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
+def build_training(spec: TrainStep, seed: int, registry) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The dataset, recipe, recipe config and ``TrainOptions`` a train step describes (the
+    recipe's initial weights follow ``seed``). Benchmarks build reference models through this too."""
     from .checkpoints import build_recipe
-    from .train import TrainOptions, seed_everything, train
+    from .train import TrainOptions, seed_everything
 
-    reg = ctx.registry
     ds_name, ds_params = named_mapping(spec.dataset, Located({}, {}, ""), (), "dataset")
-    dataset = reg.create("dataset", ds_name, **ds_params)
+    dataset = registry.create("dataset", ds_name, **ds_params)
     arch_name, arch_params = named_mapping(spec.architecture, Located({}, {}, ""), (), "architecture")
     loss = None
     if spec.loss is not None:
@@ -284,9 +285,15 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
                      "dataset_params": ds_params}
     options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
                               if hasattr(spec, f.name)})
-    options.seed = pipeline.seed if spec.seed is None else spec.seed
-    seed_everything(options.seed)  # the initial weights follow the pipeline's seed
-    recipe = build_recipe(reg, recipe_config)
+    options.seed = seed if spec.seed is None else spec.seed
+    seed_everything(options.seed)
+    return dataset, build_recipe(registry, recipe_config), recipe_config, options
+
+
+def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
+    from .train import train
+
+    dataset, recipe, recipe_config, options = build_training(spec, pipeline.seed, ctx.registry)
     evaluate = None
     if options.eval_every:
         from .gan_metrics import MODE_DATASETS

@@ -12,16 +12,42 @@ and the final checkpoint are left out but all per-step and periodic work is coun
     python benchmarks/training.py --device cuda --steps 400
 
 Targets: trainer >= 0.95x the bare loop; data pipeline >= 5x what training consumes.
+
+The second table: training speed by precision and layout, bf16 autocast against fp32 and
+channels_last against NCHW, for each reference architecture at its reference size. Each reference
+pipeline's train step is built exactly as ``artgan run`` builds it (dataset, recipe, batch size,
+image size); full training steps (forward, backward, optimiser step) run on copies of the recipe in
+the four combinations, interleaved and repeated; the median images/s counts. The last column is what
+``precision: auto`` picks from the same timings (artgan.precision).
+
+    python benchmarks/training.py --table precision --data ../shared/data
+    python benchmarks/training.py --table precision --only inpaint
+
+Targets: bf16 >= 1.5x fp32 in training images/s for the inpainting and style networks at their
+training sizes; auto never slower than fp32 for any architecture.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: (label, pipeline, overrides): each architecture at its reference size
+REFERENCE = [
+    ("dcgan (quickstart)", "pipelines/quickstart.yaml", []),
+    ("dcgan+SN (stacked digits)", "pipelines/stacked-digits.yaml", ["train.dataset.count=2000"]),
+    ("inpainting network", "pipelines/inpaint.yaml", ["train.num_workers=0"]),
+    ("style generator", "pipelines/style-starry-night.yaml", ["train.num_workers=0"]),
+    ("superres x2", "pipelines/superres-x2-psnr.yaml", ["train.num_workers=0"]),
+]
+COMBOS = [(False, False), (False, True), (True, False), (True, True)]  # (bf16, channels_last)
 
 
 def main() -> None:
@@ -34,6 +60,11 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--table", choices=("all", "trainer", "precision"), default="all")
+    ap.add_argument("--precision-steps", type=int, default=4, help="timed steps per combination and repeat")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
+                    help="the reference data folder (BSDS400, BSD68, style/) for the precision table")
+    ap.add_argument("--only", default="", help="precision table: architectures whose label contains this")
     args = ap.parse_args()
     if args.warmup % 50 or args.steps % 50:
         ap.error("--warmup and --steps must be multiples of 50 (the trainer's log interval)")
@@ -48,6 +79,14 @@ def main() -> None:
 
     registry = get_registry()
     device = pick_device(args.device)
+    if args.table in ("all", "trainer"):
+        trainer_table(registry, device, args)
+    if args.table in ("all", "precision"):
+        precision_table(registry, device, args)
+
+
+def trainer_table(registry, device, args) -> None:
+    import torch
     dataset = registry.create("dataset", "stacked-digits", image_size=args.image_size, count=20000)
     arch = dict(latent_dim=100, g_width=args.width, d_width=args.width)
 
@@ -161,6 +200,86 @@ def _sync(device) -> None:
     import torch
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def precision_table(registry, device, args) -> None:
+    import torch
+    from artgan.data import batches
+    from artgan.pipeline import build_training, load_pipeline
+    from artgan.precision import choose_precision, cpu_has_native_bf16
+
+    rows = []
+    for label, path, overrides in REFERENCE:
+        if args.only and args.only not in label:
+            continue
+        text = (ROOT / path).read_text().replace("/work/shared/data", args.data).replace("../shared/data", args.data)
+        pipeline = load_pipeline(text=text, overrides=overrides, registry=registry)
+        spec = next(s for kind, s in pipeline.steps if kind == "train")
+        dataset, recipe, _, options = build_training(spec, pipeline.seed, registry)
+        batch = next(batches(dataset, options.batch_size, options.seed))
+        rates: dict[tuple[bool, bool], list[float]] = {c: [] for c in COMBOS}
+        for r in range(args.repeats):
+            order = COMBOS if r % 2 == 0 else COMBOS[::-1]  # a drift in the machine's load cancels out
+            for combo in order:
+                rates[combo].append(images_per_s(recipe, batch, device, *combo, args.precision_steps))
+        median = {c: statistics.median(v) for c, v in rates.items()}
+        choice = choose_precision(device, "auto", None, lambda bf16, cl: 1.0 / median[bf16, cl])
+        rows.append((label, options.batch_size, dataset.info.image_size, median, choice))
+        print(f"{label}: " + ", ".join(f"{k}: {v:.1f}" for k, v in _named(median).items()) + " images/s",
+              file=sys.stderr)
+
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}; "
+          f"median of {args.repeats} interleaved repeats of {args.precision_steps} training steps; images/s")
+    head = (f"{'architecture':<27} {'batch':>5} {'px':>4} {'fp32 NCHW':>10} {'fp32 CL':>8} {'bf16 NCHW':>10} "
+            f"{'bf16 CL':>8} {'bf16/fp32':>9} {'CL/NCHW':>8} {'auto/fp32':>9}  auto picks")
+    print(head)
+    for label, bs, px, m, choice in rows:
+        best_fp32 = max(m[False, False], m[False, True])
+        best_bf16 = max(m[True, False], m[True, True])
+        best_nchw = max(m[False, False], m[True, False])
+        best_cl = max(m[False, True], m[True, True])
+        auto = m[choice.bf16, choice.channels_last]
+        pick = f"{'bf16' if choice.bf16 else 'fp32'} {'channels_last' if choice.channels_last else 'NCHW'}"
+        print(f"{label:<27} {bs:>5} {px:>4} {m[False, False]:>10.1f} {m[False, True]:>8.1f} {m[True, False]:>10.1f} "
+              f"{m[True, True]:>8.1f} {best_bf16 / best_fp32:>8.2f}x {best_cl / best_nchw:>7.2f}x "
+              f"{auto / m[False, False]:>8.2f}x  {pick}")
+    print("bf16/fp32: best layout of each; CL/NCHW: best precision of each; auto/fp32: against fp32 NCHW "
+          "(the CPU default before precision: auto)")
+
+
+def images_per_s(recipe, batch, device, bf16: bool, channels_last: bool, steps: int) -> float:
+    """Full training steps on a copy of ``recipe`` (the original is never trained)."""
+    import torch
+    from artgan.precision import autocast
+
+    probe = copy.deepcopy(recipe)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for m in probe.modules.values():
+        m.to(memory_format=fmt)
+    inputs = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and v.is_floating_point() else v
+              for k, v in batch.items()}
+    context = autocast(device, bf16)
+    phases = probe.phases()
+
+    def step() -> None:
+        for phase in phases:
+            phase.optimizer.zero_grad(set_to_none=True)
+            with context():
+                losses = phase.step(inputs)
+            losses["loss"].backward()
+            phase.optimizer.step()
+
+    step()  # warm-up: kernel selection, allocations, Adam's state
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    n = next(iter(batch.values())).shape[0]
+    return steps * n / (time.perf_counter() - t)
+
+
+def _named(m):
+    return {f"{'bf16' if b else 'fp32'}/{'CL' if c else 'NCHW'}": v for (b, c), v in m.items()}
 
 
 if __name__ == "__main__":
