@@ -4,6 +4,7 @@ time, masks from the image's transparency) and a whole pipeline."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -256,7 +257,7 @@ steps:
     assert res.exit_code == 0, res.output
     assert len(list((run / "processed").glob("*.png"))) == 8
     assert (run / "samples" / "step_000004.png").exists()
-    from artgan_inpaint.parity import main as parity
+    from artgan_inpaint.card import main as parity
     assert parity([str(run / "checkpoints" / "last.pt"), str(run / "export" / "tiny.onnx"),
                    "--image", str(image_folder / "img00.png"), "--card", str(run / "export" / "tiny.card.json")]) == 0
     _add_plugin_commands()
@@ -265,7 +266,12 @@ steps:
                               "--out", str(tmp_path / "eval"), "--card", str(run / "export" / "tiny.card.json"), "-q"])
     assert res.exit_code == 0, res.output
     assert "| model (tiny) |" in res.stdout and "model (tiny) PSNR gain over the best other method" in res.stdout
-    assert "## Evaluation" in (run / "export" / "tiny.md").read_text()
+    md = (run / "export" / "tiny.card.md").read_text()
+    for section in ("## Use", "## Training", "## ONNX vs PyTorch", "## Speed", "## Evaluation", "| model (tiny) |"):
+        assert section in md, section
+    card = json.loads((run / "export" / "tiny.card.json").read_text())
+    assert card["parity"]["psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
+    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["steps"] == 4
 
 
 # -- masks through `artgan process`: the user's PNG, the image's transparency, and the errors -------

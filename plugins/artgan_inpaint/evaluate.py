@@ -199,7 +199,9 @@ def comparison_sheet(ev: Evaluation) -> np.ndarray:
 
 
 def update_card(card_path: Path, ev: Evaluation, text: str, extra: dict[str, Any]) -> None:
-    """Add the evaluation to a model card (``.card.json``) and write ``<name>.md`` beside it."""
+    """Add the evaluation to a model card (``NAME.card.json``) and write ``NAME.card.md`` beside
+    it: what the model is, how to run it, how it was trained (command, steps, time, machine), its
+    ONNX check and the evaluation table."""
     from artgan.files import write_json, write_text
 
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
@@ -207,26 +209,41 @@ def update_card(card_path: Path, ev: Evaluation, text: str, extra: dict[str, Any
     write_json(card_path, card)
     stem = card_path.name[: -len(".card.json")] if card_path.name.endswith(".card.json") else card_path.stem
     training, parity = card.get("training") or {}, card.get("parity") or {}
-    md = [f"# inpaint/{stem}", "", card.get("description", "An inpainting GAN."), "",
+    md = [f"# inpaint/{stem}", "", card.get("description", "An inpainting model."), "",
           "## Use", "", "```",
-          f"artgan process photo.png --step inpaint:mask=hole.png,model={stem} --out filled  # white = hole",
-          f"artgan process photo.png --step inpaint:box=120,80,64,48,model={stem} --out filled  # x,y,w,h",
+          f"artgan process photo.png --step inpaint:mask=hole.png --out filled   # white = hole, same size",
+          f"artgan process erased.png --step inpaint:mask=alpha --out filled  # the transparent pixels",
+          f"artgan process photo.png --step inpaint:box=120,80,64,48 --out filled  # x,y,w,h",
           "```", "",
-          "Inputs: `image` float32 N3HW in [-1, 1], `mask` float32 N1HW (1 = hole, thresholded at 0.5), "
-          "sides a multiple of 8; output: the filled image, known pixels pasted back.", ""]
+          f"`inpaint` uses this model by default (`model={stem}` names it). Inputs: `image` float32 N3HW in "
+          f"[-1, 1], the photo with its hole pre-filled as the metadata's `prefill` says; `mask` float32 "
+          f"N1HW (1 = hole, thresholded at 0.5). Output: the filled image, known pixels pasted back.", ""]
     if card.get("data"):
         md += ["## Data", "", card["data"], ""]
     if training:
-        md += ["## Training", "", f"{training.get('steps')} steps; generator parameters: "
-               f"{training.get('generator_parameters')}. Reproduce: `{training.get('command')}`", ""]
+        minutes = f"{training['seconds'] / 60:.0f} minutes" if training.get("seconds") else "?"
+        precision = training.get("precision")
+        if isinstance(precision, dict):  # artgan.precision.PrecisionChoice.as_record()
+            precision = (f"{'bf16 autocast' if precision.get('bf16') else 'fp32'}"
+                         f"{', channels_last' if precision.get('channels_last') else ''}")
+        md += ["## Training", "",
+               f"{training.get('steps')} steps in {minutes} on {training.get('machine', '?')}"
+               + (f", {precision}" if precision else "") + f"; {training.get('generator_parameters')} parameters.", "",
+               f"Reproduce: `{training.get('command')}`", ""]
     if parity:
-        md += ["## ONNX vs PyTorch", "", f"{parity['image_size'][0]}x{parity['image_size'][1]} image, "
-               f"{parity['hole_fraction']:.0%} hole: PSNR {parity['psnr_db']:.1f} dB, largest difference "
-               f"{parity['max_abs_diff']:.2g} (target >= {parity['target_psnr_db']:.0f} dB).", ""]
-    md += ["## Evaluation", "", f"`artgan evaluate inpaint --data BSD68 --model {stem}` ({extra.get('split', '')} "
-           f"split of {extra.get('data', '')}; masks fixed by seed {ev.seed}, the same for every method):", "",
-           text, ""]
-    write_text(card_path.with_name(stem + ".md"), "\n".join(md))
+        md += ["## ONNX vs PyTorch", "", f"{parity['image_size'][0]}x{parity['image_size'][1]} photo, "
+               f"{parity['hole_fraction']:.0%} hole, pre-filled: PSNR {parity['psnr_db']:.1f} dB, largest "
+               f"difference {parity['max_abs_diff']:.2g} (target >= {parity['target_psnr_db']:.0f} dB).", ""]
+    speed = card.get("speed")
+    if speed:
+        md += ["## Speed", "", f"The `inpaint` step as `artgan process` runs it (pre-fill, onnxruntime, paste) on a "
+               f"{speed['size'][0]}x{speed['size'][1]} photo with a {speed['hole_fraction']:.0%} hole: "
+               f"{speed['median_s']:.2f} s per image (median of 5; fastest {speed['fastest_s']:.2f} s) on "
+               f"{speed['machine']}, threads: {speed['threads']} (`artgan_inpaint.card.step_speed`).", ""]
+    md += ["## Evaluation", "", f"`artgan evaluate inpaint --data {extra.get('data', 'DATA')} --split "
+           f"{extra.get('split', 'all')} --model {stem}`: masks fixed by seed {ev.seed}, the same for every "
+           f"method; the comparison sheet is `{stem}.comparison.png`.", "", text, ""]
+    write_text(card_path.with_name(stem + ".card.md"), "\n".join(md))
 
 
 def stderr_log(msg: str) -> None:
