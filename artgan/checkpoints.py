@@ -15,16 +15,26 @@ import numpy as np
 import torch
 
 from .data import DatasetInfo
-from .errors import ArtganError
+from .errors import ArtganError, describe_os_error
 from .files import atomic_path
 
 FORMAT = 1
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: a failure (the disk full) leaves the previous checkpoint as it was."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, **payload}, tmp)
+    except OSError as exc:
+        raise ArtganError(f"{path}: could not write the checkpoint: {describe_os_error(exc)}") from None
+    except RuntimeError as exc:  # torch reports a failed write (the disk full) as a RuntimeError
+        detail = " ".join(str(exc).split())
+        if "writ" not in detail.lower():
+            raise
+        raise ArtganError(f"{path}: could not write the checkpoint ({detail[:200]}); is the disk full? Free some "
+                          f"space and continue with --resume (the previous checkpoint is kept)") from None
     return path
 
 

@@ -355,7 +355,8 @@ def plugins(json_, to_disable, to_enable, check):
                                 "version": r.version, "module": r.module, "source": r.source,
                                 "hooks": r.hooks, "registered": r.registered, "error": r.error,
                                 "error_at": r.error_at, "disabled_by": r.disabled_by,
-                                "conflicts": r.conflicts, "check": problems.get(r.name, [])}
+                                "conflicts": r.conflicts, "commands": r.commands,
+                                "check": problems.get(r.name, [])}
                                for r in records], indent=2))
     else:
         for r in records:
@@ -374,6 +375,8 @@ def plugins(json_, to_disable, to_enable, check):
                 click.echo(f"  hooks: {', '.join(r.hooks)}")
             for kind, names in sorted(r.registered.items()):
                 click.echo(f"  {kind}{'es' if kind == 'loss' else 's'}: {', '.join(sorted(names))}")
+            if r.commands:
+                click.echo(f"  commands: {', '.join(r.commands)}")
             for conflict in r.conflicts:
                 click.echo(f"  conflict: {conflict}")
             for problem in problems.get(r.name, []):

@@ -85,6 +85,10 @@ def cli_errors(fn):
             raise click.ClickException("out of memory; use smaller images, batches (--batch-size) or tiles "
                                        "(tile=), or a machine with more memory (files written before are "
                                        "kept)") from None
+        except BrokenPipeError:  # `artgan plugins | head`: the reader left; nothing to say to it
+            import sys
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as exc:
             if os.environ.get("ARTGAN_DEBUG"):
                 raise

@@ -508,12 +508,19 @@ def _trace(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str
             torch.onnx.export(module, tuple(inputs.values()), str(path), input_names=list(inputs),
                               output_names=outputs, dynamic_axes=dynamic_axes, opset_version=opset,
                               dynamo=False, do_constant_folding=True)
+        except OSError as exc:  # the disk, not the model: no advice about ops
+            from .errors import describe_os_error
+            raise ArtganError(f"ONNX export could not write {path}: {describe_os_error(exc)}") from None
         except Exception as exc:
             msg = _first_line(exc)
+            if re.search(r"no space left|disk quota|read-only file system|permission denied|"
+                         r"failed writing|unexpected pos", msg, re.IGNORECASE):
+                raise ArtganError(f"ONNX export could not write {path} ({msg}); free some space or write "
+                                  f"somewhere else (files written before are kept)") from None
             op = re.search(r"operator '([\w:.]+)'", msg)
             layer = _layer_calling(module, inputs, op.group(1)) if op else ""
-            raise ArtganError(f"ONNX export failed{' in layer ' + layer if layer else ''}: {msg}. "
-                              f"Replace that op with standard ones, or try another --opset") from None
+            advice = " Replace that op with standard ones, or try another --opset" if op or "opset" in msg else ""
+            raise ArtganError(f"ONNX export failed{' in layer ' + layer if layer else ''}: {msg}.{advice}") from None
 
 
 def _layer_calling(module: nn.Module, inputs: dict[str, torch.Tensor], op: str) -> str:

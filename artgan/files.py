@@ -34,6 +34,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno is None or exc.filename == str(path):
+            raise
+        # name the file the user asked for, not our temporary one (or none, as Pillow's writers do)
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -82,6 +82,7 @@ class PluginRecord:
     disabled: bool = False
     disabled_by: str = ""  # what turned it off: an environment variable or the config file
     conflicts: list[str] = field(default_factory=list)  # names another plugin registered too
+    commands: list[str] = field(default_factory=list)  # CLI commands it added ("evaluate style")
 
     @property
     def status(self) -> str:
@@ -239,7 +240,9 @@ class Registry:
         hook = REGISTRATION_HOOKS[kind]
         hints = []
         for p in sorted(self.plugins.values(), key=lambda r: r.name):
-            if p.error and (not p.hooks or hook in p.hooks):
+            # a misspelled hook (artgan_register_step) breaks the plugin before it registers anything
+            misspelled = any(h not in HOOK_NAMES for h in p.hooks)
+            if p.error and (not p.hooks or hook in p.hooks or misspelled):
                 hints.append(f"plugin {p.label} is broken: {p.error}")
             elif p.disabled and (not p.hooks or hook in p.hooks):
                 hints.append(f"plugin {p.label} is disabled by {p.disabled_by}")
@@ -265,11 +268,21 @@ class Registry:
                 raise ArtganError(f"{kind} {name!r} (plugin {reg.plugin!r}): {exc}"
                                   f"{unknown_param_hint(reg.factory, params)}; "
                                   f"accepted parameters: {', '.join(accepted) or 'none'}") from None
-        from .config import param_type_error  # YAML-typed parameters: 16.5 for an int is one clear line
-        key, bad = param_type_error(reg.factory, params)
-        if bad:
-            raise ArtganError(f"{kind} {name!r} (plugin {reg.plugin!r}): {key}: {bad}")
-        return reg.factory(**params)
+        who = f"{kind} {name!r} (plugin {reg.plugin!r})"
+        try:
+            return reg.factory(**params)
+        except ArtganError as exc:  # the factory refused a value: say whose factory it was
+            message = str(exc)
+            # unless it names the thing already ("superres: no model ..."), as first-party plugins do
+            if len(exc.args) == 1 and isinstance(exc.args[0], str) and name not in message.split(":")[0]:
+                exc.args = (f"{who}: {message}",)
+            raise
+        except (ValueError, TypeError, RuntimeError) as exc:  # deep inside the plugin, or torch
+            from .config import param_type_error  # 16.5 for an int: say so, not torch's complaint
+            key, bad = param_type_error(reg.factory, params)
+            if bad:
+                raise ArtganError(f"{who}: {key}: {bad}") from exc
+            raise ArtganError(f"{who}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
 
     @property
     def broken(self) -> list[PluginRecord]:
@@ -455,6 +468,8 @@ def register_commands(pm: pluggy.PluginManager, registry: Registry, cli: Any) ->
         before = _command_tree(cli)
         try:
             impl.function(**{a: cli for a in impl.argnames})
+            rec.commands = sorted(f"{group} {n}" if group else n for group, names in _command_tree(cli).items()
+                                  for n in names - before.get(group, set()))
         except Exception as exc:
             for group, names in _command_tree(cli).items():
                 for n in names - before.get(group, set()):

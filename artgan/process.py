@@ -71,10 +71,19 @@ def process_files(chain: Chain, inputs: list[tuple[Path, Path]], out: str | Path
     if progress:
         from tqdm.auto import tqdm
         items = tqdm(inputs, desc="process", unit="image", file=sys.stderr, dynamic_ncols=True)
+    skipped = 0
     for src, rel in items:
+        try:
+            image = load_image(src, "RGB")
+        except ArtganError as exc:  # as training does: one warning per unreadable file, the rest go on
+            if len(inputs) == 1:
+                raise
+            print(f"Warning: {exc}; skipped", file=sys.stderr)
+            skipped += 1
+            continue
         token = current_source.set(src)
         try:
-            result = chain(to_float(load_image(src, "RGB"))[None])
+            result = chain(to_float(image)[None])
         finally:
             current_source.reset(token)
         if not isinstance(result, np.ndarray) or result.ndim != 4 or len(result) != 1:
@@ -82,4 +91,6 @@ def process_files(chain: Chain, inputs: list[tuple[Path, Path]], out: str | Path
                               f"not one NHWC image")
         made.append(save_image(out / rel, to_uint8_rows(result[0])))
         del result
+    if skipped and not made:
+        raise ArtganError(f"none of the {skipped} input image(s) could be read (see the warnings above)")
     return made
