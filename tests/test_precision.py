@@ -148,3 +148,12 @@ def test_time_budget_counts_across_resumes(tmp_path, registry, monkeypatch):
 def test_negative_seconds_is_refused(tmp_path, registry):
     with pytest.raises(ArtganError, match="train.seconds must be >= 0"):
         _train(tmp_path, registry, steps=2, seconds=-1)
+
+
+def test_cuda_keeps_bf16_and_channels_last_without_measuring(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    measure, calls = timings({})
+    choice = choose_precision(torch.device("cuda", 0), "auto", None, measure)
+    assert (choice.bf16, choice.channels_last, calls) == (True, True, [])
+    choice = choose_precision(torch.device("cuda", 0), "fp32", False, measure)
+    assert (choice.bf16, choice.channels_last) == (False, False)
