@@ -16,15 +16,16 @@ way for the same reasons).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from .errors import ArtganError
 from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
 from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, step_timer
-from .recipe import GANRecipe
+from .recipe import GANRecipe, Phase
 
 
 class CollapseWarning(UserWarning):
@@ -200,6 +201,94 @@ def _keep_until(path: Path, step: int) -> None:
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+# -- the state of one training run -------------------------------------------------------------
+
+@dataclass
+class LossWindow:
+    """Running sums of the logged losses since the last log step (tensors: no sync per step)."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, phase: str, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            key = f"{phase}/{k}" if k != "loss" else f"{phase}_loss"
+            prev = self.sums.get(key)
+            v = v.detach().float()
+            self.sums[key] = v if prev is None else prev + v
+
+    def as_record(self) -> dict[str, Any]:
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], device: torch.device) -> "LossWindow":
+        return cls({k: torch.tensor(v, device=device) for k, v in record.get("sums", {}).items()},
+                   record.get("count", 0))
+
+
+@dataclass
+class Run:
+    """What the loop works with, fixed once set up, and what it changes as it goes (the step,
+    the loss window, the diversity record, timers). Helpers take it instead of closing over
+    shared dicts, so each reads on its own."""
+
+    # -- fixed at set-up
+    recipe: GANRecipe
+    options: TrainOptions
+    run_dir: Path
+    recipe_config: dict[str, Any]
+    device: torch.device
+    procs: Processes
+    phases: list[Phase]
+    fixed: dict[str, torch.Tensor]  # inputs of the sample grids, drawn once from the seed
+    choice: PrecisionChoice | None  # bf16 or fp32, channels_last or NCHW: chosen once set up
+    log: Callable[[str], None]
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None
+    on_checkpoint: Callable[[int, Path], None] | None = None
+    evaluate: Callable[[Callable[[int, int], np.ndarray]], dict[str, Any]] | None = None
+    tb: Any = None  # a tensorboard SummaryWriter, or None
+    # -- changed as it runs
+    start: int = 0  # the step resumed from (0: a fresh run)
+    step: int = 0
+    stopped_by: str = "steps"
+    window: LossWindow = field(default_factory=LossWindow)
+    health: dict[str, Any] = field(default_factory=lambda: {"best_diversity": 0.0, "measured": 0, "warned": False})
+    trained_before: float = 0.0  # seconds of training before this resume (the budget spans resumes)
+    t0: float = 0.0  # perf_counter when this process began training
+    t_interval: float = 0.0  # perf_counter at the last log step
+    images_seen: int = 0  # since the last log step, across processes
+    nonfinite: torch.Tensor | None = None  # on a GPU: any non-finite loss since the last check
+
+    @property
+    def checkpoint(self) -> Path:
+        return checkpoint_path(self.run_dir)
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def evals_file(self) -> Path:
+        return self.run_dir / "evaluations.jsonl"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.choice.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context each phase's forward pass runs in (bf16 autocast, or nothing)."""
+        return autocast_for(self.device, self.choice.bf16)()
+
+    @property
+    def check_every_step(self) -> bool:
+        return self.device.type == "cpu"  # a per-step check costs a GPU sync; on CPU it is free
+
+    def trained_seconds(self) -> float:
+        return self.trained_before + time.perf_counter() - self.t0
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
 def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions, *,
           recipe_config: dict[str, Any], resume: bool = False, progress: bool = True,
           on_metrics: Callable[[int, dict[str, float]], None] | None = None,
@@ -217,258 +306,301 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
     steps, or at the first checkpoint once ``options.seconds`` of training have passed (counted
     across resumes). Returns a summary (steps, seconds, checkpoint, precision, stopped_by).
     """
-    run_dir = Path(run_dir)
-    ckpt_file = checkpoint_path(run_dir)
-    metrics_file, evals_file = run_dir / "metrics.jsonl", run_dir / "evaluations.jsonl"
     if options.seconds < 0:
         raise ArtganError(f"train.seconds must be >= 0 (0: no time budget), got {options.seconds}")
     if options.eval_every and evaluate is None:
         raise ArtganError("eval_every is set but no metrics exist for this dataset; set eval_every: 0")
-
-    # -- set up: processes, device, seed, fixed sample inputs, resume ------------------------------
     device = pick_device(options.device)
     procs = Processes.from_env(device)
     try:
-        return _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
-                      on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file,
-                      log or (lambda line: None))
+        run, data = _set_up(recipe, dataset, Path(run_dir), options, recipe_config, resume, device, procs,
+                            log or (lambda line: None))
+        run.on_metrics, run.on_checkpoint, run.evaluate = on_metrics, on_checkpoint, evaluate
+        return _loop(run, data, progress)
     finally:
         procs.close()
 
 
-def _train(recipe, dataset, run_dir, options, recipe_config, resume, progress, on_metrics,
-           on_checkpoint, evaluate, device, procs, ckpt_file, metrics_file, evals_file, log):
+def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> dict[str, Any]:
+    """Step until ``options.steps`` or the time budget; log, evaluate and checkpoint on schedule."""
+    options, procs = run.options, run.procs
+    run.tb = _tensorboard(run.run_dir) if options.tensorboard and procs.main else None
+    bar = _progress(run.start, options.steps, progress and procs.main)
+    run.t0 = run.t_interval = time.perf_counter()
+    run.step = run.start
+    try:
+        for step in range(run.start + 1, options.steps + 1):
+            if step == run.start + 1 and _out_of_time(run):  # resumed with the budget already spent
+                run.stopped_by = "seconds"
+                break
+            run.step = step
+            # -- one training step: every phase of the recipe that is due
+            batch = {k: _to_device(v, run.device, run.memory_format) for k, v in next(data).items()}
+            for phase in run.phases:
+                if step % phase.every == 0:
+                    _take_phase(run, phase, batch)
+            run.recipe.after_step(step)
+            run.window.count += 1
+            run.images_seen += next(iter(batch.values())).shape[0] * procs.world
+            bar.update(1)
+
+            # -- what is due at this step: a log line, a checkpoint, the end of the time budget
+            log_now = step % options.log_every == 0 or step == options.steps
+            ckpt_now = step % options.checkpoint_every == 0 or step == options.steps
+            # a time budget ends the run at a checkpoint, as a normal end (export and the rest follow);
+            # with several processes it is checked at log steps only, where they synchronise anyway
+            if options.seconds and not ckpt_now and (procs.world == 1 or log_now) and _out_of_time(run):
+                ckpt_now, run.stopped_by = True, "seconds"
+            if (log_now or ckpt_now) and not run.check_every_step and bool(run.nonfinite):
+                raise _nonfinite_error(run, f"loss between steps {step - options.log_every + 1} and {step}")
+
+            # -- periodic work
+            if log_now:
+                metrics = _window_metrics(run)
+                if procs.main:
+                    _log_metrics(run, metrics, bar)
+            if options.eval_every and procs.main and (step % options.eval_every == 0 or step == options.steps):
+                _run_evaluation(run)
+            if ckpt_now:
+                _save_checkpoint(run)
+            if run.stopped_by == "seconds":
+                run.log(f"  time budget of {options.seconds:g} s reached at step {step}")
+                break
+    finally:
+        bar.close()
+        if run.tb is not None:
+            run.tb.close()
+    # -- nothing trained (already at the last step, or out of time): still leave a checkpoint
+    if run.step == run.start and not run.checkpoint.exists():
+        _save_checkpoint(run)
+    return {"steps": run.step, "resumed_from": run.start, "seconds": time.perf_counter() - run.t0,
+            "stopped_by": run.stopped_by, "checkpoint": str(run.checkpoint), "processes": procs.world,
+            "device": str(run.device), "bf16": run.choice.bf16, "channels_last": run.choice.channels_last,
+            "precision": run.choice.describe()}
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+def _set_up(recipe: GANRecipe, dataset, run_dir: Path, options: TrainOptions, recipe_config: dict[str, Any],
+            resume: bool, device: torch.device, procs: Processes, log: Callable[[str], None],
+            ) -> tuple[Run, Iterator[dict[str, torch.Tensor]]]:
+    """The run folder, seed, fixed sample inputs, resumed state, data and precision, in the order
+    that keeps a resumed run bit-identical (each draw from the global RNGs stays where it was)."""
+    ckpt_file = checkpoint_path(run_dir)
     if procs.main:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         for stale in ckpt_file.parent.glob(f".{ckpt_file.name}.*.tmp"):  # a save cut by a crash
             stale.unlink()
     seed_everything(options.seed)
     fixed = recipe.fixed_inputs(options.sample_count, torch.Generator().manual_seed(options.seed))
-    start, ckpt = 0, None
+    # -- weights: resumed from the checkpoint, then the same on every process
     # Modules go to the device before their state is loaded: Optimizer.load_state_dict puts each
     # state tensor beside its parameter, so a resumed CUDA run keeps Adam's moments on the GPU.
     recipe.to(device)
-    if resume and ckpt_file.exists():
-        ckpt = checkpoints.load(ckpt_file, map_location="cpu")
+    ckpt = checkpoints.load(ckpt_file, map_location="cpu") if resume and ckpt_file.exists() else None
+    start = int(ckpt["step"]) if ckpt is not None else 0
+    if ckpt is not None:
         recipe.load_state_dict(ckpt["state"])
-        start = int(ckpt["step"])
         if procs.main:
-            _keep_until(metrics_file, start)
-            _keep_until(evals_file, start)
+            _keep_until(run_dir / "metrics.jsonl", start)
+            _keep_until(run_dir / "evaluations.jsonl", start)
     recipe.to(device).train(True)
     # every process starts from the first one's weights (they are seeded alike; this makes sure)
     procs.broadcast_([t for m in recipe.modules.values() for t in (*m.parameters(), *m.buffers())])
     fixed = {k: v.to(device) for k, v in fixed.items()}
     phases = recipe.phases()
-    # The batch order is a function of (seed, batch index), so a resumed run picks up the same
-    # batches. Creating the loader draws from the global RNG: do it before restoring RNG state.
+    # -- data: the batch order is a function of (seed, batch index), so a resumed run picks up the
+    # same batches. Creating the loader draws from the global RNG: do it before restoring RNG state.
     data = batches(dataset, options.batch_size, options.seed, start_batch=start,
                    num_workers=options.num_workers, rank=procs.rank, world_size=procs.world,
                    pin_memory=device.type == "cuda")
-    window: dict[str, Any] = {"sums": {}, "count": 0}
-    health = {"best_diversity": 0.0, "measured": 0, "warned": False}
+    run = Run(recipe, options, run_dir, recipe_config, device, procs, phases, fixed, choice=None, log=log,
+              start=start)
+    _restore_streams(run, ckpt)
+    # -- precision and layout: measured on the first batch (on a copy of the recipe), or as resumed
+    run.choice, data = _choose_precision(run, ckpt, data)
+    for m in recipe.modules.values():
+        m.to(memory_format=run.memory_format)
+    if procs.main and start < options.steps:
+        log(f"  precision: {run.choice.describe()}")
+        append_jsonl(run.metrics_file, {"step": start, "time": time.time(), "precision": run.choice.as_record()})
+    run.trained_before = float(ckpt.get("train_seconds", 0.0)) if ckpt is not None else 0.0
+    run.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    return run, data
+
+
+def _restore_streams(run: Run, ckpt: dict[str, Any] | None) -> None:
+    """Random streams, the loss window and the diversity record as the checkpoint left them;
+    a fresh multi-process run gives each process its own noise."""
+    procs, options = run.procs, run.options
     if ckpt is not None:
         rngs = ckpt.get("rng_per_process") or [ckpt["rng"]]
         if len(rngs) == procs.world:
             checkpoints.set_rng_state(rngs[procs.rank])
         else:  # resumed with another number of processes: same weights, fresh noise streams
             warnings.warn(f"checkpoint was written by {len(rngs)} process(es), resuming with "
-                          f"{procs.world}: random streams restart from the seed", stacklevel=2)
-            seed_everything(options.seed + 7919 * procs.rank + start)
-        window = {"sums": {k: torch.tensor(v, device=device) for k, v in ckpt.get("log_window", {}).get("sums", {}).items()},
-                  "count": ckpt.get("log_window", {}).get("count", 0)}
-        health.update(ckpt.get("health", {}))
+                          f"{procs.world}: random streams restart from the seed", stacklevel=3)
+            seed_everything(options.seed + 7919 * procs.rank + run.start)
+        run.window = LossWindow.from_record(ckpt.get("log_window", {}), run.device)
+        run.health.update(ckpt.get("health", {}))
     elif procs.world > 1:  # each process draws its own noise
         seed_everything(options.seed + 7919 * procs.rank)
-    # -- precision and layout: measured on the first batch (on a copy of the recipe), or as resumed --
+
+
+def _choose_precision(run: Run, ckpt: dict[str, Any] | None, data: Iterator[dict[str, torch.Tensor]],
+                      ) -> tuple[PrecisionChoice, Iterator[dict[str, torch.Tensor]]]:
+    """As resumed, else measured on the first batch (which the loop then still gets)."""
+    options, device = run.options, run.device
     if ckpt is not None and ckpt.get("precision"):
         choice = PrecisionChoice.from_record(ckpt["precision"])
-        choice = PrecisionChoice(choice.bf16, choice.channels_last, f"as before the resume: {choice.reason}",
-                                 choice.measured)
-    elif start < options.steps:
+        return PrecisionChoice(choice.bf16, choice.channels_last, f"as before the resume: {choice.reason}",
+                               choice.measured), data
+    if run.start < options.steps:
         first = next(data)  # the batch the first step would draw anyway; the probe leaves RNGs alone
-        data = itertools.chain([first], data)
         probe_batch = {k: v.to(device) for k, v in first.items()}
-        choice = _agree(procs, choose_precision(device, options.precision, options.channels_last,
-                                                step_timer(recipe, probe_batch, device)))
+        choice = _agree(run.procs, choose_precision(device, options.precision, options.channels_last,
+                                                    step_timer(run.recipe, probe_batch, device)))
+        return choice, itertools.chain([first], data)
+    return choose_precision(device, options.precision, options.channels_last), data
+
+
+# -- one phase of a training step --------------------------------------------------------------
+
+def _take_phase(run: Run, phase: Phase, batch: dict[str, torch.Tensor]) -> None:
+    """Zero grads, losses, backward, gradients averaged across processes, the non-finite guard,
+    the optimiser step; the losses go to the log window."""
+    phase.optimizer.zero_grad(set_to_none=True)
+    with run.autocast():
+        losses = phase.step(batch)
+    loss = losses["loss"]
+    loss.backward()
+    # average gradients across processes, with the loss riding along so every process takes the
+    # same decision about a non-finite value
+    grads = [p.grad for g in phase.optimizer.param_groups for p in g["params"] if p.grad is not None]
+    shared = loss.detach().float().reshape(1)
+    run.procs.average_([*grads, shared])
+    if run.check_every_step:
+        if not torch.isfinite(shared).all():
+            raise _nonfinite_error(run, f"{phase.name} loss ({shared.item()}) at step {run.step}")
     else:
-        choice = choose_precision(device, options.precision, options.channels_last)
-    fmt = torch.channels_last if choice.channels_last else torch.contiguous_format
-    for m in recipe.modules.values():
-        m.to(memory_format=fmt)
-    autocast = autocast_for(device, choice.bf16)
-    if procs.main and start < options.steps:
-        log(f"  precision: {choice.describe()}")
-        append_jsonl(metrics_file, {"step": start, "time": time.time(), "precision": choice.as_record()})
-    trained_before = float(ckpt.get("train_seconds", 0.0)) if ckpt is not None else 0.0
-    tb = _tensorboard(run_dir) if options.tensorboard and procs.main else None
-    check_every_step = device.type == "cpu"  # a per-step check costs a GPU sync; on CPU it is free
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        run.nonfinite |= ~torch.isfinite(shared).all()
+    phase.optimizer.step()
+    run.window.add(phase.name, losses)
 
-    def stop_nonfinite(what: str) -> ArtganError:
-        return ArtganError(
-            f"non-finite {what}; training stopped, the last good checkpoint is "
-            f"{ckpt_file if ckpt_file.exists() else 'not written yet'}. Lower the learning rate, "
-            f"try another loss (hinge, wgan-gp) or a regulariser (spectral_norm, r1), then --resume")
 
-    def save_checkpoint(step: int) -> None:
-        for name, m in recipe.modules.items():  # never replace a good checkpoint with a broken one
-            if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
-                raise stop_nonfinite(f"weights in {name} at step {step}")
-        if procs.world > 1:  # every process must hold the same weights; say so loudly if not
-            sums = torch.stack([p.detach().float().sum() for m in recipe.modules.values() for p in m.parameters()])
-            ref = sums.clone()
-            procs.broadcast_([ref])
-            differs = torch.tensor([0.0 if torch.equal(ref, sums) else 1.0], device=sums.device)
-            procs.average_([differs])
-            if float(differs) > 0:
-                raise ArtganError(f"step {step}: the processes' weights have diverged (a non-deterministic "
-                                  f"op or an unsynchronised update); the checkpoint was not written")
-        rngs = procs.gather(checkpoints.rng_state())
-        if procs.main:
-            checkpoints.save(ckpt_file, {
-                "step": step, "recipe": recipe_config, "state": recipe.state_dict(),
-                "precision": choice.as_record(), "train_seconds": trained_seconds(),
-                "rng": rngs[0], "rng_per_process": rngs, "options": asdict(options),
-                "log_window": {"sums": {k: float(v) for k, v in window["sums"].items()},
-                               "count": window["count"]},
-                "health": dict(health),
-            })
-            write_samples(step)
-            if on_checkpoint:
-                on_checkpoint(step, ckpt_file)
+def _out_of_time(run: Run) -> bool:
+    """Whether the time budget is spent; every process takes rank 0's decision."""
+    spent = run.options.seconds and run.trained_seconds() >= run.options.seconds
+    flag = torch.tensor([1.0 if spent else 0.0], device=run.device)
+    run.procs.broadcast_([flag])
+    return bool(flag)
 
-    def generate_fixed(limit: int | None = None) -> torch.Tensor:
-        inputs = fixed if limit is None else {k: v[:limit] for k, v in fixed.items()}
-        recipe.train(False)
-        try:
-            with _rng_fork(device), torch.no_grad():
-                return recipe.sample(inputs)
-        finally:
-            recipe.train(True)
 
-    def write_samples(step: int) -> None:
-        grid = make_grid(tensor_to_float01(generate_fixed()))
-        save_image(run_dir / "samples" / f"step_{step:06d}.png", grid)
-        if tb is not None:
-            tb.add_image("samples", grid, step, dataformats="HWC")
+def _nonfinite_error(run: Run, what: str) -> ArtganError:
+    return ArtganError(
+        f"non-finite {what}; training stopped, the last good checkpoint is "
+        f"{run.checkpoint if run.checkpoint.exists() else 'not written yet'}. Lower the learning rate, "
+        f"try another loss (hinge, wgan-gp) or a regulariser (spectral_norm, r1), then --resume")
 
-    def check_diversity(step: int, metrics: dict[str, float]) -> None:
-        d = sample_diversity(generate_fixed(limit=16))  # 120 pairs: enough, and cheap
-        metrics["sample_diversity"] = d
-        health["measured"] += 1
-        best = health["best_diversity"] = max(health["best_diversity"], d)
-        collapsed = health["measured"] >= 3 and d < options.collapse_ratio * best
-        if collapsed and not health["warned"]:
-            warnings.warn(f"step {step}: sample diversity fell to {d:.3f}, under "
-                          f"{options.collapse_ratio:g} x its best ({best:.3f}); the generator may be "
-                          f"collapsing. Try spectral_norm, r1, ema, diffaugment or a lower lr", CollapseWarning, stacklevel=2)
-        health["warned"] = collapsed
 
-    def run_evaluation(step: int) -> None:
-        result = evaluate(lambda n, seed: sample_images(recipe, n, seed, device))
-        record = {"step": step, **result}
-        append_jsonl(evals_file, record)
-        scalars = {f"eval/{k}": v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
-        append_jsonl(metrics_file, {"step": step, "time": time.time(), **scalars})
-        if tb is not None:
-            for k, v in scalars.items():
-                tb.add_scalar(k, v, step)
+# -- periodic work: metrics, diversity, evaluation, samples, checkpoints -----------------------
 
-    # -- the loop ---------------------------------------------------------------------------
-    bar = _progress(start, options.steps, progress and procs.main)
-    t_interval, images_seen = time.perf_counter(), 0
-    t0 = time.perf_counter()
-    step, stopped_by = start, "steps"
+def _window_metrics(run: Run) -> dict[str, float]:
+    """The mean of each loss since the last log step (across processes) and the image rate;
+    starts a new window."""
+    keys = sorted(run.window.sums)
+    values = [run.window.sums[k].reshape(1) for k in keys]
+    run.procs.average_(values)
+    metrics = {k: float(v) / run.window.count for k, v in zip(keys, values)}
+    metrics["images_per_s"] = run.images_seen / max(time.perf_counter() - run.t_interval, 1e-9)
+    run.window = LossWindow()
+    run.t_interval, run.images_seen = time.perf_counter(), 0
+    return metrics
 
-    def trained_seconds() -> float:  # across resumes: the budget is for the whole training
-        return trained_before + time.perf_counter() - t0
 
-    def out_of_time() -> bool:  # every process takes rank 0's decision
-        flag = torch.tensor([1.0 if options.seconds and trained_seconds() >= options.seconds else 0.0],
-                            device=device)
-        procs.broadcast_([flag])
-        return bool(flag)
+def _log_metrics(run: Run, metrics: dict[str, float], bar) -> None:
+    if run.options.collapse_ratio > 0:
+        _check_diversity(run, metrics)
+    append_jsonl(run.metrics_file, {"step": run.step, "time": time.time(), **metrics})
+    bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k.endswith("_loss")})
+    if run.tb is not None:
+        for k, v in metrics.items():
+            run.tb.add_scalar(k, v, run.step)
+    if run.on_metrics:
+        run.on_metrics(run.step, metrics)
 
+
+def _check_diversity(run: Run, metrics: dict[str, float]) -> None:
+    """Record sample diversity; warn once when it falls under ``collapse_ratio`` x its best."""
+    d = sample_diversity(_generate_fixed(run, limit=16))  # 120 pairs: enough, and cheap
+    metrics["sample_diversity"] = d
+    health, ratio = run.health, run.options.collapse_ratio
+    health["measured"] += 1
+    best = health["best_diversity"] = max(health["best_diversity"], d)
+    collapsed = health["measured"] >= 3 and d < ratio * best
+    if collapsed and not health["warned"]:
+        warnings.warn(f"step {run.step}: sample diversity fell to {d:.3f}, under {ratio:g} x its best "
+                      f"({best:.3f}); the generator may be collapsing. Try spectral_norm, r1, ema, "
+                      f"diffaugment or a lower lr", CollapseWarning, stacklevel=4)
+    health["warned"] = collapsed
+
+
+def _run_evaluation(run: Run) -> None:
+    result = run.evaluate(lambda n, seed: sample_images(run.recipe, n, seed, run.device))
+    append_jsonl(run.evals_file, {"step": run.step, **result})
+    scalars = {f"eval/{k}": v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
+    append_jsonl(run.metrics_file, {"step": run.step, "time": time.time(), **scalars})
+    if run.tb is not None:
+        for k, v in scalars.items():
+            run.tb.add_scalar(k, v, run.step)
+
+
+def _save_checkpoint(run: Run) -> None:
+    """Weights, optimisers, RNG states of every process, the log window and the diversity record;
+    then the sample grid. Never replaces a good checkpoint with a broken one."""
+    for name, m in run.recipe.modules.items():
+        if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
+            raise _nonfinite_error(run, f"weights in {name} at step {run.step}")
+    if run.procs.world > 1:
+        _check_same_weights(run)
+    rngs = run.procs.gather(checkpoints.rng_state())
+    if not run.procs.main:
+        return
+    checkpoints.save(run.checkpoint, {
+        "step": run.step, "recipe": run.recipe_config, "state": run.recipe.state_dict(),
+        "precision": run.choice.as_record(), "train_seconds": run.trained_seconds(),
+        "rng": rngs[0], "rng_per_process": rngs, "options": asdict(run.options),
+        "log_window": run.window.as_record(), "health": dict(run.health),
+    })
+    grid = make_grid(tensor_to_float01(_generate_fixed(run)))
+    save_image(run.run_dir / "samples" / f"step_{run.step:06d}.png", grid)
+    if run.tb is not None:
+        run.tb.add_image("samples", grid, run.step, dataformats="HWC")
+    if run.on_checkpoint:
+        run.on_checkpoint(run.step, run.checkpoint)
+
+
+def _check_same_weights(run: Run) -> None:
+    """Every process must hold the same weights; say so loudly if not."""
+    sums = torch.stack([p.detach().float().sum() for m in run.recipe.modules.values() for p in m.parameters()])
+    ref = sums.clone()
+    run.procs.broadcast_([ref])
+    differs = torch.tensor([0.0 if torch.equal(ref, sums) else 1.0], device=sums.device)
+    run.procs.average_([differs])
+    if float(differs) > 0:
+        raise ArtganError(f"step {run.step}: the processes' weights have diverged (a non-deterministic "
+                          f"op or an unsynchronised update); the checkpoint was not written")
+
+
+def _generate_fixed(run: Run, limit: int | None = None) -> torch.Tensor:
+    """Images for the fixed sample inputs (the first ``limit``), in eval mode, RNGs untouched."""
+    inputs = run.fixed if limit is None else {k: v[:limit] for k, v in run.fixed.items()}
+    run.recipe.train(False)
     try:
-        for step in range(start + 1, options.steps + 1):
-            if step == start + 1 and out_of_time():  # resumed with the budget already spent
-                step, stopped_by = start, "seconds"
-                break
-            batch = {k: _to_device(v, device, fmt) for k, v in next(data).items()}
-            for phase in phases:
-                if step % phase.every:
-                    continue
-                phase.optimizer.zero_grad(set_to_none=True)
-                with autocast():
-                    losses = phase.step(batch)
-                loss = losses["loss"]
-                loss.backward()
-                # average gradients across processes, with the loss riding along so every process
-                # takes the same decision about a non-finite value
-                grads = [p.grad for g in phase.optimizer.param_groups for p in g["params"] if p.grad is not None]
-                shared = loss.detach().float().reshape(1)
-                procs.average_([*grads, shared])
-                if check_every_step:
-                    if not torch.isfinite(shared).all():
-                        raise stop_nonfinite(f"{phase.name} loss ({shared.item()}) at step {step}")
-                else:
-                    nonfinite |= ~torch.isfinite(shared).all()
-                phase.optimizer.step()
-                for k, v in losses.items():
-                    key = f"{phase.name}/{k}" if k != "loss" else f"{phase.name}_loss"
-                    prev = window["sums"].get(key)
-                    v = v.detach().float()
-                    window["sums"][key] = v if prev is None else prev + v
-            recipe.after_step(step)
-            window["count"] += 1
-            images_seen += next(iter(batch.values())).shape[0] * procs.world
-            bar.update(1)
-
-            log_now = step % options.log_every == 0 or step == options.steps
-            ckpt_now = step % options.checkpoint_every == 0 or step == options.steps
-            # a time budget ends the run at a checkpoint, as a normal end (export and the rest follow);
-            # with several processes it is checked at log steps only, where they synchronise anyway
-            if options.seconds and not ckpt_now and (procs.world == 1 or log_now) and out_of_time():
-                ckpt_now, stopped_by = True, "seconds"
-            if (log_now or ckpt_now) and not check_every_step and bool(nonfinite):
-                raise stop_nonfinite(f"loss between steps {step - options.log_every + 1} and {step}")
-            if log_now:
-                now = time.perf_counter()
-                keys = sorted(window["sums"])
-                values = [window["sums"][k].reshape(1) for k in keys]
-                procs.average_(values)
-                metrics = {k: float(v) / window["count"] for k, v in zip(keys, values)}
-                metrics["images_per_s"] = images_seen / max(now - t_interval, 1e-9)
-                if procs.main:
-                    if options.collapse_ratio > 0:
-                        check_diversity(step, metrics)
-                    append_jsonl(metrics_file, {"step": step, "time": time.time(), **metrics})
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k.endswith("_loss")})
-                    if tb is not None:
-                        for k, v in metrics.items():
-                            tb.add_scalar(k, v, step)
-                    if on_metrics:
-                        on_metrics(step, metrics)
-                window = {"sums": {}, "count": 0}
-                t_interval, images_seen = time.perf_counter(), 0
-            if options.eval_every and procs.main and (step % options.eval_every == 0 or step == options.steps):
-                run_evaluation(step)
-            if ckpt_now:
-                save_checkpoint(step)
-            if stopped_by == "seconds":
-                log(f"  time budget of {options.seconds:g} s reached at step {step}")
-                break
+        with _rng_fork(run.device), torch.no_grad():
+            return run.recipe.sample(inputs)
     finally:
-        bar.close()
-        if tb is not None:
-            tb.close()
-    if (start >= options.steps or step == start) and not ckpt_file.exists():
-        save_checkpoint(start)
-    seconds = time.perf_counter() - t0
-    return {"steps": step, "resumed_from": start, "seconds": seconds, "stopped_by": stopped_by,
-            "checkpoint": str(ckpt_file), "processes": procs.world, "device": str(device),
-            "bf16": choice.bf16, "channels_last": choice.channels_last, "precision": choice.describe()}
+        run.recipe.train(True)
 
 
 def _agree(procs: Processes, choice: PrecisionChoice) -> PrecisionChoice:
