@@ -112,7 +112,7 @@ def main() -> None:
     import os
 
     from artgan.images import load_image, to_float
-    from artgan.models import find_model
+    from artgan.model_search import find_model
 
     model = find_model("superres", args.model)
     threads = args.threads or os.cpu_count() or 1

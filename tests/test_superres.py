@@ -299,11 +299,11 @@ def test_superres_step_errors_name_the_fix(with_models, registry, spec, message)
 
 
 def test_superres_without_any_model_says_how_to_get_one(tmp_path, monkeypatch, runner, images_dir):
-    import artgan.models
+    import artgan.model_search
 
     monkeypatch.setenv("ARTGAN_MODEL_PATH", str(tmp_path / "none"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setattr(artgan.models, "model_search_path", lambda: [tmp_path / "none"])
+    monkeypatch.setattr(artgan.model_search, "model_search_path", lambda: [tmp_path / "none"])
     r = runner.invoke(cli, ["process", str(images_dir), "--step", "superres:scale=2", "--out", str(tmp_path / "o")])
     assert r.exit_code == 1
     assert "Error: superres: no model 'x2-psnr' (available: none); train one with" in r.output

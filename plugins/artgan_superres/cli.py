@@ -34,7 +34,7 @@ def evaluate_superres(data, scale, models, baselines, tile, per_image, json_, ca
       artgan evaluate superres --data ../shared/data/Set5 --scale 2
       artgan evaluate superres --data Set5 --scale 4 --model x4-psnr --per-image
     """
-    from artgan.models import list_models
+    from artgan.model_search import list_models
     from artgan.plugins import get_registry
     from artgan.steps import build_step
 

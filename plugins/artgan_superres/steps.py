@@ -63,14 +63,14 @@ class LanczosStep(ResampleStep):
 
 class SuperResStep(OnnxImageStep):
     """A trained upscaler. ``model`` is a name (``x2-psnr``, ``x2-gan``, ``x4-psnr``: found with
-    :func:`artgan.models.find_model`) or a path to an ``.onnx``; without it, ``x{scale}-psnr``.
+    :func:`artgan.model_search.find_model`) or a path to an ``.onnx``; without it, ``x{scale}-psnr``.
     ``scale`` defaults to the model's; giving both checks they agree. ``tile`` is the tile side in
     input pixels (default: none for images that fit a quarter of free memory, else from it),
     ``overlap`` the feathered overlap between tiles."""
 
     def __init__(self, scale: int | None = None, model: str | None = None, tile: int | None = None,
                  overlap: int = 32, providers=None):
-        from artgan.models import find_model, list_models
+        from artgan.model_search import find_model, list_models
 
         if scale is not None:
             _int_param("superres", "scale", scale, 2, 8)
