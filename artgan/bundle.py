@@ -36,6 +36,7 @@ whose plugin is not installed where the bundle runs falls back to a plain :class
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import json
@@ -50,6 +51,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ArtganError
+from .files import remove_stale_temporaries
 from .steps import OnnxImageStep, Step, build_step, parse_step_spec, run_chain, step_label
 
 MANIFEST = "bundle.json"
@@ -123,6 +125,7 @@ def write_bundle(out: str | Path, steps: list[str | dict[str, Any]], *, registry
     if not steps and generator is None:
         raise ArtganError("bundle: nothing to bundle; give at least one step or a generator")
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.parent, pattern=f".{glob.escape(out.name)}.*.tmp")  # a killed bundler's
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     old = None
     try:

@@ -37,6 +37,8 @@ class Located:
 #: file may expand to. Real pipelines hold a few hundred; a 400-byte "billion laughs" file of nested
 #: aliases expands to 9**9 and would hang validation, so it is refused at this count instead.
 MAX_YAML_VALUES = 100_000
+#: The largest pipeline file read at all (real ones are a few kilobytes).
+MAX_YAML_BYTES = 1_000_000
 
 
 class _Budget:
@@ -97,9 +99,14 @@ def load_yaml(path: str | Path) -> Located:
     """Read a YAML file into plain data with a line for each key path."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path.stat().st_size} bytes is too big for a pipeline file (the limit is "
+                              f"{MAX_YAML_BYTES}); is this the right file?", file=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start}); save the pipeline as UTF-8 YAML", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
     return loads_yaml(text, str(path))

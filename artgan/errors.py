@@ -55,6 +55,9 @@ def describe_os_error(exc: OSError) -> str:
         errno.EROFS: "the file system is read-only: write somewhere else",
         errno.EMFILE: "too many open files: raise the limit (ulimit -n) or process fewer files at once",
         errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+        errno.EEXIST: "a file is in the way where a folder is needed: choose another path",
+        errno.ENOTDIR: "part of the path is a file, not a folder: choose another path",
+        errno.EISDIR: "that is a folder: give a file name",
     }.get(exc.errno or 0, "")
     return f"{where + ': ' if where else ''}{what}" + (f"; {fix}" if fix else "") + " (files written before are kept)"
 

@@ -591,3 +591,32 @@ def test_a_full_disk_names_the_file_asked_for_not_a_temporary(generators, tmp_pa
     one_line_error(r, f"{tmp_path / 'g.png'}: No space left on device", "the disk is full")
     assert (tmp_path / "g.png").read_bytes() == b"earlier grid"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]
+
+
+def test_a_killed_bundlers_leftovers_are_cleaned_by_the_next_bundle(with_models, tmp_path, runner):
+    from artgan.files import STALE_AFTER_S
+
+    left = tmp_path / ".b.k2j3.tmp"
+    left.mkdir()
+    (left / "01-superres-x2-psnr.onnx").write_bytes(b"half a model")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(left, (old, old))
+    r = runner.invoke(cli, ["bundle", "--step", "lanczos:scale=2", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"\xff\xfe\x00bad", "not UTF-8 text"),
+    (b"a: 1\n" * 300_000, "too big for a pipeline file"),
+])
+def test_a_pipeline_file_that_is_not_yaml_text_is_one_line(content, needle, tmp_path, runner):
+    (tmp_path / "p.yaml").write_bytes(content)
+    one_line_error(runner.invoke(cli, ["run", str(tmp_path / "p.yaml"), "--dry-run"]), "p.yaml", needle)
+
+
+def test_a_file_in_the_way_of_an_output_folder_is_one_line(generators, tmp_path, runner):
+    (tmp_path / "afile").write_text("mine")
+    r = runner.invoke(cli, ["generate", str(generators["rgb"]), "--n", "2", "--out", str(tmp_path / "afile" / "g.png")])
+    one_line_error(r, "afile", "a file is in the way")
+    assert (tmp_path / "afile").read_text() == "mine"
