@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -51,8 +52,9 @@ class _Budget:
     def spend(self, node: yaml.Node) -> None:
         self.left -= 1
         if self.left < 0:
-            raise ConfigError(f"the document expands to more than {self.limit} values (aliases of aliases: "
-                              f"an alias bomb?); write the values out instead of nesting '*' aliases",
+            raise ConfigError(f"the document holds or expands to more than {self.limit} values (a pipeline holds "
+                              f"a few hundred; aliases of aliases, an alias bomb?); write the values out instead "
+                              f"of nesting '*' aliases",
                               file=self.file, line=node.start_mark.line + 1)
 
 
@@ -145,11 +147,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"--set {text!r}: empty key")
+    return parts, parse_value(value, f"--set {key.strip()}")
+
+
+def parse_value(text: str, where: str) -> Any:
+    """A command-line value read as YAML (``200`` an int, ``0.7`` a float, ``[1, 2]`` a list),
+    with the same caps as pipeline files (no alias bombs); text that is not YAML stays text."""
+    if not text.strip():
+        return ""
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
-    return parts, parsed
+        return loads_yaml(text, where).data
+    except ConfigError as exc:
+        if "invalid YAML" in exc.detail:
+            return text
+        raise ConfigError(exc.detail, file=where) from None  # one line of text: no line number
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: its repr, cut short (a list of a million items, or one built
+    from shared references, must not make the message itself huge)."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxstring, r.maxother = 3, 8, 8, 8, 80, 80
+    return r.repr(value)
 
 
 # -- schema checks --------------------------------------------------------------------------------
@@ -268,7 +287,7 @@ def build(schema: type, data: Any, doc: Located, path: tuple) -> Any:
             continue
         ok, value = _check_type(data[name], hints[name])
         if not ok:
-            raise ConfigError(f"expected {_type_name(hints[name])}, got {data[name]!r}",
+            raise ConfigError(f"expected {_type_name(hints[name])}, got {shown(data[name])}",
                               key=_dotted(path + (name,)), file=doc.file, line=doc.line(path + (name,)))
         bad = _check_bounds(schema, name, value)
         if bad:
@@ -284,7 +303,7 @@ def named_mapping(value: Any, doc: Located, path: tuple, what: str) -> tuple[str
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         params = {k: v for k, v in value.items() if k != "name"}
         return value["name"], params
-    raise ConfigError(f"expected a {what} name or a mapping with 'name:' and its parameters, got {value!r}",
+    raise ConfigError(f"expected a {what} name or a mapping with 'name:' and its parameters, got {shown(value)}",
                       key=_dotted(path), file=doc.file, line=doc.line(path))
 
 
@@ -321,7 +340,7 @@ def param_type_error(factory: Any, params: dict[str, Any]) -> tuple[str, str]:
             continue
         ok, _ = _check_type(value, prm.annotation)
         if not ok:
-            return name, f"expected {_type_name(prm.annotation)}, got {value!r}"
+            return name, f"expected {_type_name(prm.annotation)}, got {shown(value)}"
     return "", ""
 
 

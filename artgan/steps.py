@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import yaml
 
+from .config import parse_value
 from .errors import ArtganError
 
 
@@ -108,10 +108,7 @@ def parse_step_spec(spec: str) -> tuple[str, dict[str, Any]]:
             key, eq, value = part.partition("=")
             if not eq or not key.strip():
                 raise ArtganError(f"step {spec!r}: parameter {part!r} is not key=value")
-            try:
-                params[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-            except yaml.YAMLError:
-                params[key.strip()] = value
+            params[key.strip()] = parse_value(value, f"step {name!r}: {key.strip()}")
     return name, params
 
 

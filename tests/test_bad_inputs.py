@@ -620,3 +620,26 @@ def test_a_file_in_the_way_of_an_output_folder_is_one_line(generators, tmp_path,
     r = runner.invoke(cli, ["generate", str(generators["rgb"]), "--n", "2", "--out", str(tmp_path / "afile" / "g.png")])
     one_line_error(r, "afile", "a file is in the way")
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+ALIAS_BOMB_VALUE = "[&a [1,1,1,1,1,1,1,1,1], " + ", ".join(
+    f"&{b} [{','.join(['*' + a] * 9)}]" for a, b in zip("abcdefg", "bcdefgh")) + "]"
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "PIPELINE", "--set", f"train.steps={ALIAS_BOMB_VALUE}", "--dry-run"],
+    ["process", "IMAGES", "--step", f"lanczos:scale={ALIAS_BOMB_VALUE}", "--out", "OUT"],
+])
+def test_an_alias_bomb_on_the_command_line_is_refused_quickly(args, tiny_pipeline, images_dir, tmp_path, runner):
+    args = [{"PIPELINE": str(tiny_pipeline), "IMAGES": str(images_dir), "OUT": str(tmp_path / "o")}.get(a, a)
+            for a in args]
+    start = time.perf_counter()
+    r = runner.invoke(cli, args)
+    assert time.perf_counter() - start < 10
+    one_line_error(r, "expands to more than")
+
+
+def test_a_huge_value_is_shown_cut_short(tiny_pipeline, runner):
+    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", f"train.steps=[{','.join(['7'] * 50000)}]",
+                            "--dry-run"])
+    assert len(one_line_error(r, "train.steps", "expected an integer, got [7, 7")) < 300
