@@ -59,6 +59,8 @@ FORMAT = 1
 _MODEL_KEYS = ("task", "step", "architecture", "scale", "size_multiple", "value_range", "channels",
                "latent_dim", "image_size", "version")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: The largest manifest read at all (a real one is a few kilobytes)
+MAX_MANIFEST_BYTES = 1_000_000
 #: the RGB image a bundle without a generator is tried on when it is made (odd sizes on purpose)
 _PROBE_SHAPE = (1, 24, 40, 3)
 
@@ -222,7 +224,13 @@ class Bundle:
         if not self.manifest_file.is_file():
             raise ArtganError(f"{self.path}: not a bundle (no {MANIFEST}); make one with `artgan bundle`")
         try:
+            if self.manifest_file.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ArtganError(f"{self.manifest_file}: {self.manifest_file.stat().st_size} bytes is too big for a "
+                                  f"bundle manifest (the limit is {MAX_MANIFEST_BYTES}); rebuild the bundle")
             self.manifest = json.loads(self.manifest_file.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise ArtganError(f"{self.manifest_file}: nested too deeply to read; rebuild the bundle with "
+                              f"`artgan bundle`") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ArtganError(f"{self.manifest_file}: invalid JSON ({exc}); rebuild the bundle with "
                               f"`artgan bundle`") from None

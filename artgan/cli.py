@@ -13,9 +13,18 @@ from pathlib import Path
 
 import click
 
-from .errors import ArtganError, cli_errors
+from .errors import ArtganError, cli_error_boundary, cli_errors
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class ErrorBoundaryGroup(click.Group):
+    """Every command below it, plugins' included, runs inside the error boundary: one line, never
+    a traceback, even from a plugin command without ``@cli_errors``."""
+
+    def invoke(self, ctx):
+        with cli_error_boundary():
+            return super().invoke(ctx)
 
 
 friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
@@ -25,7 +34,7 @@ def quiet_option(fn):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars or step logs.")(fn)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=ErrorBoundaryGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="artgan", prog_name="artgan")  # looked up only for --version
 def cli():
     """artgan: compose GAN pipelines from plugins, train them in PyTorch and run the
@@ -565,6 +574,8 @@ def _add_plugin_commands() -> None:
     try:
         # one plugin at a time: a plugin that raises here is reported, the CLI carries on
         register_commands(get_plugin_manager(), get_registry(), cli)
+        from .evaluation import add_evaluation_commands  # `evaluate TASK` for each registered evaluation
+        add_evaluation_commands(evaluate, get_registry())
     except ArtganError as exc:  # strict mode: a broken plugin is fatal
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+from typing import Iterator
 
 
 class ArtganError(Exception):
@@ -62,45 +64,53 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where + ': ' if where else ''}{what}" + (f"; {fix}" if fix else "") + " (files written before are kept)"
 
 
+@contextlib.contextmanager
+def cli_error_boundary() -> Iterator[None]:
+    """Inside a CLI command: an :class:`ArtganError` becomes one ``Error: ...`` line and exit code
+    1, never a traceback; so do a failed read or write (the disk full, a read-only folder: the file
+    and the fix named), running out of memory, and, as a last resort, any other exception (set
+    ``ARTGAN_DEBUG=1`` to see its traceback). Ctrl-C says what was kept."""
+    import os
+
+    import click  # here, not at the top: the runtime imports this module and needs no click
+
+    try:
+        yield
+    except ArtganError as exc:
+        raise click.ClickException(str(exc).replace("\n", " ")) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; completed checkpoints and files are kept "
+                                   "(continue with --resume)") from None
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except MemoryError:
+        raise click.ClickException("out of memory; use smaller images, batches (--batch-size) or tiles "
+                                   "(tile=), or a machine with more memory (files written before are "
+                                   "kept)") from None
+    except BrokenPipeError:  # `artgan plugins | head`: the reader left; nothing to say to it
+        import sys
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        if os.environ.get("ARTGAN_DEBUG"):
+            raise
+        raise click.ClickException(describe_os_error(exc)) from None
+    except Exception as exc:
+        if os.environ.get("ARTGAN_DEBUG"):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        raise click.ClickException(f"unexpected {type(exc).__name__}: {detail} (a bug: please report it "
+                                   f"with the traceback from ARTGAN_DEBUG=1)") from None
+
+
 def cli_errors(fn):
-    """Decorator for click commands (the core's and plugins'): an :class:`ArtganError` becomes one
-    ``Error: ...`` line and exit code 1, never a traceback; so do a failed read or write (the disk
-    full, a read-only folder: the file and the fix named), running out of memory, and, as a last
-    resort, any other exception (set ``ARTGAN_DEBUG=1`` to see its traceback). Ctrl-C says what
-    was kept."""
+    """Decorator for click commands (the core's and plugins'): runs them inside
+    :func:`cli_error_boundary`. (The ``artgan`` group has the same boundary around every
+    command, so a plugin's command that forgets this still prints one line.)"""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        import os
-
-        import click  # here, not at the top: the runtime imports this module and needs no click
-
-        try:
+        with cli_error_boundary():
             return fn(*args, **kwargs)
-        except ArtganError as exc:
-            raise click.ClickException(str(exc).replace("\n", " ")) from None
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted; completed checkpoints and files are kept "
-                                       "(continue with --resume)") from None
-        except click.exceptions.ClickException:
-            raise
-        except MemoryError:
-            raise click.ClickException("out of memory; use smaller images, batches (--batch-size) or tiles "
-                                       "(tile=), or a machine with more memory (files written before are "
-                                       "kept)") from None
-        except BrokenPipeError:  # `artgan plugins | head`: the reader left; nothing to say to it
-            import sys
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
-        except OSError as exc:
-            if os.environ.get("ARTGAN_DEBUG"):
-                raise
-            raise click.ClickException(describe_os_error(exc)) from None
-        except Exception as exc:
-            if os.environ.get("ARTGAN_DEBUG"):
-                raise
-            detail = " ".join(str(exc).split())[:300]
-            raise click.ClickException(f"unexpected {type(exc).__name__}: {detail} (a bug: please report it "
-                                       f"with the traceback from ARTGAN_DEBUG=1)") from None
 
     return wrapper

@@ -643,3 +643,30 @@ def test_a_huge_value_is_shown_cut_short(tiny_pipeline, runner):
     r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", f"train.steps=[{','.join(['7'] * 50000)}]",
                             "--dry-run"])
     assert len(one_line_error(r, "train.steps", "expected an integer, got [7, 7")) < 300
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"format": 1, "steps": [], "pad": "' + b"x" * 1_100_000 + b'"}', "too big for a bundle manifest"),
+])
+def test_a_hostile_manifest_is_one_line(content, needle, bundle_dir, images_dir, tmp_path, runner):
+    (bundle_dir / "bundle.json").write_bytes(content)
+    one_line_error(process_bundle(runner, bundle_dir, tmp_path, images_dir), "bundle.json", needle)
+
+
+def test_a_plugin_command_without_cli_errors_still_prints_one_line(runner):
+    import click
+
+    @click.command("explode")
+    def explode():
+        raise ValueError("a plugin's own bug")
+    cli.add_command(explode)
+    try:
+        r = runner.invoke(cli, ["explode"])
+        one_line_error(r, "unexpected ValueError: a plugin's own bug", "ARTGAN_DEBUG=1")
+        from artgan.errors import ArtganError
+
+        explode.callback = lambda: (_ for _ in ()).throw(ArtganError("plugin x: bad input; fix it"))
+        one_line_error(runner.invoke(cli, ["explode"]), "plugin x: bad input; fix it")
+    finally:
+        cli.commands.pop("explode")
