@@ -157,7 +157,8 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-n", "--n", "count", default=64, show_default=True, type=click.IntRange(min=1),
               help="How many images.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the latents: same seed, same images.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the latents: same seed, same images.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="A grid image (.png/.jpg), an animated .gif (with --interpolate), or a folder for one "
                    "PNG per image  [default: grid.png, or walk.gif with --interpolate]")
@@ -228,7 +229,8 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
               help="Output folder: one PNG per input, keeping paths relative to input folders.")
 @click.option("-n", "--n", "count", type=click.IntRange(min=1), default=8, show_default=True,
               help="With a bundle that has a generator and no INPUTS: how many images to make.")
-@click.option("--seed", default=0, show_default=True, help="With a generator bundle: seed of the latents.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="With a generator bundle: seed of the latents.")
 @quiet_option
 @friendly_errors
 def process(inputs, steps, bundle_dir, out, count, seed, quiet):

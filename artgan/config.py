@@ -237,6 +237,7 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
     },
     "GenerateStep": {
         "n": (1, False, "images to generate"),
+        "seed": (0, False, "the latents' seed"),
         "batch_size": (1, False, "images per batch"),
         "truncation": (0, True, "the latent truncation"),
     },

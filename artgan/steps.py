@@ -183,5 +183,14 @@ def check_step_output(step: Any, images: np.ndarray, out: Any) -> np.ndarray:
 def run_chain(steps: list[Step], images: np.ndarray) -> np.ndarray:
     """``images`` through each step in turn, every output checked (:func:`check_step_output`)."""
     for step in steps:
-        images = check_step_output(step, images, step(images))
+        try:
+            out = step(images)
+        except (ArtganError, MemoryError, OSError, KeyboardInterrupt):
+            raise  # already one line, or the machine's fault: the CLI says which
+        except Exception as exc:  # a plugin's bug: name the step and its plugin, not just the exception
+            detail = " ".join(str(exc).split())[:300]
+            raise ArtganError(f"{step_label(step)} failed on a batch of shape {images.shape} "
+                              f"({type(exc).__name__}: {detail}); a bug in the plugin, or an input it cannot "
+                              f"handle") from exc
+        images = check_step_output(step, images, out)
     return images

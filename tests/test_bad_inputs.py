@@ -226,6 +226,7 @@ def test_a_bundle_folder_gets_ordinary_permissions_and_replacing_it_keeps_the_ol
     ("train.checkpoint_every=-1", ["train.checkpoint_every", "must be >= 1"]),
     ("train.seconds=-5", ["train.seconds", "must be >= 0"]),
     ("generate.n=-3", ["generate.n", "must be >= 1"]),
+    ("generate.seed=-1", ["generate.seed", "must be >= 0"]),
     ("train.architecture.latent_dim=16.5", ["tiny.yaml:6:", "latent_dim", "plugin 'gan'", "expected an integer"]),
     ("train.architecture.latnt_dim=4", ["did you mean 'latent_dim'"]),
     ("train=5", ["--set train=5", "name a key inside the step"]),
@@ -255,7 +256,7 @@ def test_dry_run_builds_the_factories_and_names_file_line_and_plugin(override, n
 @pytest.mark.parametrize("args, needle", [
     (["--n", "-3"], "--n"), (["--n", "0"], "--n"), (["--batch-size", "0"], "--batch-size"),
     (["--truncation", "0"], "--truncation"), (["--interpolate", "1,2", "--fps", "0"], "--fps"),
-    (["--interpolate", "1,2", "--frames", "0"], "--frames"),
+    (["--interpolate", "1,2", "--frames", "0"], "--frames"), (["--seed", "-1"], "--seed"),
 ])
 def test_bad_generate_options_are_usage_errors(args, needle, generators, tmp_path, runner):
     r = runner.invoke(cli, ["generate", str(generators["rgb"]), *args, "--out", str(tmp_path / "g.png")])
@@ -439,6 +440,7 @@ def _step_plugin():
         "bytes": make("bytes", lambda im: im * 255.0),
         "not-array": make("not-array", lambda im: im.tolist()),
         "lying-scale": make("lying-scale", lambda im: im, scale=2),
+        "raises": make("raises", lambda im: im[:, :, :, 7]),  # IndexError deep in the plugin
     }
     module = types.ModuleType("artgan_bad_steps")
 
@@ -469,6 +471,7 @@ def bad_steps(monkeypatch):
     ("nan", "NaN or infinite"),
     ("bytes", "returned values in [0, 255"),
     ("not-array", "returned list, not a numpy array"),
+    ("raises", "failed on a batch of shape (1, 24, 40, 3) (IndexError: index 7 is out of bounds"),
 ])
 def test_a_plugin_step_that_breaks_the_contract_is_named_at_run_time(step, needle, bad_steps, tmp_path, runner):
     write_images(tmp_path / "in", [(24, 40)])
