@@ -417,7 +417,15 @@ def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, 
                                   **where(path + ("dataset",)))
             make("architecture", spec.architecture, path + ("architecture",),
                  **({"info": info, "loss": loss} if build_them else {}))
+        elif build_them and kind in ("export", "generate") and getattr(spec, "checkpoint" if kind == "export" else "model"):
+            key = "checkpoint" if kind == "export" else "model"
+            if not Path(getattr(spec, key)).is_file():
+                raise ConfigError(f"{getattr(spec, key)}: no such file (paths are relative to where you run artgan)",
+                                  **where(path + (key,)))
         elif kind == "process":
+            if build_them and spec.input and not Path(spec.input).exists():
+                raise ConfigError(f"{spec.input}: no such file or folder (paths are relative to where you run artgan)",
+                                  **where(path + ("input",)))
             from .steps import parse_step_spec
             for j, item in enumerate(spec.steps):
                 try:

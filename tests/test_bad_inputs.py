@@ -673,3 +673,14 @@ def test_a_plugin_command_without_cli_errors_still_prints_one_line(runner):
         one_line_error(runner.invoke(cli, ["explode"]), "plugin x: bad input; fix it")
     finally:
         cli.commands.pop("explode")
+
+
+@pytest.mark.parametrize("step, needle", [
+    ("  - export: {checkpoint: nowhere/last.pt}\n", "steps[1].export.checkpoint: nowhere/last.pt: no such file"),
+    ("  - generate: {model: nowhere.onnx}\n", "steps[1].generate.model: nowhere.onnx: no such file"),
+    ("  - process: {input: nowhere/, steps: [lanczos]}\n", "steps[1].process.input: nowhere/: no such file or folder"),
+])
+def test_dry_run_finds_missing_input_files(step, needle, tiny_pipeline, runner):
+    text = tiny_pipeline.read_text().split("  - export")[0] + step
+    tiny_pipeline.write_text(text)
+    one_line_error(runner.invoke(cli, ["run", str(tiny_pipeline), "--dry-run"]), "tiny.yaml:12:", needle)
