@@ -74,6 +74,22 @@ def artgan_register_steps(register: Register) -> None:
 
 
 @hookspec
+def artgan_register_evaluations(register: Register) -> None:
+    """Called once, when the plugin manager starts. Register your task's evaluation.
+
+    Call ``register(name, factory)``; ``name`` is the task (``artgan evaluate NAME``).
+    ``factory()`` takes no parameters and returns an :class:`artgan.evaluation.Evaluation`: the
+    metrics it reports, the baselines it compares by default, ``methods(request)`` (name -> a
+    method mapping NHWC float32 images in [0, 1] to images), ``load(path, request)`` (one data
+    file -> the methods' inputs and the reference to score against) and ``score(outputs,
+    reference, request)`` (-> ``{metric: number}``). The core builds the command with the same
+    options for every task (``--data --split --model --baselines --out --card --json``), runs
+    every method on every file of the split (:mod:`artgan.splits`), and writes one results JSON
+    and table. Keep the module light: it is imported when the CLI starts. Returns nothing.
+    """
+
+
+@hookspec
 def artgan_register_commands(cli: Any) -> None:
     """Called once, when the ``artgan`` command line starts. Add your own commands.
 

@@ -40,6 +40,7 @@ REGISTRATION_HOOKS = {
     "architecture": "artgan_register_architectures",
     "loss": "artgan_register_losses",
     "step": "artgan_register_steps",
+    "evaluation": "artgan_register_evaluations",
 }
 
 #: every hook name artgan calls

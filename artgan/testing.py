@@ -185,7 +185,28 @@ def check_registered(registry: Registry, kind: str, name: str, workdir: str | Pa
             return check_dataset(thing)
         if kind == "loss":
             return check_loss(thing)
+        if kind == "evaluation":
+            return check_evaluation(thing, where)
         return check_step(thing)
+
+
+def check_evaluation(evaluation: Any, where: str = "evaluation") -> None:
+    """An :class:`artgan.evaluation.Evaluation` with metrics, callables, a known default split
+    and help with an example (the command's help is built from it)."""
+    from .evaluation import Evaluation
+    from .splits import SPLITS
+
+    if not isinstance(evaluation, Evaluation):
+        _fail(f"{where}: the factory returned {type(evaluation).__name__}, not an artgan.evaluation.Evaluation")
+    if not evaluation.metrics:
+        _fail(f"{where}: Evaluation.metrics is empty; list the Metric(s) score() returns")
+    for fn in ("load", "score", "methods"):
+        if not callable(getattr(evaluation, fn)):
+            _fail(f"{where}: Evaluation.{fn} is not callable")
+    if evaluation.default_split not in SPLITS:
+        _fail(f"{where}: default_split {evaluation.default_split!r} is not one of {', '.join(SPLITS)}")
+    if "Example" not in evaluation.help:
+        _fail(f"{where}: Evaluation.help needs an example (`artgan evaluate ... --data ...`)")
 
 
 # -- datasets ----------------------------------------------------------------------------------

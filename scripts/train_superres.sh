@@ -7,7 +7,7 @@
 #   scripts/train_superres.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds BSD68/ (training) and Set5/ (evaluation), e.g. /work/shared/data. Writes
-# OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.md (data, steps, the command, the
+# OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.card.md (data, steps, the command, the
 # ONNX-vs-PyTorch check and the Set5 table), and OUT_DIR/runs/ (run folders). Then copy
 # OUT_DIR/superres/* to exports/superres/.
 #
@@ -66,7 +66,7 @@ for name in $MODELS; do
   "$ARTGAN" run "$pipeline" "${sets[@]}" "${length[@]}" --out "$run"
   echo "== $name: trained and exported in $(( $(date +%s) - start )) s ==" >&2
 
-  cp "$run/export/$name.onnx" "$run/export/$name.card.json" "$OUT/superres/"
+  cp "$run/export/$name.onnx" "$run/export/$name.card.json" "$run/export/$name.card.md" "$OUT/superres/"
   command="scripts/train_superres.sh DATA_DIR OUT_DIR   # this model: artgan run $pipeline"
   for s in "${sets[@]}"; do [ "$s" = "--set" ] || command+=" --set $s"; done
   for s in "${length[@]}"; do [ "$s" = "--set" ] || command+=" --set $s"; done
@@ -74,7 +74,7 @@ for name in $MODELS; do
   command=${command//$OUT/OUT_DIR}
   # ONNX vs PyTorch on a real 512x512 image (the export step checked small random inputs)
   "$PYTHON" -m artgan_superres.card "$OUT/superres/$name.card.json" --run "$run" --command "$command" \
-      --parity-image "$SET5/baby.png"
+      --real-image "$SET5/baby.png"
   "$ARTGAN" evaluate superres --data "$SET5" --scale "$scale" --model "$OUT/superres/$name.onnx" \
       --baselines bicubic --card "$OUT/superres/$name.card.json" -q >/dev/null
 done

@@ -69,7 +69,8 @@ def test_the_documented_example_plugin_meets_every_contract(tutorial):
 
     registry = check_plugin(artgan_tutorial)
     registered = {kind: registry.names(kind) for kind in REGISTRATION_HOOKS}
-    assert registered == {"dataset": ["checkers"], "architecture": ["tiny-mlp"], "loss": ["hinge"], "step": ["sepia"]}
+    assert registered == {"dataset": ["checkers"], "architecture": ["tiny-mlp"], "loss": ["hinge"], "step": ["sepia"],
+                          "evaluation": []}
     for kind, names in registered.items():
         for name in names:
             check_registered(registry, kind, name, tutorial / "work" / name)

@@ -330,7 +330,8 @@ def test_steps_run_without_torch(with_models, tmp_path):
 # -- evaluation ------------------------------------------------------------------------------------
 
 def test_evaluation_protocol_on_known_images(tmp_path):
-    from artgan_superres.evaluate import evaluate
+    from artgan.evaluation import Request, evaluate
+    from artgan_superres.evaluate import superres_evaluation
     from artgan_superres.resize import make_pair
 
     write_images(tmp_path / "hr", [(41, 50), (36, 36)])
@@ -342,7 +343,10 @@ def test_evaluation_protocol_on_known_images(tmp_path):
 
     files = sorted((tmp_path / "hr").glob("*.png"))
     calls = [0, 1]
-    result = evaluate({"oracle": oracle}, tmp_path / "hr", 2)
+    evaluation = superres_evaluation()
+    evaluation.methods = lambda request: {"oracle": oracle}
+    request = Request("superres", tmp_path / "hr", "all", [], [], {"scale": 2, "tile": None})
+    result = evaluate("superres", evaluation, request)
     assert result["methods"]["oracle"]["psnr"] == float("inf")
     assert result["methods"]["oracle"]["ssim"] == pytest.approx(1.0)
     assert result["methods"]["oracle"]["detail"] == pytest.approx(1.0)
@@ -351,9 +355,9 @@ def test_evaluation_protocol_on_known_images(tmp_path):
 
 def test_evaluate_cli_compares_models_with_bicubic(with_models, tmp_path, runner):
     from artgan.cli import _add_plugin_commands
-    from artgan_superres.card import load_card
+    from artgan.cards import read_card
 
-    _add_plugin_commands()  # what `artgan` does at start-up: plugins add `evaluate superres`
+    _add_plugin_commands()  # what `artgan` does at start-up: the core adds `evaluate superres`
 
     write_images(tmp_path / "hr", [(48, 64), (50, 40)])
     card = tmp_path / "x2-psnr.card.json"
@@ -362,14 +366,14 @@ def test_evaluate_cli_compares_models_with_bicubic(with_models, tmp_path, runner
                             "--per-image", "--card", str(card), "-q"])
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("hr x2 (2 images): Y channel")
+    assert lines[0].startswith("hr (2 images, split all): Y channel")
     assert [ln.split()[0] for ln in lines[2:6]] == ["bicubic", "lanczos", "x2-gan", "x2-psnr"]
     assert lines[2].split()[-2:] == ["+0.00", "dB"]
     assert "img0" in r.stdout
-    saved = load_card(card)["evaluation"]["hr x2"]["methods"]
+    saved = read_card(card)["evaluation"]["hr x2"]["methods"]
     assert saved["lanczos"]["psnr"] > saved["bicubic"]["psnr"]  # Lanczos is the sharper resampler
     assert saved["bicubic"]["detail"] < saved["lanczos"]["detail"] < 1.0  # neither restores the detail
-    assert "| x2-psnr |" in (tmp_path / "x2-psnr.md").read_text()
+    assert "| x2-psnr |" in (tmp_path / "x2-psnr.card.md").read_text()
 
     r = runner.invoke(cli, ["evaluate", "superres", "--data", str(tmp_path / "hr"), "--scale", "4",
                             "--model", "x4-psnr", "--baselines", "bicubic", "--json", "-q"])

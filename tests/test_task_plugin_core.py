@@ -47,3 +47,158 @@ def test_held_out_split_errors_name_the_fix():
         split_files(["a.png"], "test")
     with pytest.raises(ArtganError, match="offset < every"):
         held_out(["a.png"], every=4, offset=4)
+
+
+# -- cards ---------------------------------------------------------------------------------------
+
+def test_card_paths_accept_the_model_either_card_file_or_the_name(tmp_path):
+    from artgan.cards import card_paths
+
+    expected = (tmp_path / "x2.card.json", tmp_path / "x2.card.md")
+    for given in ("x2.onnx", "x2.card.json", "x2.card.md", "x2"):
+        assert card_paths(tmp_path / given) == expected
+
+
+def test_update_card_sets_a_section_and_renders_the_markdown(tmp_path):
+    import json
+
+    from artgan.cards import read_card, update_card, write_card
+
+    write_card(tmp_path / "m.onnx", {"file": "m.onnx"})
+    update_card(tmp_path / "m.onnx", "summary", {"title": "an upscaler", "lines": ["Makes images larger."]})
+    update_card(tmp_path / "m.card.json", "training", {"steps": 12, "lines": ["- trained 12 steps"]})
+    update_card(tmp_path / "m.card.md", "evaluation/Set5 x2", {
+        "dataset": "Set5", "images": 5, "protocol": "Y channel", "baseline": "bicubic",
+        "metrics": {"psnr": {"label": "PSNR (dB)", "format": ".2f", "unit": "dB"}},
+        "methods": {"bicubic": {"psnr": 30.0}, "m": {"psnr": 31.5}}})
+    update_card(tmp_path / "m", "real_inputs", {"inputs": "a.png, 8x8", "count": 1, "max_abs_diff": 1e-7,
+                                                "min_psnr_db": 150.0, "mean_psnr_db": 150.0})
+    update_card(tmp_path / "m", "speed", {"ms_512": 12})
+    card = read_card(tmp_path / "m.onnx")
+    assert json.loads((tmp_path / "m.card.json").read_text()) == card
+    assert card["evaluation"]["Set5 x2"]["methods"]["m"]["psnr"] == 31.5
+    md = (tmp_path / "m.card.md").read_text()
+    assert md.startswith("# an upscaler\n\nMakes images larger.")
+    assert "- trained 12 steps" in md and "steps: 12" not in md  # lines replace the fields
+    assert "| method | PSNR (dB) | vs bicubic |" in md and "| m | 31.50 | +1.50 dB |" in md
+    assert "on real inputs (a.png, 8x8)" in md and "PSNR min 150.0 dB" in md
+    assert "## Speed\n\n- ms_512: 12" in md  # a section the renderer does not know: its fields
+    update_card(tmp_path / "m", "speed", None)
+    assert "speed" not in read_card(tmp_path / "m") and "Speed" not in (tmp_path / "m.card.md").read_text()
+
+
+def test_card_errors_say_what_to_do(tmp_path):
+    from artgan.cards import read_card, update_card, write_card
+    from artgan.errors import ArtganError
+
+    with pytest.raises(ArtganError, match=r"no model card; export the model first"):
+        read_card(tmp_path / "none.onnx")
+    (tmp_path / "bad.card.json").write_text("{not json")
+    with pytest.raises(ArtganError, match="not a readable model card"):
+        read_card(tmp_path / "bad.onnx")
+    write_card(tmp_path / "m", {"command": "x"})
+    with pytest.raises(ArtganError, match="section 'command' is not a mapping"):
+        update_card(tmp_path / "m", "command/sub", 1)
+
+
+# -- evaluations ---------------------------------------------------------------------------------
+
+def brighten_evaluation():
+    """The smallest evaluation: methods brighten an image; the score is the mean error vs 2x it."""
+    import numpy as np
+
+    from artgan.evaluation import Evaluation, Metric, Option
+    from artgan.images import load_image, to_float
+
+    def load(path, request):
+        image = to_float(load_image(path, "RGB"))[None]
+        return image, np.clip(image * request.options["gain"], 0, 1)
+
+    def score(outputs, reference, request):
+        return {"error": float(np.abs(outputs - reference).mean())}
+
+    def methods(request):
+        out = {"identity": lambda x: x} if "identity" in request.baselines else {}
+        for m in request.models:
+            out[f"x{m}"] = lambda x, g=float(m): np.clip(x * g, 0, 1)
+        return out
+
+    return Evaluation(help="Brightening.\n\n\\b\nExample:\n  artgan evaluate brighten --data imgs --model 2\n",
+                      metrics=[Metric("error", "mean error", ".3f")], load=load, score=score, methods=methods,
+                      baselines=("identity",), options={"gain": Option(2.0, "Target gain.", float)},
+                      protocol="mean |output - gain x input|", default_split="heldout")
+
+
+@pytest.fixture
+def with_brighten(monkeypatch):
+    """A registry with the throwaway evaluation, and `artgan evaluate brighten` built from it."""
+    import artgan
+    from artgan import cli as cli_module
+    from artgan.evaluation import add_evaluation_commands
+    from artgan.plugins import lazy, make_plugin_manager
+
+    class Plugin:
+        @artgan.hookimpl
+        def artgan_register_evaluations(self, register):
+            register("brighten", lazy(f"{__name__}:brighten_evaluation"))
+
+    pm, registry = make_plugin_manager((Plugin(),), load_entry_points=False)
+    monkeypatch.setattr("artgan.plugins.get_registry", lambda: registry)
+    add_evaluation_commands(cli_module.evaluate, registry)
+    yield cli_module.cli
+    cli_module.evaluate.commands.pop("brighten", None)
+
+
+def write_grey_images(folder, n):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((8, 8, 3), 40 + 10 * i, np.uint8)).save(folder / f"img{i}.png")
+
+
+def test_the_core_builds_evaluate_task_from_a_registered_evaluation(with_brighten, tmp_path, runner):
+    import json
+
+    from artgan.cards import read_card, write_card
+
+    write_grey_images(tmp_path / "data", 8)
+    write_card(tmp_path / "m.onnx", {"file": "m.onnx"})
+    r = runner.invoke(with_brighten, ["evaluate", "brighten", "--data", str(tmp_path / "data"), "--model", "2",
+                                      "--model", "1.5", "--out", str(tmp_path / "r.json"), "--card",
+                                      str(tmp_path / "m.card.json"), "--per-image", "-q"])
+    assert r.exit_code == 0, r.output
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["split"] == "heldout" and result["images"] == 2  # the default split: img3, img7
+    assert list(result["methods"]["x2"]["per_image"]) == ["img3", "img7"]
+    assert result["methods"]["x2"]["error"] == 0.0 and result["methods"]["identity"]["error"] > 0
+    assert result["options"] == {"gain": 2.0} and result["baseline"] == "identity"
+    lines = r.stdout.splitlines()
+    assert lines[0] == "data (2 images, split heldout): mean |output - gain x input|"
+    assert lines[1].split() == ["method", "mean", "error", "vs", "identity"]
+    assert lines[3].split()[:2] == ["x2", "0.000"] and "img7" in r.stdout
+    assert "data (split heldout)" in read_card(tmp_path / "m")["evaluation"]
+    assert "| x2 | 0.000 |" in (tmp_path / "m.card.md").read_text()
+
+
+def test_evaluate_task_errors_are_one_line(with_brighten, tmp_path, runner):
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(with_brighten, ["evaluate", "brighten", "--data", str(tmp_path / "empty")])
+    assert r.exit_code == 1 and r.output.strip().startswith("Error: evaluate brighten: no images in")
+    write_grey_images(tmp_path / "data", 2)
+    r = runner.invoke(with_brighten, ["evaluate", "brighten", "--data", str(tmp_path / "data"), "--split", "all",
+                                      "--baselines", ""])
+    assert r.exit_code == 1 and "nothing to evaluate; give --model or --baselines" in r.output
+    r = runner.invoke(with_brighten, ["evaluate", "brighten", "--data", str(tmp_path / "data"), "--split", "test"])
+    assert r.exit_code == 2 and "'test' is not one of" in r.output
+
+
+def test_a_registered_evaluation_meets_the_contract_check():
+    from artgan.testing import check_evaluation
+
+    check_evaluation(brighten_evaluation())
+    broken = brighten_evaluation()
+    broken.metrics = []
+    with pytest.raises(AssertionError, match="metrics is empty"):
+        check_evaluation(broken)

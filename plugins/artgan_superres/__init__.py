@@ -6,7 +6,8 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
 - architecture ``superres-gan``: residual pixel-shuffle generator vs. PatchGAN (:mod:`.recipe`);
 - steps ``superres`` (a trained model on onnxruntime), ``bicubic``, ``lanczos`` (:mod:`.steps`,
   no torch);
-- command ``artgan evaluate superres`` (:mod:`.cli`).
+- evaluation ``superres`` (:mod:`.evaluate`): the core makes it ``artgan evaluate superres``;
+- model cards (:mod:`.card`) through :mod:`artgan.cards`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,5 @@ def artgan_register_steps(register):
 
 
 @artgan.hookimpl
-def artgan_register_commands(cli):
-    from .cli import evaluate_superres  # click only; the command imports the rest when it runs
-
-    cli.commands["evaluate"].add_command(evaluate_superres)
+def artgan_register_evaluations(register):
+    register("superres", lazy("artgan_superres.evaluate:superres_evaluation"))

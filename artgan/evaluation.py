@@ -1,0 +1,241 @@
+"""Task evaluations: a plugin says what to compare and how to score it; the core does the rest (no torch).
+
+A task plugin registers an :class:`Evaluation` through ``artgan_register_evaluations``::
+
+    @artgan.hookimpl
+    def artgan_register_evaluations(register):
+        register("superres", lazy("artgan_superres.evaluate:superres_evaluation"))
+
+and the core builds ``artgan evaluate superres`` from it, with the same options for every task:
+
+- ``--data`` a folder of images (or one image) and ``--split`` which of its files
+  (:mod:`artgan.splits`: ``all``, ``heldout`` or ``train``);
+- ``--model NAME|PATH`` (repeatable) the trained models to compare with the task's baselines,
+  ``--baselines`` which baselines;
+- ``--out FILE`` the results JSON, ``--card CARD`` a model card to add them to
+  (:func:`artgan.cards.update_card`), ``--json`` the results on stdout instead of a table,
+  ``--per-image``, ``-q``;
+- the task's own options (``Evaluation.options``, e.g. ``--scale``).
+
+For each file of the split, ``load(path, request)`` gives ``(inputs, reference)``: the NHWC float32
+images in [0, 1] that every method gets, and what ``score(outputs, reference, request)`` compares
+their outputs with. ``methods(request)`` builds the methods compared (steps, usually with
+``request.step(...)``). The results JSON (one format for every task) holds each method's mean
+of each metric and its per-file scores; :func:`table_rows` renders it for the terminal and cards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ArtganError
+
+Method = Callable[[np.ndarray], np.ndarray]  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number an evaluation reports per file and, as a mean, per method."""
+
+    name: str
+    label: str = ""  # the table's column heading (default: the name)
+    format: str = ".4f"
+    unit: str = ""  # shown with the gain over the baseline (e.g. "dB")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A task's own option of ``artgan evaluate TASK`` (``--name``); its value reaches
+    ``load``/``methods``/``score`` as ``request.options[name]``."""
+
+    default: Any
+    help: str
+    type: Any = None  # a click type (click.IntRange(2, 8), ...); default: the default's type
+
+
+@dataclass
+class Request:
+    """What one ``artgan evaluate TASK`` run asks: passed to the evaluation's functions."""
+
+    task: str
+    data: Path
+    split: str
+    models: list[str]
+    baselines: list[str]
+    options: dict[str, Any]
+    registry: Any = None
+
+    def step(self, spec: str | dict[str, Any]):
+        """A post-processing step from the registry (``"bicubic:scale=2"`` or a mapping)."""
+        from .steps import build_step
+
+        return build_step(self.registry, spec)
+
+
+@dataclass
+class Evaluation:
+    """A task's evaluation, as its plugin registers it."""
+
+    help: str  # the command's help: what is measured and how, with an example (``\\b`` before it)
+    metrics: list[Metric]
+    load: Callable[[Path, Request], tuple[np.ndarray, Any]]
+    score: Callable[[np.ndarray, Any, Request], dict[str, float]]
+    methods: Callable[[Request], dict[str, Method]]
+    baselines: tuple[str, ...] = ()  # compared by default; the first is the one gains are measured from
+    options: dict[str, Option] = field(default_factory=dict)
+    default_split: str = "all"
+    protocol: Callable[[Request], str] | str = ""  # one line: how the numbers were made
+    note: str = ""  # shown under the table (what a metric means)
+    #: the results' section title in a model card (``--card``); default: ``"DATASET (split SPLIT)"``
+    card_title: Callable[[dict[str, Any]], str] | None = None
+
+
+def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: bool = False) -> dict[str, Any]:
+    """Run every method on every file of the request's split; the results JSON."""
+    from .images import list_images
+    from .splits import split_files
+
+    if not request.data.exists():
+        raise ArtganError(f"evaluate {task}: {request.data} not found; give --data a folder of images")
+    files = split_files(list_images(request.data), request.split)
+    if not files:
+        raise ArtganError(f"evaluate {task}: no images in {request.data} (split {request.split})")
+    methods = evaluation.methods(request)
+    if not methods:
+        raise ArtganError(f"evaluate {task}: nothing to evaluate; give --model or --baselines")
+    scores: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}
+    for path in _progress(files, progress):
+        inputs, reference = evaluation.load(path, request)
+        for name, method in methods.items():
+            outputs = method(inputs)
+            try:
+                scores[name][path.stem] = {k: float(v) for k, v in evaluation.score(outputs, reference, request).items()}
+            except ArtganError as exc:
+                raise ArtganError(f"evaluate {task}: {name} on {path.name}: {exc}") from None
+    names = [m.name for m in evaluation.metrics]
+    protocol = evaluation.protocol(request) if callable(evaluation.protocol) else evaluation.protocol
+    return {"task": task, "data": str(request.data), "dataset": request.data.name, "split": request.split,
+            "images": len(files), "options": dict(request.options), "protocol": protocol,
+            "metrics": {m.name: {"label": m.label or m.name, "format": m.format, "unit": m.unit}
+                        for m in evaluation.metrics},
+            "baseline": next((b for b in request.baselines if b in methods), None), "note": evaluation.note,
+            "methods": {name: {**{k: float(np.mean([s[k] for s in per.values()])) for k in names}, "per_image": per}
+                        for name, per in scores.items()}}
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a results JSON's table: each method's mean of each metric and,
+    with a baseline, the gain in the first metric over it."""
+    metrics = result.get("metrics") or {k: {} for k, v in next(iter(result["methods"].values())).items()
+                                        if isinstance(v, (int, float))}
+    baseline = result.get("baseline")
+    first = next(iter(metrics))
+    base = result["methods"].get(baseline, {}).get(first) if baseline else None
+    header = ["method", *(m.get("label") or k for k, m in metrics.items())] + ([f"vs {baseline}"] if base is not None else [])
+    rows = []
+    for name, r in result["methods"].items():
+        row = [name] + [format(r[k], m.get("format", ".4f")) if k in r else "-" for k, m in metrics.items()]
+        if base is not None:
+            unit = metrics[first].get("unit", "")
+            row.append(f"{r[first] - base:+{metrics[first].get('format', '.4f')}}{' ' + unit if unit else ''}")
+        rows.append(row)
+    return header, rows
+
+
+def format_table(result: dict[str, Any], per_image: bool = False) -> str:
+    """The results as a plain-text table (what ``artgan evaluate TASK`` prints)."""
+    header, rows = table_rows(result)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    lines = [f"{result['dataset']} ({result['images']} images, split {result.get('split', 'all')}): "
+             f"{result.get('protocol', '')}", line(header), *map(line, rows)]
+    if per_image:
+        first = next(iter(result["metrics"]))
+        names = list(result["methods"])
+        lines += ["", f"{'file (' + first + ')':<24} " + " ".join(f"{n[:12]:>12}" for n in names)]
+        for im in next(iter(result["methods"].values()))["per_image"]:
+            lines.append(f"{im:<24} " + " ".join(
+                f"{result['methods'][n]['per_image'][im][first]:>12{result['metrics'][first]['format']}}" for n in names))
+    return "\n".join(lines)
+
+
+def _progress(files: list[Path], enabled: bool):
+    if not enabled:
+        return files
+    from tqdm.auto import tqdm
+
+    return tqdm(files, desc="evaluate", unit="image", file=sys.stderr)
+
+
+# -- the command line: `artgan evaluate TASK` for every registered evaluation --------------------
+
+def add_evaluation_commands(group, registry) -> None:
+    """Add ``TASK`` to the ``evaluate`` click group for each registered evaluation."""
+    for task in registry.names("evaluation"):
+        if task in group.commands:  # a command of the same name wins; `artgan plugins` shows both
+            continue
+        try:
+            evaluation = registry.create("evaluation", task)
+        except ArtganError as exc:  # one broken evaluation does not take the CLI down
+            import warnings
+
+            from .plugins import PluginWarning
+            warnings.warn(f"evaluate {task}: {exc}", PluginWarning, stacklevel=2)
+            continue
+        group.add_command(evaluation_command(task, evaluation))
+
+
+def evaluation_command(task: str, evaluation: Evaluation):
+    import click
+
+    from .splits import SPLITS
+
+    def run(data, split, models, baselines, out, card, json_, per_image, quiet, **options):
+        from .plugins import get_registry
+
+        try:
+            request = Request(task, data, split, list(models), [b.strip() for b in baselines.split(",") if b.strip()],
+                              options, get_registry())
+            result = evaluate(task, evaluation, request, progress=not quiet)
+            if out:
+                from .files import write_json
+                write_json(out, result)
+            if card:
+                from .cards import update_card
+                title = (evaluation.card_title or _card_title)(result)
+                update_card(card, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
+        except (ArtganError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(result, indent=2) if json_ else format_table(result, per_image=per_image))
+
+    params = [
+        click.Option(["--data"], required=True, type=click.Path(exists=True, path_type=Path),
+                     help="A folder of images (or one image)."),
+        click.Option(["--split"], default=evaluation.default_split, show_default=True, type=click.Choice(SPLITS),
+                     help="Which files of --data: all, or artgan.splits' heldout quarter or the rest (train)."),
+        click.Option(["--model", "models"], multiple=True, metavar="NAME|PATH",
+                     help="A trained model (name or .onnx); repeatable. Default: the task's own choice."),
+        click.Option(["--baselines"], default=",".join(evaluation.baselines), show_default=True,
+                     help="Baselines to compare with, comma-separated ('' for none)."),
+        click.Option(["--out"], type=click.Path(dir_okay=False, path_type=Path), help="Write the results JSON here."),
+        click.Option(["--card"], type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Add the results to this model card (NAME.card.json; NAME.card.md is re-rendered)."),
+        click.Option(["--json", "json_"], is_flag=True, help="Print the results JSON instead of a table."),
+        click.Option(["--per-image"], is_flag=True, help="Also print the first metric per file."),
+        click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar."),
+    ]
+    for name, opt in evaluation.options.items():
+        params.append(click.Option([f"--{name.replace('_', '-')}", name], default=opt.default, show_default=True,
+                                   type=opt.type, help=opt.help))
+    return click.Command(task, callback=run, params=params, help=evaluation.help,
+                         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+
+def _card_title(result: dict[str, Any]) -> str:
+    return f"{result['dataset']} (split {result['split']})"
