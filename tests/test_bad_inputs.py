@@ -684,3 +684,19 @@ def test_dry_run_finds_missing_input_files(step, needle, tiny_pipeline, runner):
     text = tiny_pipeline.read_text().split("  - export")[0] + step
     tiny_pipeline.write_text(text)
     one_line_error(runner.invoke(cli, ["run", str(tiny_pipeline), "--dry-run"]), "tiny.yaml:12:", needle)
+
+
+def test_a_file_a_step_parameter_names_travels_inside_the_bundle(images_dir, tmp_path, runner):
+    painting = tmp_path / "painting.png"
+    Image.fromarray(synthetic_image(32, 32, seed=5)).save(painting)
+    r = runner.invoke(cli, ["bundle", "--step", f"color-transfer:reference={painting},strength=0.5",
+                            "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    step = json.loads((tmp_path / "b" / "bundle.json").read_text())["steps"][0]
+    assert step["params"] == {"strength": 0.5} and step["files"]["reference"]["file"] == "01-color-transfer-reference.png"
+    painting.unlink()  # the bundle needs nothing outside its folder
+    r = runner.invoke(cli, ["process", str(images_dir), "--bundle", str(tmp_path / "b"), "--out", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "b" / "01-color-transfer-reference.png").write_bytes(b"swapped")
+    one_line_error(runner.invoke(cli, ["process", str(images_dir), "--bundle", str(tmp_path / "b"), "--out",
+                                       str(tmp_path / "o2")]), "does not match its checksum")
