@@ -92,3 +92,45 @@ def test_the_plugin_command_help_points_to_the_docs(runner):
 
     r = runner.invoke(cli, ["plugin", "--help"])
     assert r.exit_code == 0 and "docs/plugins.md" in r.output
+
+
+@pytest.fixture
+def task_tutorial(tutorial):
+    yield tutorial
+    for name in [m for m in sys.modules if m == "artgan_denoise" or m.startswith("artgan_denoise.")]:
+        del sys.modules[name]
+
+
+def test_the_documented_task_plugin_has_the_five_modules_and_meets_every_contract(task_tutorial, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from artgan.evaluation import Request, evaluate
+    from artgan.testing import check_dataset
+
+    modules = {p for p in code_files() if p.startswith("artgan_denoise/")}
+    assert modules == {f"artgan_denoise/{m}.py" for m in ("__init__", "model", "data", "steps", "evaluate")}
+    import artgan_denoise
+
+    registry = check_plugin(artgan_denoise)
+    assert {kind: registry.names(kind) for kind in REGISTRATION_HOOKS} == {
+        "dataset": ["clean-crops"], "architecture": ["denoise-cnn"], "loss": [], "step": ["box-blur", "denoise"],
+        "evaluation": ["denoise"]}
+    report = check_registered(registry, "architecture", "denoise-cnn", tmp_path / "arch")  # trains and exports
+    check_registered(registry, "evaluation", "denoise")
+    check_step_without_torch("box-blur:radius=1", plugin_module="artgan_denoise")
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):  # smooth images: a blur removes noise from them without losing much
+        ramp = np.linspace(0, 255, 64)[None, :, None] * rng.random(3)
+        Image.fromarray(np.broadcast_to(ramp, (64, 64, 3)).astype(np.uint8)).save(photos / f"p{i}.png")
+    check_dataset(registry.create("dataset", "clean-crops", path=str(photos), size=32))
+
+    evaluation = registry.create("evaluation", "denoise")
+    request = Request("denoise", photos, "heldout", [str(report["onnx"])], ["noisy", "box-blur"], {"noise": 0.1},
+                      registry)
+    result = evaluate("denoise", evaluation, request)
+    assert result["images"] == 2 and list(result["methods"]) == ["noisy", "box-blur", str(report["onnx"])]
+    assert result["methods"]["box-blur"]["psnr"] > result["methods"]["noisy"]["psnr"] + 3
