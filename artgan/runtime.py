@@ -117,8 +117,7 @@ class Model:
         opts.intra_op_num_threads = threads or _env_threads() or cpu_count()
         opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
         # No spin-waiting between ops: a spinning pool steals the CPU from the next session of a
-        # chain of steps and from everything else on a shared machine. Measured here (2 cores,
-        # shared): the quickstart's int8 generator at batch 64 ran 2.5x faster, batch 1 2x faster.
+        # chain of steps and from everything else on a shared machine (figures: benchmarks/README.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
