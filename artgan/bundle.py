@@ -117,8 +117,6 @@ def write_bundle(out: str | Path, steps: list[str | dict[str, Any]], *, registry
     """Build each step (so bad names and parameters fail now), copy the model files, try the
     chain once and write the manifest into ``out``; returns the manifest. The folder appears
     whole or not at all, and an old one replaced with ``overwrite`` stays until the new one is whole."""
-    from .runtime import Generator, Model
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ArtganError(f"{out} is a file; choose a folder for the bundle")
@@ -129,64 +127,87 @@ def write_bundle(out: str | Path, steps: list[str | dict[str, Any]], *, registry
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out.parent, pattern=f".{glob.escape(out.name)}.*.tmp")  # a killed bundler's
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = None
     try:
         _ordinary_permissions(tmp)
         manifest: dict[str, Any] = {"format": FORMAT, "name": name or out.name, "description": description,
                                     "artgan_version": __version__, "generator": None, "steps": []}
         gen = None
         if generator is not None:
-            model = Model(generator, providers=["CPUExecutionProvider"])
-            if model.task != "generate":
-                raise ArtganError(f"bundle: {generator} is a {model.task!r} model, not a generator")
-            gen = Generator(generator, providers=["CPUExecutionProvider"])
-            shutil.copyfile(generator, tmp / "generator.onnx")
-            manifest["generator"] = {"file": "generator.onnx", "sha256": _sha256(tmp / "generator.onnx"),
-                                     "metadata": {k: gen.metadata[k] for k in _MODEL_KEYS if k in gen.metadata}}
+            gen, manifest["generator"] = _add_generator(Path(generator), tmp)
         built = []
         for i, spec in enumerate(steps, 1):
-            step_name, params = _spec(spec)
-            step = build_step(registry, {"name": step_name, **params})
+            step, entry = _add_step(i, spec, registry, tmp)
             built.append(step)
-            entry: dict[str, Any] = {"name": step_name, "params": {k: v for k, v in params.items() if k != "model"},
-                                     "provided_by": _provided_by(registry, step_name)}
-            model_path = _step_model_path(step)
-            if model_path is not None:
-                file = f"{i:02d}-{step_name}-{model_path.stem}.onnx"
-                shutil.copyfile(model_path, tmp / file)
-                md = getattr(getattr(step, "model", None), "metadata", None)
-                if md is None:
-                    md = Model(tmp / file, providers=["CPUExecutionProvider"]).metadata
-                entry.update(model=file, sha256=_sha256(tmp / file),
-                             metadata={k: md[k] for k in _MODEL_KEYS if k in md})
-            files = {}
-            for key, value in list(entry["params"].items()):  # other files a parameter names travel too
-                if isinstance(value, str) and value and Path(value).expanduser().is_file():
-                    file = f"{i:02d}-{step_name}-{key}{Path(value).suffix}"
-                    shutil.copyfile(Path(value).expanduser(), tmp / file)
-                    files[key] = {"file": file, "sha256": _sha256(tmp / file)}
-                    del entry["params"][key]
-            if files:
-                entry["files"] = files
             manifest["steps"].append(entry)
         _try_chain(gen, built, generator)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         with open(tmp / MANIFEST, "rb") as fh:
             os.fsync(fh.fileno())
-        if out.exists():  # keep the old bundle under a temporary name until the new one is in place
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None and (old / out.name).exists() and not out.exists():
-            os.replace(old / out.name, out)  # the new one failed: put the old one back
-        raise
+        _move_into_place(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _add_generator(generator: Path, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """Copy the generator into the bundle folder: (the loaded generator, its manifest entry)."""
+    from .runtime import Generator, Model
+
+    model = Model(generator, providers=["CPUExecutionProvider"])
+    if model.task != "generate":
+        raise ArtganError(f"bundle: {generator} is a {model.task!r} model, not a generator")
+    gen = Generator(generator, providers=["CPUExecutionProvider"])
+    shutil.copyfile(generator, folder / "generator.onnx")
+    return gen, {"file": "generator.onnx", "sha256": _sha256(folder / "generator.onnx"),
+                 "metadata": {k: gen.metadata[k] for k in _MODEL_KEYS if k in gen.metadata}}
+
+
+def _add_step(i: int, spec: str | dict[str, Any], registry, folder: Path) -> tuple[Step, dict[str, Any]]:
+    """Build step ``i`` and copy the files it reads (its model, files its parameters name) into
+    the bundle folder: (the step, its manifest entry)."""
+    from .runtime import Model
+
+    step_name, params = _spec(spec)
+    step = build_step(registry, {"name": step_name, **params})
+    entry: dict[str, Any] = {"name": step_name, "params": {k: v for k, v in params.items() if k != "model"},
+                             "provided_by": _provided_by(registry, step_name)}
+    model_path = _step_model_path(step)
+    if model_path is not None:
+        file = f"{i:02d}-{step_name}-{model_path.stem}.onnx"
+        shutil.copyfile(model_path, folder / file)
+        md = getattr(getattr(step, "model", None), "metadata", None)
+        if md is None:
+            md = Model(folder / file, providers=["CPUExecutionProvider"]).metadata
+        entry.update(model=file, sha256=_sha256(folder / file), metadata={k: md[k] for k in _MODEL_KEYS if k in md})
+    files = {}
+    for key, value in list(entry["params"].items()):  # e.g. reference=painting.jpg: it travels too
+        if isinstance(value, str) and value and Path(value).expanduser().is_file():
+            file = f"{i:02d}-{step_name}-{key}{Path(value).suffix}"
+            shutil.copyfile(Path(value).expanduser(), folder / file)
+            files[key] = {"file": file, "sha256": _sha256(folder / file)}
+            del entry["params"][key]
+    if files:
+        entry["files"] = files
+    return step, entry
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an old ``out`` is kept aside until then,
+    and put back if the rename fails."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
+    try:
+        os.replace(out, old / out.name)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old / out.name, out)
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _try_chain(gen, steps: list[Step], generator) -> None:
