@@ -1,5 +1,6 @@
-"""The trained side of style transfer: the unpaired dataset, the CycleGAN recipe, export and the
-ONNX ``style`` step, pipelines and ``artgan evaluate style``. Tiny networks and images throughout."""
+"""The trained side of style transfer: the photo/painting dataset, the patch-distribution recipe and
+its losses, export and the ONNX ``style`` step, pipelines and ``artgan evaluate style``. Tiny
+networks and images throughout."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from artgan.export import export_onnx
 from artgan.images import load_image, save_image
 from artgan.metrics import psnr
 from artgan.steps import build_step
-from artgan_style.cyclegan import CycleGANRecipe, MultiScaleDiscriminator, PatchDiscriminator, StyleGenerator
+from artgan_style import model as M
+from artgan_style.model import PatchStyleRecipe, StyleNet
 from artgan_style.data import UnpairedFoldersDataset
 
-TINY_ARCH = {"g_width": 4, "g_blocks": 1, "d_width": 8, "d_layers": 2}
+TINY_ARCH = {"width": 8, "blocks": 1, "style_scales": 2}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def folders(tmp_path_factory):
 def tiny_model(tmp_path_factory):
     """An untrained tiny generator exported as a style model (weights do not matter here)."""
     torch.manual_seed(0)
-    recipe = CycleGANRecipe(info=DatasetInfo(image_size=32, name="unpaired:photos(train)->stripes"), **TINY_ARCH)
+    recipe = PatchStyleRecipe(info=DatasetInfo(image_size=32, name="unpaired:photos(train)->stripes"), **TINY_ARCH)
     root = tmp_path_factory.mktemp("models")
     path = root / "style" / "stripes.onnx"
     card = export_onnx(recipe.export_spec(), path)
@@ -52,14 +54,10 @@ def tiny_model(tmp_path_factory):
 
 
 def test_generator_keeps_any_size_and_range():
-    g = StyleGenerator(width=4, blocks=1).eval()
+    g = StyleNet(width=8, blocks=1).eval()
     for h, w in ((32, 32), (36, 52)):
         out = g(torch.rand(2, 3, h, w) * 2 - 1)
         assert out.shape == (2, 3, h, w) and out.abs().max() <= 1
-    d = PatchDiscriminator(width=8, layers=3)
-    assert d(torch.zeros(1, 3, 128, 128)).shape == (1, 1, 14, 14)  # one logit per 70x70 patch
-    maps = MultiScaleDiscriminator(width=8, layers=3, scales=2)(torch.zeros(1, 3, 128, 128))
-    assert [m.shape[-1] for m in maps] == [14, 6]  # full and half resolution
 
 
 def test_dataset_crops_both_domains(folders):
@@ -104,85 +102,113 @@ def test_dataset_errors(folders, params, message):
         UnpairedFoldersDataset(**kwargs)
 
 
-def test_recipe_steps_learn_and_decay(folders):
+def test_recipe_learns_reports_its_terms_and_decays(folders):
     torch.manual_seed(0)
     ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
-    recipe = CycleGANRecipe(info=ds.info, decay_from=1, decay_to=3, **TINY_ARCH)
+    recipe = PatchStyleRecipe(info=ds.info, decay_from=1, decay_to=3, **TINY_ARCH)
     batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}
-    g_before = [p.clone() for p in recipe.G.parameters()]
-    for phase in recipe.phases():
-        phase.optimizer.zero_grad()
-        losses = phase.step(batch)
-        assert torch.isfinite(losses["loss"])
-        losses["loss"].backward()
-        phase.optimizer.step()
-    assert {"adv", "cycle", "identity", "skipped_updates"} <= set(recipe.generator_step(batch))
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, recipe.G.parameters()))
+    before = [p.clone() for p in recipe.G.parameters()]
+    (phase,) = recipe.phases()
+    phase.optimizer.zero_grad()
+    losses = phase.step(batch)
+    assert set(losses) == {"loss", "texture", "style", "colour", "edges"} and torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    phase.optimizer.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
     recipe.after_step(2)
-    assert recipe.optimizers["generators"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - 0.45))
     recipe.after_step(3)
-    assert recipe.optimizers["discriminators"].param_groups[0]["lr"] == 0.0
-    grid = recipe.sample({})
-    assert grid.shape == (2, 3, 32, 96)  # photo | stylised | reconstructed
+    assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert recipe.sample({}).shape == (2, 3, 32, 64)  # photo | stylised
+    # a term with weight 0 is neither computed nor reported
+    off = PatchStyleRecipe(info=ds.info, edge_weight=0, **TINY_ARCH).generator_step(batch)
+    assert "edges" not in off
 
 
-def test_edge_loss_measures_what_the_evaluation_measures(folders):
+def test_recipe_loss_falls_on_a_fixed_batch(folders):
+    """A few steps on one batch: the distribution losses can be optimised at all."""
+    torch.manual_seed(0)
+    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
+    recipe = PatchStyleRecipe(info=ds.info, **TINY_ARCH)
+    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ("image", "art")}
+    (phase,) = recipe.phases()
+    first = None
+    for _ in range(30):
+        phase.optimizer.zero_grad()
+        loss = phase.step(batch)["loss"]
+        loss.backward()
+        phase.optimizer.step()
+        first = first if first is not None else loss.item()
+    torch.manual_seed(1)
+    assert recipe.generator_step(batch)["loss"].item() < 0.7 * first
+
+
+def test_sliced_wasserstein_is_a_distance_between_sets():
+    torch.manual_seed(0)
+    a = torch.rand(500, 5)
+    assert M.sliced_wasserstein(a, a[torch.randperm(500)]).item() == pytest.approx(0, abs=1e-6)  # order-free
+    near, far = M.sliced_wasserstein(a, a + 0.05).item(), M.sliced_wasserstein(a, a + 0.5).item()
+    assert 0 < near < far
+    # with a gradient (the numpy sort path) it pulls one set towards the other
+    x = torch.rand(200, 3, requires_grad=True)
+    M.sliced_wasserstein(x, torch.rand(200, 3) + 1).backward()
+    assert x.grad is not None and (x.grad.sum(0) < 0).all()  # every coordinate should grow
+
+
+def test_texture_and_colour_terms_measure_what_the_evaluation_measures():
+    """Brighter image, same texture: the texture term (mean-removed patches) does not see it,
+    the colour term does; noise: the other way round."""
+    torch.manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 48), torch.linspace(-1, 1, 48), indexing="ij")
+    smooth = torch.stack([x, y, x * y]).unsqueeze(0) * 0.5
+    brighter = smooth + 0.3
+    noisy = smooth + torch.randn_like(smooth) * 0.3
+    tex = lambda a, b: M.texture_distance(a, b, points=2000).item()  # noqa: E731
+    col = lambda a, b: M.colour_distance(a, b, points=2000).item()  # noqa: E731
+    assert tex(smooth, brighter) < 0.2 * tex(smooth, noisy)
+    assert col(smooth, brighter) > 0.05 and tex(smooth, smooth) < 0.02 * tex(smooth, noisy)  # patches sampled: ~0
+
+
+def test_random_patches_are_patches():
+    images = torch.arange(2 * 3 * 8 * 9, dtype=torch.float32).view(2, 3, 8, 9)
+    p = M.random_patches(images, 3, 50)
+    assert p.shape == (50, 27)
+    every = torch.nn.functional.unfold(images, 3)  # (N, C*9, L) in channel-major order
+    every = every.view(2, 3, 9, -1).permute(0, 3, 2, 1).reshape(-1, 27)  # ours: (dy, dx, c)
+    assert all((every == row).all(1).any() for row in p)
+
+
+def test_edge_loss_measures_what_the_evaluation_measures():
     from skimage import data, transform
 
     from artgan_style import measure
-    from artgan_style.cyclegan import edge_map, ssim_loss
     img = transform.resize(data.astronaut(), (64, 80)).astype(np.float32)
     noisy = np.clip(img + np.random.default_rng(0).normal(0, 0.05, img.shape), 0, 1).astype(np.float32)
     as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None] * 2 - 1  # noqa: E731
-    ours = edge_map(as_tensor(img))[0, 0].numpy()
+    ours = M.edge_map(as_tensor(img))[0, 0].numpy()
     assert np.abs(ours - measure.edge_map(img))[5:-5, 5:-5].max() < 1e-5  # borders: replicated, not reflected
-    kept = 1 - ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(noisy))).item()
+    kept = 1 - M.edge_loss(as_tensor(img), as_tensor(noisy)).item()
     assert kept == pytest.approx(measure.edge_ssim(img, noisy), abs=0.02)
-    assert ssim_loss(edge_map(as_tensor(img)), edge_map(as_tensor(img))).item() == pytest.approx(0, abs=1e-5)
-    # in the recipe: reported when on, absent when off
+    assert M.edge_loss(as_tensor(img), as_tensor(img)).item() == pytest.approx(0, abs=1e-5)
+
+
+def test_losses_run_in_fp32_under_bf16_autocast():
     torch.manual_seed(0)
-    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
-    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}
-    recipe = CycleGANRecipe(info=ds.info, edge_weight=5.0, **TINY_ARCH)
-    out = recipe.generator_step(batch)
-    assert out["edges"] > 0 and "edges" not in CycleGANRecipe(info=ds.info, **TINY_ARCH).generator_step(batch)
+    a, b = torch.rand(2, 3, 24, 24) * 2 - 1, torch.rand(2, 3, 24, 24) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for fn in (M.texture_distance, M.multiscale_patch_distance, M.colour_distance, M.edge_loss):
+            assert fn(a.bfloat16(), b).dtype == torch.float32
 
 
-def test_colour_loss_is_the_palette_distance():
-    from artgan_style.cyclegan import colour_distance
-    torch.manual_seed(0)
-    a = torch.rand(2, 3, 16, 16) * 2 - 1
-    assert colour_distance(a, a).item() == pytest.approx(0, abs=1e-7)
-    # the same colours in another order: the same palette, whatever the layout
-    assert colour_distance(a, a.flip(0).flip(3)).item() == pytest.approx(0, abs=1e-6)
-    # every channel 0.2 brighter (in [0, 1]): 0.2 * E|u . (1, 1, 1)| = 0.17 over unit directions u
-    assert 0.1 < colour_distance(a, a + 0.4).item() < 0.3
-
-
-def test_recipe_skips_updates_with_exploding_gradients():
-    torch.manual_seed(0)
-    recipe = CycleGANRecipe(info=DatasetInfo(image_size=32), skip_grad_norm=1e3, **TINY_ARCH)
-    before = [p.clone() for p in recipe.G.parameters()]
-    opt = recipe.optimizers["generators"]
-    opt.zero_grad()
-    (recipe.G(torch.zeros(1, 3, 32, 32)).sum() * 1e9).backward()  # a huge but finite gradient
-    opt.step()
-    assert recipe.skipped == 1 and all(torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
-    opt.zero_grad()
-    (recipe.G(torch.zeros(1, 3, 32, 32)).sum() * float("nan")).backward()
-    opt.step()
-    assert recipe.skipped == 2 and all(torch.isfinite(p).all() for p in recipe.G.parameters())
-    opt.zero_grad()
-    recipe.G(torch.rand(1, 3, 32, 32)).mean().backward()
-    opt.step()
-    assert recipe.skipped == 2 and any(not torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
-
-
-def test_recipe_rejects_bad_params():
-    with pytest.raises(ArtganError, match="image_size must be a multiple of 4"):
-        CycleGANRecipe(info=DatasetInfo(image_size=30))
-    with pytest.raises(ArtganError, match="need 0 <= decay_from < decay_to"):
-        CycleGANRecipe(info=DatasetInfo(image_size=32), decay_from=5, decay_to=5)
+@pytest.mark.parametrize("params, message", [
+    ({"width": 0}, "width must be at least 1"),
+    ({"edge_weight": -1}, "edge_weight must be a non-negative number"),
+    ({"decay_from": 5, "decay_to": 5}, "need decay_from < decay_to"),
+    ({"colour": 1}, "unknown parameter 'colour'"),
+])
+def test_recipe_rejects_bad_params(params, message):
+    with pytest.raises(ArtganError, match=message):
+        PatchStyleRecipe(info=DatasetInfo(image_size=32), **params)
 
 
 def test_export_metadata_and_onnx_matches_pytorch(tiny_model):
@@ -248,7 +274,7 @@ steps:
   - train:
       dataset: {{name: unpaired-folders, photos: {photos}, art: {art}, image_size: 32, length: 8,
                 photo_split: train}}
-      architecture: {{name: cyclegan, g_width: 4, g_blocks: 1, d_width: 8, d_layers: 2}}
+      architecture: {{name: patch-style, width: 8, blocks: 1, style_scales: 2}}
       steps: 2
       batch_size: 2
       log_every: 1
@@ -312,17 +338,20 @@ def test_evaluate_style_command(runner, folders, tiny_model, tmp_path):
                                  "--painting", str(folders / "art" / "stripes.png"),
                                  "--model", str(tiny_model["path"]), "--out", str(out), "--sheet", "2", "-q"])
     assert result.exit_code == 0, result.output
-    for label in ("another photo (floor)", "color-transfer", "histogram-match", "style (GAN)",
+    for label in ("another photo (floor)", "color-transfer", "histogram-match", "style (model)",
                   "style + color-transfer 0.5"):
         assert label in result.stdout
     data = json.loads((out / "results.json").read_text())
     assert data["photos"] == ["003.png", "007.png"]  # the held-out quarter
     methods = data["results"][0]["methods"]
     assert methods["histogram-match"]["color_ratio"] < 1.0
-    assert methods["style (GAN)"]["ms_512x512"] > 0
+    assert methods["style (model)"]["ms_512x512"] > 0
     assert set(methods["another photo (floor)"]) >= {"edge_ssim", "edge_ssim_fine", "color_ratio", "texture_ratio"}
     sheet = load_image(out / "contact-stripes.png")
-    assert sheet.shape[0] > 2 * 256 and sheet.shape[1] > 5 * 256  # 2 rows; input + 4 methods
+    # the painting's row and 2 photo rows, 240 px high; each row as wide as its pictures (input + 4
+    # methods at the photos' 40:56 or 56:40 aspect), no square cells with empty margins
+    assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)
+    assert 5 * 240 * 40 / 56 < sheet.shape[1] <= 6 + 5 * (240 * 56 / 40 + 6) + 1
 
 
 def test_evaluate_style_errors(runner, folders, tmp_path):

@@ -18,6 +18,7 @@ def artgan_register_datasets(register):
 
 @artgan.hookimpl
 def artgan_register_architectures(register):
+    register("patch-style", lazy("artgan_style.model:PatchStyleRecipe"))
     register("cyclegan", lazy("artgan_style.cyclegan:CycleGANRecipe"))
 
 
@@ -30,6 +31,8 @@ def artgan_register_steps(register):
 
 @artgan.hookimpl
 def artgan_register_commands(cli):
+    from .cli import style
     from .evaluate import evaluate_style
 
     cli.commands["evaluate"].add_command(evaluate_style)
+    cli.add_command(style)

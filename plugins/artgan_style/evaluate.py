@@ -39,8 +39,8 @@ def _methods(painting: Path, model: str | None, strength: float) -> list[Method]
                Method("histogram-match", HistogramMatchStep(ref, strength))]
     if model:
         gan = StyleStep(model, strength)
-        methods.append(Method("style (GAN)", gan))
-        methods.append(Method("style + color-transfer 0.5", ColorTransferStep(ref, 0.5), source="style (GAN)"))
+        methods.append(Method("style (model)", gan))
+        methods.append(Method("style + color-transfer 0.5", ColorTransferStep(ref, 0.5), source="style (model)"))
     return methods
 
 
@@ -96,11 +96,11 @@ def evaluate_painting(painting: Path, photos: list[Path], model: str | None, str
         summary["seconds_per_photo"] = float(np.mean(m.seconds))
         summary["per_photo"] = m.rows
         result["methods"][m.label] = summary
-    gan = next((m for m in methods if m.label == "style (GAN)"), None)
+    gan = next((m for m in methods if m.label == "style (model)"), None)
     if gan is not None:
         result["model"] = str(gan.step.path)
         result["model_metadata"] = gan.step.metadata
-        result["methods"]["style (GAN)"]["ms_512x512"] = time_512(gan.step)
+        result["methods"]["style (model)"]["ms_512x512"] = time_512(gan.step)
     log(f"  {painting.stem}: {len(photos)} photos, {len(methods)} methods in {time.perf_counter() - t0:.1f}s")
     result["_sheet"] = (inputs, [(m.label, m.outputs) for m in methods])
     return result
@@ -116,40 +116,38 @@ def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # -- the contact sheet ------------------------------------------------------------------------
 
 def contact_sheet(painting: Path, inputs: list[np.ndarray], columns: list[tuple[str, list[np.ndarray]]],
-                  cell: int = 256, pad: int = 6) -> np.ndarray:
-    """One row per photo: input, then each method's output; a header with the painting and the
-    column names. Returns uint8 HWC."""
+                  row_height: int = 240, pad: int = 6, label_height: int = 22) -> np.ndarray:
+    """One row per photo: the input, then each method's output, all at ``row_height`` px high
+    with their width following the photo's aspect (no square cells with empty margins); a label
+    above every picture; a first row with the painting. Returns uint8 HWC."""
     from PIL import Image, ImageDraw, ImageFont
 
     from artgan.images import load_image, to_uint8
 
-    labels = ["input"] + [c[0] for c in columns]
-    ncol, nrow = len(labels), len(inputs)
-    header = 170
-    width = pad + ncol * (cell + pad)
-    height = header + nrow * (cell + pad) + pad
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
     try:
-        font = ImageFont.load_default(size=16)
+        font = ImageFont.load_default(size=15)
     except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
         font = ImageFont.load_default()
 
-    thumb = Image.fromarray(load_image(painting))
-    thumb.thumbnail((cell, header - 40))
-    sheet.paste(thumb, (pad, pad))
-    draw.text((pad + thumb.width + 12, pad + 4), f"style: {painting.stem}", fill=(0, 0, 0), font=font)
-    for j, label in enumerate(labels):
-        draw.text((pad + j * (cell + pad) + 4, header - 26), label, fill=(0, 0, 0), font=font)
+    def scaled(image: Image.Image) -> Image.Image:
+        w = max(1, round(image.width * row_height / image.height))
+        return image.resize((w, row_height), Image.LANCZOS)
 
-    for i in range(nrow):
-        row = [inputs[i]] + [c[1][i] for c in columns]
-        for j, image in enumerate(row):
-            im = Image.fromarray(to_uint8(image))
-            im.thumbnail((cell, cell), Image.LANCZOS)
-            x = pad + j * (cell + pad) + (cell - im.width) // 2
-            y = header + i * (cell + pad) + (cell - im.height) // 2
-            sheet.paste(im, (x, y))
+    rows = [[(f"style: {painting.stem}", scaled(Image.fromarray(load_image(painting))))]]
+    for i, image in enumerate(inputs):
+        rows.append([("input", scaled(Image.fromarray(to_uint8(image))))] +
+                    [(label, scaled(Image.fromarray(to_uint8(outs[i])))) for label, outs in columns])
+    width = pad + max(sum(im.width + pad for _, im in row) for row in rows)
+    height = pad + len(rows) * (label_height + row_height + pad)
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(rows):
+        y = pad + r * (label_height + row_height + pad)
+        x = pad
+        for label, im in row:
+            draw.text((x + 2, y + 2), label, fill=(0, 0, 0), font=font)
+            sheet.paste(im, (x, y + label_height))
+            x += im.width + pad
     return np.asarray(sheet)
 
 
@@ -256,7 +254,7 @@ def evaluate_style(photos, paintings, models, split, strength, out, sheet_count,
     """
     from artgan.errors import ArtganError
     from artgan.images import list_images, save_image
-    from artgan.models import list_models
+    from artgan.model_search import list_models
 
     from .measure import split_photos
 

@@ -1,7 +1,7 @@
 """The style steps (numpy + onnxruntime; never torch):
 
 * ``style:model=starry-night,strength=0.7``: a trained CycleGAN photo -> painting generator,
-  found by name with :func:`artgan.models.find_model` (``exports/style/<name>.onnx``) or a path;
+  found by name with :func:`artgan.model_search.find_model` (``exports/style/<name>.onnx``) or a path;
 * ``color-transfer:reference=starry-night``: Reinhard colour transfer in CIELAB;
 * ``histogram-match:reference=starry-night``: per-channel histogram matching.
 
@@ -9,7 +9,7 @@ Every step takes ``strength`` in [0, 1]: the output is ``input + strength * (sty
 
 A ``reference`` is a painting's colour statistics: an image file (read once and summarised), a
 ``.reference.json`` file, or the name of a shipped one, ``style/<name>.reference.json`` beside the
-models on :func:`artgan.models.model_search_path` (so ``exports/style/starry-night.reference.json``
+models on :func:`artgan.model_search.model_search_path` (so ``exports/style/starry-night.reference.json``
 answers ``reference=starry-night`` without the painting itself being installed).
 """
 
@@ -43,7 +43,7 @@ def blend(inputs: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarray
 
 
 def list_references() -> list[str]:
-    from artgan.models import model_search_path
+    from artgan.model_search import model_search_path
 
     names: list[str] = []
     for root in model_search_path():
@@ -64,7 +64,7 @@ def find_reference(value: Any, step: str) -> Reference:
         return _reference_from_file(str(path.resolve()))
     if path.suffix or "/" in value:
         raise ArtganError(f"{step}: reference file {value} not found")
-    from artgan.models import model_search_path
+    from artgan.model_search import model_search_path
     for root in model_search_path():
         candidate = root / "style" / (value + REFERENCE_SUFFIX)
         if candidate.is_file():
@@ -124,7 +124,7 @@ class StyleStep(Step):
 
     def __init__(self, model: str | None = None, strength: float = 1.0, tile: int | None = None,
                  overlap: int = 32):
-        from artgan.models import find_model, list_models
+        from artgan.model_search import find_model, list_models
         from artgan.steps import OnnxImageStep
 
         self.strength = check_strength(strength, self.name)

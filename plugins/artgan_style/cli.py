@@ -1,0 +1,253 @@
+"""``artgan style train PAINTING --name NAME``: a style model for any painting in minutes on a CPU.
+
+It runs one pipeline through the one trainer (``train`` with a time budget, then ``export``), so
+everything it makes is in its run folder; then it installs the model where
+``--step style:model=NAME`` finds it (:func:`artgan.model_search.find_model`), with the painting's
+colour reference (``color-transfer:reference=NAME``), a card and a contact sheet.
+
+Photos: ``--photos DIR``, else ``$ARTGAN_STYLE_PHOTOS``, else the project's photo folder
+``../shared/data/BSDS400`` (beside the source tree or the current folder), else scikit-image's
+bundled sample photos when scikit-image is installed, else a one-line error asking for
+``--photos``. The fixed split of :func:`artgan_style.measure.split_photos` holds every 4th photo
+out; the card and the contact sheet are made from those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import click
+
+MIN_PAINTING_SIDE = 128
+DEFAULT_MINUTES = 15.0
+EXPORT_RESERVE_S = 90  # start-up, export, evaluation and contact sheet, taken from the budget
+MIN_TRAIN_SHARE = 1 / 3  # ... but training keeps at least this share of a short budget
+PREVIEW_EVERY_STEPS = 150  # a checkpoint and a preview image: a few minutes apart on 2 CPU cores
+PHOTO_DIRS = ("../shared/data/BSDS400",)
+CROP = 128
+BATCH = 4
+ARCHITECTURE = {"name": "patch-style"}  # PatchStyleConfig's defaults
+SHEET_PHOTOS = 4
+CARD_PHOTOS = 8
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def check_painting(path: Path) -> None:
+    """A one-line error for a path that is not a readable image or is too small to learn from."""
+    from artgan.errors import ArtganError
+    from artgan.images import load_image
+
+    if not path.exists():
+        raise ArtganError(f"{path}: file not found")
+    if path.is_dir():
+        raise ArtganError(f"{path}: is a folder; give one painting image file")
+    if not os.access(path, os.R_OK):
+        raise ArtganError(f"{path}: not readable (permission denied); check the file's permissions")
+    image = load_image(path)  # names the file when it is not an image
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_PAINTING_SIDE:
+        raise ArtganError(f"{path}: painting is {w}x{h}; it needs at least {MIN_PAINTING_SIDE} px on each side "
+                          f"to have brushwork to learn from (use a larger scan)")
+
+
+def find_photos(photos: Path | None, workdir: Path) -> tuple[Path, str]:
+    """The photo folder to learn from and where it came from (see the module doc)."""
+    from artgan.errors import ArtganError
+    from artgan.images import list_images
+
+    if photos is not None:
+        if not list_images(photos):
+            raise ArtganError(f"--photos {photos}: no images in this folder")
+        return photos, "--photos"
+    env = os.environ.get("ARTGAN_STYLE_PHOTOS")
+    if env:
+        if not Path(env).is_dir() or not list_images(env):
+            raise ArtganError(f"ARTGAN_STYLE_PHOTOS={env}: no images there; fix it or pass --photos DIR")
+        return Path(env), "ARTGAN_STYLE_PHOTOS"
+    source_root = Path(__file__).resolve().parents[2]
+    for rel in PHOTO_DIRS:
+        for base in (source_root, Path.cwd()):
+            candidate = (base / rel).resolve()
+            if candidate.is_dir() and list_images(candidate):
+                return candidate, "the project's photo folder"
+    folder = _skimage_photos(workdir / "photos")
+    if folder is not None:
+        return folder, "scikit-image's sample photos"
+    raise ArtganError("no photos to learn from: pass --photos DIR (a folder of ordinary photos, e.g. BSDS400) "
+                      "or set ARTGAN_STYLE_PHOTOS")
+
+
+def _skimage_photos(folder: Path) -> Path | None:
+    """scikit-image's bundled colour photos (no download), written as PNGs; None without it."""
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    from artgan.images import save_image, to_float
+
+    made = 0
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left",
+                 "hubble_deep_field", "retina"):
+        try:
+            image = getattr(data, name)()
+        except Exception:  # not bundled in this version (would need a download): skip it
+            continue
+        if image.ndim == 3 and image.shape[2] == 3:
+            save_image(folder / f"{name}.png", to_float(image))
+            made += 1
+    return folder if made >= 4 else None
+
+
+def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, export_to: str) -> str:
+    """The pipeline ``artgan style train`` runs (saved in the run folder as pipeline.yaml)."""
+    import yaml
+
+    doc = {"name": f"style-{name}", "seed": 0, "steps": [
+        {"train": {
+            "dataset": {"name": "unpaired-folders", "photos": str(photos), "photo_split": "train",
+                        "art": str(painting), "image_size": CROP, "photo_scale": [0.8, 1.25], "art_scale": 1.0,
+                        "length": 1_000_000},
+            "architecture": dict(ARCHITECTURE),
+            "steps": 1_000_000, "seconds": max(float(seconds), 1.0), "batch_size": BATCH,
+            "log_every": 25, "checkpoint_every": PREVIEW_EVERY_STEPS, "sample_count": 4,
+            "collapse_ratio": 0}},
+        {"export": {"out": export_to}},
+    ]}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def models_root(to: Path | None) -> Path:
+    """Where the model goes: ``--to``, else the user's model folder on the search path."""
+    from artgan.model_search import model_search_path
+
+    if to is not None:
+        return to
+    return next(p for p in model_search_path() if p.name == "models" and p.parent.name == "artgan")
+
+
+@click.group("style", context_settings=CONTEXT)
+def style():
+    """Style transfer: train a style model for your own painting."""
+
+
+@style.command("train", context_settings=CONTEXT)
+@click.argument("painting", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Model name: use it as --step style:model=NAME.")
+@click.option("--minutes", default=DEFAULT_MINUTES, show_default=True, type=click.FloatRange(0.5, 24 * 60),
+              help="Time budget, training and export together.")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of ordinary photos to learn from (default: $ARTGAN_STYLE_PHOTOS, the project's "
+                   "BSDS400, or scikit-image's sample photos).")
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
+              help="Model folder to install into, as STYLE/NAME.onnx under it (default: the user model folder "
+                   "on the search path, e.g. ~/.local/share/artgan/models).")
+@click.option("--runs", default=Path("runs"), show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the run folder goes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or step logs.")
+def style_train(painting, name, minutes, photos, to, runs, quiet):
+    """Train a photo -> painting style model from one painting, on the CPU, within --minutes.
+
+    A progress bar runs, a preview image (photos | styled) lands in RUN/samples/ every few
+    minutes, and Ctrl-C stops early with a usable model exported from the last checkpoint.
+
+    \b
+    Example:
+      artgan style train my-painting.jpg --name mine --minutes 15
+      artgan process photo.jpg --step style:model=mine
+    """
+    from artgan.errors import ArtganError
+
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+            raise ArtganError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it becomes a file name)")
+        check_painting(painting)
+        _train(painting, name, minutes, photos, to, runs, quiet)
+    except ArtganError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: Path | None, runs: Path,
+           quiet: bool) -> None:
+    from artgan.errors import ArtganError
+    from artgan.files import claim_new_dir
+    from artgan.pipeline import RunContext, load_pipeline, run_pipeline
+    from artgan.plugins import get_plugin_manager, get_registry
+
+    t0 = time.monotonic()
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    run_dir = claim_new_dir(runs, f"style-{name}")
+    photo_dir, photo_source = find_photos(photos, run_dir)
+    log(f"run folder: {run_dir}; photos: {photo_dir} ({photo_source}); previews: {run_dir / 'samples'}")
+    registry = get_registry()
+    budget = max(minutes * 60 - EXPORT_RESERVE_S - (time.monotonic() - t0), minutes * 60 * MIN_TRAIN_SHARE)
+    export_to = f"export/{name}.onnx"
+    text = pipeline_text(name, painting.resolve(), photo_dir.resolve(), budget, export_to)
+    pipeline = load_pipeline(text=text, registry=registry)
+    ctx = RunContext(run_dir=run_dir, registry=registry, plugin_manager=get_plugin_manager(),
+                     progress=not quiet, log=log)
+    stopped = False
+    try:
+        run_pipeline(pipeline, ctx)
+    except KeyboardInterrupt:
+        stopped = True
+        log("stopped: exporting the last checkpoint")
+        ckpt = run_dir / "checkpoints" / "last.pt"
+        if not ckpt.exists():
+            raise ArtganError(f"stopped before the first checkpoint (every {PREVIEW_EVERY_STEPS} steps); "
+                              f"nothing to export. Run again and let it reach one") from None
+        import yaml
+        export_only = load_pipeline(text=yaml.safe_dump({"name": pipeline.name, "steps": [{"export": {"out": export_to}}]}),
+                                    registry=registry)
+        ctx.checkpoint = ckpt
+        run_pipeline(export_only, ctx)
+    installed = install(run_dir, name, painting, photo_dir, to, time.monotonic() - t0, photo_source, stopped, log)
+    click.echo(str(installed))
+
+
+def install(run_dir: Path, name: str, painting: Path, photo_dir: Path, to: Path | None, seconds: float,
+            photo_source: str, stopped: bool, log) -> Path:
+    """Copy the export into the model folder with its reference, card and contact sheet."""
+    import json
+    import shutil
+
+    from artgan.files import atomic_path, write_json
+    from artgan.images import list_images, load_image, save_image, to_float
+
+    from .classical import Reference
+    from .evaluate import contact_sheet, evaluate_painting, update_card
+    from .measure import split_photos
+
+    folder = models_root(to) / "style"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / f"{name}.onnx"
+    for suffix in (".onnx", ".card.json"):
+        src = run_dir / "export" / f"{name}{suffix}"
+        if src.exists():
+            with atomic_path(folder / src.name) as tmp:
+                shutil.copyfile(src, tmp)
+    Reference.from_image(to_float(load_image(painting)), name=name).save(folder / f"{name}.reference.json")
+    card_path = folder / f"{name}.card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {"file": model.name}
+    state = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1]) if \
+        (run_dir / "metrics.jsonl").exists() else {}
+    card["training"] = {"command": f"artgan style train {painting.name} --name {name}",
+                        "painting": painting.name, "photos": f"{photo_dir} ({photo_source}), training split",
+                        "seconds_total": round(seconds), "stopped_early": stopped,
+                        "last_logged_step": state.get("step"), "run": str(run_dir)}
+    write_json(card_path, card)
+    held = split_photos(list_images(photo_dir), "heldout")[:CARD_PHOTOS] or list_images(photo_dir)[:CARD_PHOTOS]
+    result = evaluate_painting(painting, held, str(model), 1.0, SHEET_PHOTOS, log)
+    result["split"] = "heldout"
+    inputs, columns = result.pop("_sheet")
+    columns = [c for c in columns if c[0] in ("style (model)", "color-transfer")]
+    sheet = save_image(folder / f"{name}.contact.png", contact_sheet(painting, inputs, columns))
+    save_image(run_dir / f"contact-{name}.png", contact_sheet(painting, inputs, columns))
+    update_card(result, f"artgan evaluate style --photos {photo_dir} --painting {painting} --model {name} "
+                        f"--split heldout")
+    m = result["methods"]["style (model)"]
+    log(f"  {len(held)} held-out photos: colour ratio {m['color_ratio']:.3f}, texture ratio "
+        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {sheet}")
+    return model
