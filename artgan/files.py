@@ -22,7 +22,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent, pattern=f".{glob.escape(path.name)}.*.tmp")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only or full folder: name the file asked for
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -35,8 +38,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     except OSError as exc:
-        if exc.errno is None or exc.filename == str(path):
-            raise
+        if exc.errno is None or exc.filename not in (None, tmp, str(tmp_path)):
+            raise  # about some other file: its own name says where
         # name the file the user asked for, not our temporary one (or none, as Pillow's writers do)
         raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
     finally:

@@ -700,3 +700,13 @@ def test_a_file_a_step_parameter_names_travels_inside_the_bundle(images_dir, tmp
     (tmp_path / "b" / "01-color-transfer-reference.png").write_bytes(b"swapped")
     one_line_error(runner.invoke(cli, ["process", str(images_dir), "--bundle", str(tmp_path / "b"), "--out",
                                        str(tmp_path / "o2")]), "does not match its checksum")
+
+
+def test_a_folder_that_refuses_new_files_names_the_output(generators, tmp_path, runner, monkeypatch):
+    import tempfile
+
+    def mkstemp(*a, **kw):  # what a non-root user meets in a read-only folder (root ignores chmod)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / ".g.png.x1.tmp"))
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    r = runner.invoke(cli, ["generate", str(generators["rgb"]), "--n", "2", "--out", str(tmp_path / "g.png")])
+    one_line_error(r, f"{tmp_path / 'g.png'}: Permission denied", "choose a folder you can write to")
