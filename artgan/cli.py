@@ -100,12 +100,12 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the .onnx file (a .card.json and .card.md are written beside it).")
-@click.option("--opset", type=int, default=None, help="ONNX opset  [default: 20, the newest the exporter writes]")
+@click.option("--opset", type=click.IntRange(min=7), default=None, help="ONNX opset  [default: 20, the newest the exporter writes]")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 halves the file and speeds up GPUs; inputs and outputs stay float32.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Static int8 quantisation for CPUs, calibrated on inputs drawn as the model sees them.")
-@click.option("--tolerance", type=float, default=None,
+@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
               help="Largest allowed |onnxruntime - PyTorch| on fresh random inputs  "
                    "[default: 1e-3 fp32, 5e-2 fp16, none for int8]")
 @click.option("--min-psnr", type=float, default=None,
@@ -512,9 +512,12 @@ def evaluate():
 
 @evaluate.command("gan", context_settings=CONTEXT_SETTINGS)
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
-@click.option("--samples", default=26000, show_default=True, help="Generated images (26,000: the VEEGAN/PacGAN protocol).")
-@click.option("--real-samples", default=26000, show_default=True, help="Real images for the reference (at most the dataset).")
-@click.option("--pr-samples", default=5000, show_default=True, help="Images per side for precision/recall.")
+@click.option("--samples", default=26000, show_default=True, type=click.IntRange(min=2),
+              help="Generated images (26,000: the VEEGAN/PacGAN protocol).")
+@click.option("--real-samples", default=26000, show_default=True, type=click.IntRange(min=2),
+              help="Real images for the reference (at most the dataset).")
+@click.option("--pr-samples", default=5000, show_default=True, type=click.IntRange(min=4),
+              help="Images per side for precision/recall.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--dataset", "dataset_name", default=None,
               help="Reference dataset (default: the one the model was trained on).")

@@ -519,7 +519,8 @@ def _trace(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str
                                   f"somewhere else (files written before are kept)") from None
             op = re.search(r"operator '([\w:.]+)'", msg)
             layer = _layer_calling(module, inputs, op.group(1)) if op else ""
-            advice = " Replace that op with standard ones, or try another --opset" if op or "opset" in msg else ""
+            advice = (" Replace that op with standard ones, or try another --opset" if op else
+                      f" Choose an --opset the exporter supports (default {DEFAULT_OPSET})" if "opset" in msg else "")
             raise ArtganError(f"ONNX export failed{' in layer ' + layer if layer else ''}: {msg}.{advice}") from None
 
 
