@@ -710,3 +710,16 @@ def test_a_folder_that_refuses_new_files_names_the_output(generators, tmp_path, 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     r = runner.invoke(cli, ["generate", str(generators["rgb"]), "--n", "2", "--out", str(tmp_path / "g.png")])
     one_line_error(r, f"{tmp_path / 'g.png'}: Permission denied", "choose a folder you can write to")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["export", "CKPT", "--out", "m.onnx", "--opset", "3"], "--opset"),
+    (["export", "CKPT", "--out", "m.onnx", "--tolerance", "-1"], "--tolerance"),
+    (["evaluate", "gan", "CKPT", "--samples", "0"], "--samples"),
+    (["evaluate", "gan", "CKPT", "--pr-samples", "1"], "--pr-samples"),
+    (["process", "CKPT", "--bundle", "b", "--n", "0", "--out", "o"], "--n"),
+])
+def test_bad_option_values_are_usage_errors_before_any_work(args, needle, tmp_path, runner):
+    (tmp_path / "c.pt").write_bytes(b"not read: the options fail first")
+    r = runner.invoke(cli, [str(tmp_path / "c.pt") if a == "CKPT" else a for a in args])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
