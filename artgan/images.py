@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,32 @@ from PIL import Image, ImageOps
 from .errors import ArtganError
 from .files import atomic_path
 
-MAX_IMAGE_PIXELS = int(os.environ.get("ARTGAN_MAX_IMAGE_PIXELS", 100_000_000))
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+
+
+def max_image_pixels() -> int:
+    """The pixel cap: ``ARTGAN_MAX_IMAGE_PIXELS`` if set (a positive whole number), else 100 million."""
+    value = os.environ.get("ARTGAN_MAX_IMAGE_PIXELS", "").strip().replace("_", "")
+    if not value:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ArtganError(f"ARTGAN_MAX_IMAGE_PIXELS must be a positive whole number of pixels, got {value!r}")
+    return int(value)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
-def load_image(path: str | Path, mode: str = "RGB", max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def load_image(path: str | Path, mode: str = "RGB", max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as uint8 HWC (HW1 for mode "L"), upright (its EXIF orientation applied)
-    and with 16-bit and float samples scaled to 8 bits. Errors name the file."""
+    and with 16-bit and float samples scaled to 8 bits; at most ``max_pixels`` (default:
+    :func:`max_image_pixels`). Errors name the file."""
     path = Path(path)
+    max_pixels = max_pixels or max_image_pixels()
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)  # Pillow's own guard: not below ours
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we refuse those below
+            im = Image.open(path)
+        with im:
             w, h = im.size
             if w * h > max_pixels:
                 raise ArtganError(f"{path}: image is {w}x{h}, over the limit of {max_pixels} pixels "

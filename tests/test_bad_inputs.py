@@ -723,3 +723,12 @@ def test_bad_option_values_are_usage_errors_before_any_work(args, needle, tmp_pa
     (tmp_path / "c.pt").write_bytes(b"not read: the options fail first")
     r = runner.invoke(cli, [str(tmp_path / "c.pt") if a == "CKPT" else a for a in args])
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.parametrize("value, needle", [("abc", "ARTGAN_MAX_IMAGE_PIXELS must be a positive whole number"),
+                                           ("0", "ARTGAN_MAX_IMAGE_PIXELS must be a positive whole number"),
+                                           ("1_000", "over the limit of 1000 pixels")])
+def test_the_pixel_cap_from_the_environment_is_checked(value, needle, images_dir, tmp_path, runner, monkeypatch):
+    monkeypatch.setenv("ARTGAN_MAX_IMAGE_PIXELS", value)
+    r = runner.invoke(cli, ["process", str(images_dir / "img0.png"), "--step", "lanczos", "--out", str(tmp_path / "o")])
+    one_line_error(r, needle)
