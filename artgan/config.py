@@ -406,6 +406,11 @@ def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, 
 
     for i, (kind, spec) in enumerate(pipeline.steps):
         path = ("steps", i, kind)
+        out = getattr(spec, "out", None)
+        if isinstance(out, str) and (Path(out).is_absolute() or ".." in Path(out).parts or not out.strip()):
+            raise ConfigError(f"{out!r} leads out of the run folder; everything a run makes stays in it: give a "
+                              f"relative path such as {kind if kind != 'export' else 'export/generator.onnx'}",
+                              **where(path + ("out",)))
         if kind == "train":
             dataset = make("dataset", spec.dataset, path + ("dataset",))
             loss = None

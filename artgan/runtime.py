@@ -73,7 +73,10 @@ def check_metadata(md: dict[str, Any], path: Path, session=None) -> None:
               and vr[0] < vr[1])
         if not ok:
             raise _bad_metadata(path, "value_range", f"must be [low, high] with low < high, got {vr!r}")
-    first = session.get_inputs()[0] if session is not None and session.get_inputs() else None
+    if session is not None and not session.get_inputs():
+        raise ArtganError(f"{path}: the model takes no inputs, so it is not an artgan {md['task']} model; "
+                          f"re-export it with `artgan export`")
+    first = session.get_inputs()[0] if session is not None else None
     if md["task"] == "image-to-image" and first is not None and len(first.shape) == 4:
         c = first.shape[1]
         if isinstance(c, int) and isinstance(md.get("channels"), int) and c != md["channels"]:

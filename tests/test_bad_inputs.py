@@ -732,3 +732,12 @@ def test_the_pixel_cap_from_the_environment_is_checked(value, needle, images_dir
     monkeypatch.setenv("ARTGAN_MAX_IMAGE_PIXELS", value)
     r = runner.invoke(cli, ["process", str(images_dir / "img0.png"), "--step", "lanczos", "--out", str(tmp_path / "o")])
     one_line_error(r, needle)
+
+
+@pytest.mark.parametrize("override", ["generate.out=../../elsewhere", "generate.out=/tmp/elsewhere",
+                                      "export.out=../model.onnx"])
+def test_a_pipeline_cannot_write_outside_its_run_folder(override, tiny_pipeline, tmp_path, runner):
+    for dry in ([], ["--dry-run"]):
+        r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", override, "--runs", str(tmp_path / "runs"), *dry])
+        one_line_error(r, "tiny.yaml:", ".out", "leads out of the run folder")
+    assert not (tmp_path / "runs").exists()
