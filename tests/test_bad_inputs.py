@@ -566,11 +566,13 @@ def test_an_unreadable_file_in_a_folder_is_skipped_with_a_warning(images_dir, tm
     assert len(list((tmp_path / "o").rglob("*.png"))) == 3
 
 
-def test_the_runtime_path_never_imports_torch(bundle_dir, images_dir, tmp_path):
+def test_the_runtime_path_never_imports_torch(bundle_dir, generators, images_dir, tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from artgan.cli import cli
         for args in (["process", {str(images_dir)!r}, "--bundle", {str(bundle_dir)!r}, "--out", {str(tmp_path / 'a')!r}],
+                     ["generate", {str(generators['rgb'])!r}, "--n", "2", "--out", {str(tmp_path / 'g.png')!r}],
+                     ["generate", {str(generators['rgb'])!r}, "--n", "-2", "--out", {str(tmp_path / 'h.png')!r}],
                      ["process", {str(images_dir)!r}, "--step", "lanczos:scale=2", "--out", {str(tmp_path / 'b')!r}],
                      ["process", {str(images_dir)!r}, "--step", "lanczos:scal=2", "--out", {str(tmp_path / 'c')!r}]):
             try:
@@ -582,6 +584,7 @@ def test_the_runtime_path_never_imports_torch(bundle_dir, images_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ})
     assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == "False", proc.stderr
+    assert (tmp_path / "a").is_dir() and (tmp_path / "g.png").is_file()  # the commands did run
 
 
 def test_a_full_disk_names_the_file_asked_for_not_a_temporary(generators, tmp_path, runner, monkeypatch):
