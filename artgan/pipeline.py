@@ -171,7 +171,7 @@ def _check_plugins(kind: str, spec: Any, registry, doc: Located, path: tuple) ->
             raise ConfigError(str(exc), **where) from None
         missing = _bind_error(reg.factory, params, extra)
         if missing:
-            raise ConfigError(f"{what} {name!r}: {missing}", **where)
+            raise ConfigError(f"{what} {name!r} (plugin {reg.plugin!r}): {missing}", **where)
 
     if kind == "train":
         check("dataset", "train.dataset", spec.dataset)
