@@ -744,3 +744,17 @@ def test_a_pipeline_cannot_write_outside_its_run_folder(override, tiny_pipeline,
         r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", override, "--runs", str(tmp_path / "runs"), *dry])
         one_line_error(r, "tiny.yaml:", ".out", "leads out of the run folder")
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_bound_names_a_schema_field():
+    """FIELD_BOUNDS is keyed by schema class and field names: a rename in pipeline.py must not
+    silently drop a check."""
+    import dataclasses
+
+    from artgan.config import FIELD_BOUNDS
+    from artgan.pipeline import STEP_KINDS
+
+    schemas = {cls.__name__: {f.name for f in dataclasses.fields(cls)} for cls in STEP_KINDS.values()}
+    for schema, bounds in FIELD_BOUNDS.items():
+        assert schema in schemas, schema
+        assert set(bounds) <= schemas[schema], (schema, set(bounds) - schemas[schema])
