@@ -199,8 +199,8 @@ def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: P
             raise ArtganError(f"stopped before the first checkpoint (every {PREVIEW_EVERY_STEPS} steps); "
                               f"nothing to export. Run again and let it reach one") from None
         import yaml
-        export_only = load_pipeline(text=yaml.safe_dump({"name": pipeline.name, "steps": [{"export": {"out": export_to}}]}),
-                                    registry=registry)
+        export_step = {"name": pipeline.name, "steps": [{"export": {"out": export_to}}]}
+        export_only = load_pipeline(text=yaml.safe_dump(export_step), registry=registry)
         ctx.checkpoint = ckpt
         run_pipeline(export_only, ctx)
     installed = install(run_dir, name, painting, photo_dir, to, time.monotonic() - t0, photo_source, stopped, log)

@@ -191,17 +191,28 @@ def render_card_md(card: dict, result: dict) -> str:
     md = card.get("metadata", {})
     ev = card["evaluation"]
     train = card.get("training", {})
-    lines = [f"# style model `{Path(card['file']).stem}`", "",
-             f"Photo -> painting style ({md.get('architecture', 'cyclegan')}), trained to paint like "
-             f"*{ev['painting']}*. Use it: `artgan process photo.jpg --step style:model={Path(card['file']).stem},strength=0.8`.",
-             ""]
+    name = Path(card["file"]).stem
+    arch = md.get("architecture", "cyclegan")
+    lines = [f"# style model `{name}`", "",
+             f"Photo -> painting style ({arch}), trained to paint like *{ev['painting']}*. Use it: "
+             f"`artgan process photo.jpg --step style:model={name}` (add `,strength=0.7` for less).", ""]
+    if arch == "patch-style":
+        recipe = md.get("recipe", {})
+        generator = (f"- generator: {md.get('g_blocks', '?')} residual blocks of {md.get('g_width', '?')} channels at "
+                     f"1/4 resolution, InstanceNorm, no discriminator: trained to match the painting's patch "
+                     f"distributions (sliced Wasserstein; weights texture {recipe.get('texture_weight', '?')}, "
+                     f"style {recipe.get('style_weight', '?')}, colour {recipe.get('colour_weight', '?')}, "
+                     f"edges {recipe.get('edge_weight', '?')})")
+    else:
+        generator = (f"- generator: ResNet, {md.get('g_width', '?')} base channels, InstanceNorm (CycleGAN)")
+    verification = card.get("verification", {})
     lines += ["## Model", "",
-              f"- generator: ResNet, {md.get('g_width', '?')} base channels, InstanceNorm, input any size "
-              f"(padded to a multiple of {md.get('size_multiple', 4)}), RGB NCHW in [-1, 1]",
+              f"{generator}; input any size (padded to a multiple of {md.get('size_multiple', 4)}), RGB NCHW "
+              f"in [-1, 1]",
               f"- trained for {md.get('train_steps', '?')} steps on {md.get('train_crop', '?')} px crops; "
               f"data: `{md.get('dataset', '?')}`",
-              f"- export check: max |onnxruntime - PyTorch| = {card.get('verification', {}).get('max_abs_diff', float('nan')):.2e}, "
-              f"PSNR {card.get('verification', {}).get('psnr_db', float('nan')):.1f} dB (random inputs)"]
+              f"- export check: max |onnxruntime - PyTorch| = {verification.get('max_abs_diff', float('nan')):.2e}, "
+              f"PSNR {verification.get('psnr_db', float('nan')):.1f} dB (random inputs)"]
     parity = card.get("parity")
     if parity:
         lines.append(f"- ONNX vs PyTorch on {parity['photos']} {parity['split']} photos: PSNR min "

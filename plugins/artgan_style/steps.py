@@ -1,6 +1,6 @@
 """The style steps (numpy + onnxruntime; never torch):
 
-* ``style:model=starry-night,strength=0.7``: a trained CycleGAN photo -> painting generator,
+* ``style:model=starry-night,strength=0.7``: a trained photo -> painting generator,
   found by name with :func:`artgan.model_search.find_model` (``exports/style/<name>.onnx``) or a path;
 * ``color-transfer:reference=starry-night``: Reinhard colour transfer in CIELAB;
 * ``histogram-match:reference=starry-night``: per-channel histogram matching.
@@ -114,13 +114,13 @@ class StyleStep(Step):
     """A trained photo -> painting generator (ONNX), blended with the input by ``strength``.
 
     ``tile`` (pixels) bounds memory on huge images. By default the whole image runs at once when
-    it fits a quarter of the free memory (the generator needs ~370 bytes per pixel on
+    it fits a quarter of the free memory (the generator needs ~300-370 bytes per pixel on
     onnxruntime's CPU; we budget 512): its instance normalisation sees the whole picture, while
     tiles would each be normalised on their own (feathered seams, but each tile's own contrast).
     """
 
     name = "style"
-    BYTES_PER_PIXEL = 512  # measured peak ~370 B/px for the 16-channel, 8-block generator
+    BYTES_PER_PIXEL = 512  # measured peak (ru_maxrss over a 64 px warm-up): patch-style 297-373 B/px at 1024-256 px
 
     def __init__(self, model: str | None = None, strength: float = 1.0, tile: int | None = None,
                  overlap: int = 32):
