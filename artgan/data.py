@@ -26,6 +26,9 @@ class DatasetInfo:
     channels: int = 3
     num_classes: int = 0  # 0: unlabelled
     name: str = ""
+    # what label i means (e.g. "0".."9", or image-folder's subfolder names); a conditional
+    # generator's export records them as artgan.class_names. None: labels are just numbers
+    class_names: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -90,6 +90,7 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     metadata = {**spec.metadata, **(extra_metadata or {})}
     task = metadata.get("task")
     _check_metadata(metadata)
+    _record_class_names(metadata)
     with torch.no_grad():
         try:
             module(*inputs.values())  # lazy layers and shape errors surface here, in torch terms
@@ -773,6 +774,23 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
         raise ArtganError(f"export metadata must be JSON: {exc}") from None
 
 
+def _record_class_names(metadata: dict[str, Any]) -> None:
+    """A conditional generator carries ``class_names``, what each label means (``artgan synth``
+    names its folders by them): the dataset's names when the recipe passes them on, else the
+    label numbers ("0", "1", ...). Unconditional models carry none."""
+    k = int(metadata.get("num_classes") or 0)
+    names = metadata.get("class_names")
+    if k == 0:
+        metadata.pop("class_names", None)
+        return
+    if names is None:
+        names = [str(i) for i in range(k)]
+    if not isinstance(names, (list, tuple)) or len(names) != k or len(set(map(str, names))) != k:
+        raise ArtganError(f"class_names must be {k} distinct names, one per class (num_classes is {k}), "
+                          f"got {names!r}; fix the dataset's info.class_names")
+    metadata["class_names"] = [str(n) for n in names]
+
+
 def set_metadata(model, metadata: dict[str, Any]) -> None:
     """Store each key as ``artgan.<key>`` with a JSON value (read back with json.loads)."""
     keep = [p for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
@@ -796,6 +814,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     if md["task"] == "generate":
         lines.append(f"| latent | {md['latent_dim']} values, standard normal |")
         lines.append(f"| image | {md['image_size']} px, {md['channels']} channel(s), {md.get('color_order', '?')} |")
+        if md.get("class_names"):
+            lines.append(f"| classes | {md['num_classes']}: {', '.join(md['class_names'])} (input `label` = index) |")
     else:
         lines.append(f"| scale / size multiple | x{md['scale']} / {md['size_multiple']} px |")
     lines.append(f"| fp16 safe | {f['safe']} ({f.get('checked_on') or f.get('problem')}) |")

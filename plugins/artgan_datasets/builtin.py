@@ -22,27 +22,41 @@ def _check_size(image_size: Any) -> int:
     return image_size
 
 
+#: The fixed held-out split of the digits: scikit-learn's order, the last 450 images (a quarter,
+#: 41 to 48 per class) are ``test``, the first 1347 ``train``. ``artgan evaluate augment`` tests
+#: on ``test``; a GAN whose samples it scores trains on ``train``.
+DIGITS_TEST_SIZE = 450
+DIGITS_SPLITS = ("all", "train", "test")
+
+
 class DigitsDataset(Dataset):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes), resized.
 
-    Ships inside scikit-learn: no download. ``channels=3`` repeats the grey level.
+    Ships inside scikit-learn: no download. ``channels=3`` repeats the grey level. ``split``:
+    ``all`` (default), ``train`` (the first 1347) or ``test`` (the last 450; see
+    :data:`DIGITS_TEST_SIZE`).
     """
 
-    def __init__(self, image_size: int = 32, channels: int = 1):
+    def __init__(self, image_size: int = 32, channels: int = 1, split: str = "all"):
         from sklearn.datasets import load_digits
 
         size = _check_size(image_size)
         if channels not in (1, 3):
             raise ArtganError(f"digits: channels must be 1 or 3, got {channels!r}")
+        if split not in DIGITS_SPLITS:
+            raise ArtganError(f"digits: split must be one of {', '.join(DIGITS_SPLITS)}, got {split!r}")
         digits = load_digits()
+        cut = len(digits.target) - DIGITS_TEST_SIZE
+        keep = {"all": slice(None), "train": slice(None, cut), "test": slice(cut, None)}[split]
         # 0..16 grey levels -> uint8, upscaled with a smooth filter so strokes stay round
-        small = (digits.images * (255.0 / 16.0)).astype(np.uint8)
+        small = (digits.images[keep] * (255.0 / 16.0)).astype(np.uint8)
         big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in small])
         self.images = torch.from_numpy(big).float().div_(127.5).sub_(1.0).unsqueeze(1)
         if channels == 3:
             self.images = self.images.repeat(1, 3, 1, 1)
-        self.labels = torch.from_numpy(digits.target.astype(np.int64))
-        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="digits")
+        self.labels = torch.from_numpy(digits.target[keep].astype(np.int64))
+        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="digits",
+                                class_names=[str(d) for d in range(10)])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -67,7 +81,8 @@ class ShapesDataset(Dataset):
         if channels != 3:
             raise ArtganError("shapes: channels must be 3 (the shapes are coloured)")
         self.count, self.seed = count, seed
-        self.info = DatasetInfo(image_size=self.size, channels=3, num_classes=len(self.KINDS), name="shapes")
+        self.info = DatasetInfo(image_size=self.size, channels=3, num_classes=len(self.KINDS), name="shapes",
+                                class_names=list(self.KINDS))
 
     def __len__(self) -> int:
         return self.count
@@ -101,7 +116,10 @@ class ImageFolderDataset(Dataset):
     """Every image below ``path`` (recursive), resized and centre-cropped to ``image_size``,
     then through an optional albumentations pipeline (``augment: [{name: HorizontalFlip}]``).
 
-    Unreadable files are skipped with one warning naming them; an empty folder is an error.
+    ``labels: folders`` makes it labelled: each subfolder of ``path`` is a class (images anywhere
+    below it), classes sorted by name, their names kept in ``info.class_names``, so a conditional
+    GAN trains on it (``artgan synth`` writes such folders). Unreadable files are skipped with one
+    warning naming them; an empty folder is an error.
     """
 
     @staticmethod
@@ -115,14 +133,19 @@ class ImageFolderDataset(Dataset):
         return {"path": str(images), "image_size": 16}
 
     def __init__(self, path: str, image_size: int = 64, channels: int = 3,
-                 augment: list[dict[str, Any]] | None = None, max_images: int | None = None):
+                 augment: list[dict[str, Any]] | None = None, max_images: int | None = None,
+                 labels: str = "none"):
         self.root = Path(path).expanduser()
         self.size = _check_size(image_size)
         if channels not in (1, 3):
             raise ArtganError(f"image-folder: channels must be 1 or 3, got {channels!r}")
+        if labels not in ("none", "folders"):
+            raise ArtganError(f"image-folder: labels must be 'none' or 'folders' (one class per subfolder), "
+                              f"got {labels!r}")
         if not self.root.exists():
             raise ArtganError(f"image-folder: {self.root} does not exist")
         files = list_images(self.root)
+        self.class_names = _class_folders(self.root, files) if labels == "folders" else None
         if max_images:
             files = files[:max_images]
         self.mode = "L" if channels == 1 else "RGB"
@@ -141,7 +164,12 @@ class ImageFolderDataset(Dataset):
                               f"(looked for {', '.join(s for s in ('.png', '.jpg', '.jpeg', '.bmp', '.webp'))})")
         self.files = good
         self.augment = build_augmentations(augment)
-        self.info = DatasetInfo(image_size=self.size, channels=channels, name=f"image-folder:{self.root.name}")
+        self.labels = None
+        if self.class_names is not None:
+            index = {name: i for i, name in enumerate(self.class_names)}
+            self.labels = [index[f.relative_to(self.root).parts[0]] for f in good]
+        self.info = DatasetInfo(image_size=self.size, channels=channels, name=f"image-folder:{self.root.name}",
+                                num_classes=len(self.class_names or ()), class_names=self.class_names)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -150,7 +178,24 @@ class ImageFolderDataset(Dataset):
         image = center_crop_resize(load_image(self.files[i], self.mode), self.size)
         if self.augment is not None:
             image = self.augment(image=image)["image"]
-        return {"image": uint8_to_tensor(image)}
+        item = {"image": uint8_to_tensor(image)}
+        if self.labels is not None:
+            item["label"] = torch.tensor(self.labels[i])
+        return item
+
+
+def _class_folders(root: Path, files: list[Path]) -> list[str]:
+    """The class names of a ``labels: folders`` tree: its subfolders that hold images, sorted."""
+    loose = [f.name for f in files if f.parent == root]
+    if loose:
+        raise ArtganError(f"image-folder: labels: folders needs every image inside a class subfolder of "
+                          f"{root}; {len(loose)} are directly in it (e.g. {loose[0]}): move them into "
+                          f"a subfolder or set labels: none")
+    names = sorted({f.relative_to(root).parts[0] for f in files})
+    if len(names) < 2:
+        raise ArtganError(f"image-folder: labels: folders found {len(names)} class subfolder(s) with images "
+                          f"in {root}; a labelled dataset needs at least 2")
+    return names
 
 
 def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -161,6 +161,7 @@ class ImageGANRecipe(GANRecipe):
                 "color_order": "RGB" if info.channels == 3 else "L",
                 "value_range": [-1.0, 1.0], "layout": "NCHW",
                 "num_classes": info.num_classes if self.conditional else 0,
+                "class_names": info.class_names if self.conditional else None,  # the export checks them
                 "ema": self.ema is not None,
                 "input_spec": input_spec,
                 "output_spec": {"image": {"shape": ["batch", info.channels, info.image_size, info.image_size],
