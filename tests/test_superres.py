@@ -205,6 +205,20 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     assert "G/l1" in metrics[-1] and "D_loss" not in metrics[-1]
     assert (tmp_path / "psnr" / "samples" / "step_000003.png").exists()
 
+    # the card: what the model is, how it was trained, and ONNX vs PyTorch on a real image
+    from artgan.cards import read_card
+    from artgan_superres.card import main as card_main
+
+    onnx_path = tmp_path / "psnr" / "export" / "x2-psnr.onnx"
+    card_main([str(onnx_path), "--run", str(tmp_path / "psnr"), "--command", "artgan run psnr.yaml",
+               "--real-image", str(sorted((tmp_path / "hr").glob("*.png"))[1])])
+    card = read_card(onnx_path)
+    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["steps"] == 3
+    assert card["real_inputs"]["count"] == 1 and card["real_inputs"]["inputs"].endswith("56x40")
+    assert card["real_inputs"]["min_psnr_db"] is None or card["real_inputs"]["min_psnr_db"] > 60
+    md = (tmp_path / "psnr" / "export" / "x2-psnr.card.md").read_text()
+    assert "## Data and training" in md and "on real inputs (img1.png, 56x40)" in md
+
     ckpt = tmp_path / "psnr" / "checkpoints" / "last.pt"
     (tmp_path / "gan.yaml").write_text(pipeline(
         "sr-gan", f"{{name: superres-gan, width: 8, blocks: 1, d_width: 8, adv_weight: 0.01, sample_size: 24, "

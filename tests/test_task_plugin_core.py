@@ -202,3 +202,34 @@ def test_a_registered_evaluation_meets_the_contract_check():
     broken.metrics = []
     with pytest.raises(AssertionError, match="metrics is empty"):
         check_evaluation(broken)
+
+
+# -- export verification on real inputs ----------------------------------------------------------
+
+def test_verify_on_real_inputs_records_the_agreement_in_the_card(tmp_path):
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from artgan.cards import read_card
+    from artgan.errors import ArtganError
+    from artgan.export import export_onnx, verify_on_real_inputs
+    from artgan.recipe import ExportSpec
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1), nn.Tanh())
+    spec = ExportSpec(module=net, inputs={"x": torch.rand(1, 3, 16, 16) * 2 - 1}, outputs=["y"], dynamic_axes={},
+                      metadata={"task": "image-to-image", "scale": 1, "size_multiple": 1, "channels": 3,
+                                "value_range": [-1.0, 1.0]})
+    export_onnx(spec, tmp_path / "m.onnx")
+    photo = np.linspace(-1, 1, 3 * 40 * 56, dtype=np.float32).reshape(1, 3, 40, 56)  # another size than traced
+    report = verify_on_real_inputs(net, tmp_path / "m.onnx", [{"x": photo}, {"x": photo[..., :24, :32]}],
+                                   describe="two ramps", min_psnr=80)
+    assert report["count"] == 2 and report["max_abs_diff"] < 1e-5
+    assert report["min_psnr_db"] is None or report["min_psnr_db"] > 80  # None: identical outputs
+    card = read_card(tmp_path / "m.onnx")
+    assert card["real_inputs"] == report and "on real inputs (two ramps)" in (tmp_path / "m.card.md").read_text()
+
+    other = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Tanh())  # not what was exported: the check must catch it
+    with pytest.raises(ArtganError, match=r"ONNX and PyTorch differ on real inputs \(a ramp\): PSNR .* < 80 dB"):
+        verify_on_real_inputs(other, tmp_path / "m.onnx", [{"x": photo}], describe="a ramp", min_psnr=80)
