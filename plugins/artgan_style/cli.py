@@ -130,7 +130,13 @@ def models_root(to: Path | None) -> Path:
 
 @click.group("style", context_settings=CONTEXT)
 def style():
-    """Style transfer: train a style model for your own painting."""
+    """Style transfer: train a style model for your own painting.
+
+    \b
+    Example:
+      artgan style train my-painting.jpg --name mine
+      artgan process photo.jpg --step style:model=mine --out styled.png
+    """
 
 
 @style.command("train", context_settings=CONTEXT)
