@@ -27,6 +27,87 @@ class ErrorBoundaryGroup(click.Group):
             return super().invoke(ctx)
 
 
+class PluginCommandsGroup(ErrorBoundaryGroup):
+    """The root group: artgan's own commands are defined in this module; plugins' commands
+    (``artgan_register_commands``) and ``evaluate TASK`` (``artgan_register_evaluations``) are
+    added the first time a name that is not artgan's own is asked for, or the list of commands
+    is (``--help``). So ``artgan --version``, ``artgan generate`` and the other core commands
+    start without loading any plugin, and a broken plugin cannot stop them (click's documented
+    lazy-group pattern: ``get_command``/``list_commands``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._core: dict[str, dict[str, click.Command]] | None = None  # artgan's own, per group
+        self._commands_from = None  # the registry the plugin commands came from
+
+    def get_command(self, ctx, cmd_name):
+        own = self.commands if self._core is None else self._core[""]  # before any plugin: all are own
+        if cmd_name not in own:
+            self.load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx):
+        self.load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def load_plugin_commands(self) -> None:
+        """Add the plugins' commands, once per loaded registry (tests reset it: the commands
+        follow). A plugin cannot replace one of artgan's own commands."""
+        from .plugins import get_plugin_manager, get_registry, register_commands
+
+        registry = get_registry()
+        if registry is self._commands_from:
+            return
+        self._restore_core_commands()
+        try:  # one plugin at a time: a plugin that raises here is reported, the CLI carries on
+            register_commands(get_plugin_manager(), registry, self)
+            from .evaluation import add_evaluation_commands
+            add_evaluation_commands(self.commands["evaluate"], registry)
+        except ArtganError as exc:  # strict mode: a broken plugin is fatal
+            raise click.ClickException(str(exc)) from None
+        self._commands_from = registry
+        self._keep_core_commands()
+
+    def _groups(self) -> dict[str, click.Group]:
+        return {"": self, **{name: cmd for name, cmd in self.commands.items() if isinstance(cmd, click.Group)}}
+
+    def _restore_core_commands(self) -> None:
+        if self._core is None:
+            self._core = {name: dict(group.commands) for name, group in self._groups().items()}
+        for name, commands in self._core.items():
+            group = self if not name else self._core[""][name]
+            group.commands.clear()
+            group.commands.update(commands)
+
+    def _keep_core_commands(self) -> None:
+        import warnings
+
+        from .plugins import PluginWarning
+
+        for name, commands in self._core.items():
+            group = self if not name else self._core[""][name]
+            for cmd_name, cmd in commands.items():
+                if group.commands.get(cmd_name) is not cmd:
+                    group.commands[cmd_name] = cmd
+                    where = f"{name} {cmd_name}".strip()
+                    warnings.warn(f"a plugin's command `artgan {where}` is ignored: artgan has its own",
+                                  PluginWarning, stacklevel=2)
+
+
+class PluginSubcommandsGroup(click.Group):
+    """One of artgan's groups that plugins add subcommands to (``evaluate``): a name it does not
+    know, or its list, loads the plugins' commands first."""
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands:
+            ctx.find_root().command.load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx):
+        ctx.find_root().command.load_plugin_commands()
+        return super().list_commands(ctx)
+
+
 friendly_errors = cli_errors  # ArtganError -> one "Error:" line, exit 1
 
 
@@ -34,7 +115,7 @@ def quiet_option(fn):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars or step logs.")(fn)
 
 
-@click.group(cls=ErrorBoundaryGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=PluginCommandsGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="artgan", prog_name="artgan")  # looked up only for --version
 def cli():
     """artgan: compose GAN pipelines from plugins, train them in PyTorch and run the
@@ -359,6 +440,7 @@ def plugins(json_, to_disable, to_enable, check):
         _change_disabled(registry, to_disable, to_enable)
         reset()
         return
+    cli.load_plugin_commands()  # so each plugin's commands are known and listed
     problems = registry.check_lazy_targets() if check else {}
     records = sorted(registry.plugins.values(), key=lambda r: r.name)
     if json_:
@@ -424,7 +506,7 @@ def _change_disabled(registry, to_disable, to_enable) -> None:
         click.echo(f"enabled plugin {name!r}")
 
 
-@cli.group(context_settings=CONTEXT_SETTINGS)
+@cli.group(cls=PluginSubcommandsGroup, context_settings=CONTEXT_SETTINGS)
 def plugin():
     """Tools for plugin authors (see docs/plugins.md).
 
@@ -500,7 +582,7 @@ def info():
     click.echo(f"onnxruntime providers available: {', '.join(available_providers())}")
 
 
-@cli.group(context_settings=CONTEXT_SETTINGS)
+@cli.group(cls=PluginSubcommandsGroup, context_settings=CONTEXT_SETTINGS)
 def evaluate():
     """Measure models against baselines; plugins add one subcommand per task.
 
@@ -575,44 +657,34 @@ def report(run_dir, out):
 
 
 def _add_plugin_commands() -> None:
-    from .plugins import get_plugin_manager, get_registry, register_commands
-    try:
-        # one plugin at a time: a plugin that raises here is reported, the CLI carries on
-        register_commands(get_plugin_manager(), get_registry(), cli)
-        from .evaluation import add_evaluation_commands  # `evaluate TASK` for each registered evaluation
-        add_evaluation_commands(evaluate, get_registry())
-    except ArtganError as exc:  # strict mode: a broken plugin is fatal
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    """Deprecated: the command line loads plugins' commands itself when they are asked for."""
+    import warnings
+
+    warnings.warn("artgan.cli._add_plugin_commands is no longer needed (the `cli` group loads plugins' "
+                  "commands on demand); it goes in the next release", DeprecationWarning, stacklevel=2)
+    cli.load_plugin_commands()
 
 
 def _show_plugin_warnings() -> None:
-    """A broken plugin is one ``Warning:`` line on stderr, not Python's two-line warning."""
+    """A broken plugin, or a deprecated name in a pipeline, is one ``Warning:`` line on stderr,
+    not Python's two-line warning (deprecations from artgan are shown: a pipeline's author, not
+    only a developer, has to act on them)."""
     import warnings
-
-    from .plugins import PluginWarning
 
     show = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, PluginWarning):
+        from .plugins import PluginWarning  # imported only when there is a warning to show
+
+        if issubclass(category, (PluginWarning, DeprecationWarning)):
             click.echo(f"Warning: {message}", err=True)
         else:
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = showwarning
-
-
-#: Core commands that use no plugin: they start without loading any (entry-point discovery and
-#: plugin imports are about a tenth of `artgan generate`'s start-up), and a broken plugin cannot
-#: stop them. Plugins only add commands, so these never change with plugins.
-PLUGIN_FREE_COMMANDS = ("generate", "doctor")
+    warnings.filterwarnings("default", category=DeprecationWarning, module=r"artgan(\.|$)")
 
 
 def main() -> None:
-    if sys.argv[1:2] and sys.argv[1] in PLUGIN_FREE_COMMANDS:
-        cli()
-        return
     _show_plugin_warnings()
-    _add_plugin_commands()
     cli()

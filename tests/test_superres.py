@@ -368,10 +368,7 @@ def test_evaluation_protocol_on_known_images(tmp_path):
 
 
 def test_evaluate_cli_compares_models_with_bicubic(with_models, tmp_path, runner):
-    from artgan.cli import _add_plugin_commands
     from artgan.cards import read_card
-
-    _add_plugin_commands()  # what `artgan` does at start-up: the core adds `evaluate superres`
 
     write_images(tmp_path / "hr", [(48, 64), (50, 40)])
     card = tmp_path / "x2-psnr.card.json"
