@@ -4,15 +4,27 @@ A recipe owns its networks and optimisers and knows how to take one adversarial 
 trainer in :mod:`artgan.train` owns everything else (device, data, backward passes, checkpoints,
 samples, logging). Unconditional and conditional GANs, super-resolution, inpainting and CycleGAN
 all fit: each is a list of :class:`Phase` objects, one per optimiser.
+
+A recipe takes its knobs as one config dataclass (a subclass of :class:`RecipeConfig`, in
+nanoGPT's manner); the knobs every recipe shares (``lr``, ``betas``, ``ema``, the learning-rate
+schedule) have one name everywhere, and :class:`GANRecipe` does the chores they drive (the EMA
+of the generator, the schedule, the default adversarial loss by its registry name).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
+
+from .errors import ArtganError
+from .training_tricks import EMA, LRSchedule
 
 
 class AdversarialLoss:
@@ -67,6 +79,90 @@ class ExportSpec:
     calibration: Callable[[int], dict[str, torch.Tensor]] | None = None
 
 
+@dataclass
+class RecipeConfig:
+    """The knobs every recipe shares. A recipe's config subclasses this, adds its own fields and
+    may give these other defaults (a field declared again keeps its place and takes the new one).
+
+    ``renamed`` maps a knob's old name to its new one: the old name still works for one release,
+    with a DeprecationWarning (``beta1``/``beta2`` -> ``betas`` for every recipe).
+    """
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's
+    ema: float = 0.0  # decay of a moving average of the generator for samples and export; 0: off
+    lr_schedule: str = "linear"  # constant, linear or cosine (artgan.training_tricks.LRSchedule)
+    decay_from: int = 0  # the learning rate leaves lr at this step ...
+    decay_to: int = 0  # ... and reaches lr * lr_final at this one (0: constant)
+    lr_final: float = 0.0
+
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_params(cls, who: str, params: dict[str, Any]) -> "RecipeConfig":
+        """The config for a recipe's keyword arguments: old names upgraded, then checked."""
+        params = dict(params)
+        old = [k for k in ("beta1", "beta2") if k in params]
+        if old:
+            _deprecated(who, " and ".join(old), "betas: [beta1, beta2]")
+            b1, b2 = params.get("betas", cls.betas)
+            params["betas"] = (params.pop("beta1", b1), params.pop("beta2", b2))
+        for old_name, new_name in cls.renamed.items():
+            if old_name in params:
+                _deprecated(who, old_name, new_name)
+                params[new_name] = params.pop(old_name)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ArtganError(f"{who}: unknown parameter {unknown[0]!r}; accepted: {', '.join(sorted(names))}")
+        cfg = cls(**params)
+        cfg.check(who)
+        return cfg
+
+    def check(self, who: str) -> None:
+        """One-line errors for the shared knobs; subclasses check their own and call this."""
+        betas = self.betas
+        if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ArtganError(f"{who}: betas must be two numbers in [0, 1) (Adam's), got {betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
+            raise ArtganError(f"{who}: lr must be a number > 0, got {self.lr!r}")
+        if not isinstance(self.ema, (int, float)) or isinstance(self.ema, bool) or not 0 <= self.ema < 1:
+            raise ArtganError(f"{who}: ema is a decay in (0, 1) (e.g. 0.999) or 0 for off, got {self.ema!r}")
+        for name in ("decay_from", "decay_to"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ArtganError(f"{who}: {name} must be an integer >= 0, got {value!r}")
+        try:
+            self.schedule()
+        except ValueError as exc:
+            raise ArtganError(f"{who}: {exc}") from None
+
+    def schedule(self) -> LRSchedule:
+        return LRSchedule(self.lr_schedule, self.decay_from, self.decay_to, self.lr_final)
+
+    @classmethod
+    def signature(cls) -> inspect.Signature:
+        """What a recipe built from this config accepts: ``info``, ``loss``, the recipe's own
+        knobs, the shared ones, then the old names (the registry checks parameters against it)."""
+        kw = inspect.Parameter.KEYWORD_ONLY
+        hints = typing.get_type_hints(cls)
+        shared = {f.name for f in dataclasses.fields(RecipeConfig)}
+        fields = sorted(dataclasses.fields(cls), key=lambda f: f.name in shared)  # stable: own knobs first
+        params = [inspect.Parameter("info", kw), inspect.Parameter("loss", kw, default=None)]
+        params += [inspect.Parameter(f.name, kw, default=f.default, annotation=hints[f.name]) for f in fields]
+        old = ["beta1", "beta2", *cls.renamed]
+        params += [inspect.Parameter(name, kw, default=None, annotation=Any) for name in old]
+        return inspect.Signature(params)
+
+
+def _deprecated(who: str, old: str, new: str) -> None:
+    # attributed to this module, so the CLI (which shows artgan's DeprecationWarnings) shows it
+    warnings.warn(f"{who}: {old} is renamed {new}; the old name works until the next release",
+                  DeprecationWarning, stacklevel=2)
+
+
 class GANRecipe:
     """Base class for what an architecture plugin returns.
 
@@ -74,12 +170,33 @@ class GANRecipe:
     ``self.optimizers`` and implement :meth:`phases`, :meth:`fixed_inputs`, :meth:`sample` and
     :meth:`export_spec`. ``self.config`` holds the constructor arguments, so a checkpoint can
     rebuild the recipe without the pipeline that made it.
+
+    A recipe that sets ``config_class`` (a :class:`RecipeConfig`) takes its knobs as keyword
+    arguments into that config: its signature, which the registry checks pipelines against, is
+    the config's. ``default_loss`` names the registered adversarial loss used when a pipeline
+    names none (:meth:`adversarial_loss`). :meth:`keep_ema` and :meth:`set_lr_schedule` set up
+    the training chores that the default :meth:`after_step` does.
     """
+
+    config_class: ClassVar[type[RecipeConfig] | None] = None
+    default_loss: ClassVar[str | None] = None
+    default_loss_params: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if vars(cls).get("config_class") is not None:
+            cls.__signature__ = cls.config_class.signature()
+        elif "__init__" in vars(cls):
+            cls.__signature__ = None  # its own __init__ is its signature, not an ancestor's config
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.config: dict[str, Any] = {}
+        self.ema: EMA | None = None
+        self._ema_source: nn.Module | None = None
+        self._lr_schedule = LRSchedule()
+        self._base_lrs: dict[str, list[float]] = {}
 
     # -- what subclasses provide -------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -98,7 +215,48 @@ class GANRecipe:
         raise NotImplementedError
 
     def after_step(self, step: int) -> None:
-        """Called after every training step (e.g. to update an EMA of the generator)."""
+        """Called after every training step: by default, the learning-rate schedule and the
+        EMA of the generator (each when set up)."""
+        self.apply_lr_schedule(step)
+        if self.ema is not None:
+            self.ema.update(self._ema_source)
+
+    # -- training chores, set up by subclasses ---------------------------------------------------
+    def adversarial_loss(self, loss: AdversarialLoss | None) -> AdversarialLoss:
+        """``loss`` as the pipeline gave it, else ``default_loss`` built by its registry name."""
+        if loss is not None:
+            return loss
+        from .plugins import get_registry  # here: the registry loads plugins
+
+        return get_registry().create("loss", self.default_loss, **self.default_loss_params)
+
+    def keep_ema(self, generator: nn.Module, decay: float) -> None:
+        """With ``decay`` > 0, keep a moving average of ``generator`` (module ``generator_ema``):
+        :attr:`sampling_generator` is then the average."""
+        self._ema_source = generator
+        self.ema = EMA(generator, decay) if decay else None
+        if self.ema is not None:
+            self.modules["generator_ema"] = self.ema
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """What samples and exports use: the EMA of the generator when kept, else the generator."""
+        if self.ema is not None:
+            return self.ema.module
+        return self._ema_source if self._ema_source is not None else self.modules["generator"]
+
+    def set_lr_schedule(self, schedule: LRSchedule) -> None:
+        """Follow ``schedule`` from the optimisers' learning rates as they are now."""
+        self._lr_schedule = schedule
+        self._base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
+
+    def apply_lr_schedule(self, step: int) -> None:
+        if not self._lr_schedule.active:
+            return
+        factor = self._lr_schedule.factor(step)
+        for name, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self._base_lrs[name]):
+                group["lr"] = base * factor
 
     # -- shared plumbing -----------------------------------------------------------------------
     def to(self, device: torch.device | str) -> "GANRecipe":

@@ -3,6 +3,8 @@
 - :class:`EMA`: an exponential moving average of a network's weights (Karras et al., 2018;
   Yazici et al., 2019), used for samples and export; it is a plain ``nn.Module`` so it lives in
   ``recipe.modules`` and is saved in every checkpoint.
+- :class:`LRSchedule`: the learning rate as a factor of its base value at each training step,
+  by name (``constant``, ``linear``, ``cosine``).
 - :func:`diff_augment`: differentiable augmentation (Zhao et al., 2020, "DiffAugment"): colour,
   translation and cutout applied to real *and* fake images before the discriminator, so a small
   dataset is not memorised by D. Draws from the global torch RNG (saved in checkpoints).
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -37,8 +41,11 @@ class EMA(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, live: nn.Module) -> None:
-        n = int(self.updates)
+    def update(self, live: nn.Module, step: int | None = None) -> None:
+        """Move the average towards ``live``'s weights. The warm-up counts this average's own
+        updates, or ``step`` when given: superres and inpaint count the trainer's step (1 at the
+        first update), as they did before they used this class, so their models retrain the same."""
+        n = int(self.updates) if step is None else step
         d = min(self.decay, (1 + n) / (10 + n))
         ema_p = [p for p in self.module.parameters()]
         live_p = [p.detach() for p in live.parameters()]
@@ -47,6 +54,12 @@ class EMA(nn.Module):
             b_ema.copy_(b)
         self.updates += 1
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # superres and inpaint checkpoints written before this class stored the bare network
+        if state_dict and not any(k.startswith("module.") for k in state_dict):
+            state_dict = {**{f"module.{k}": v for k, v in state_dict.items()}, "updates": self.updates.clone()}
+        return super().load_state_dict(state_dict, strict, assign)
+
     def train(self, mode: bool = True) -> "EMA":
         # the averaged copy is never trained: keep it in eval mode whatever the trainer asks
         super().train(False)
@@ -54,6 +67,55 @@ class EMA(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+def averaged_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's own state dict from a saved :class:`EMA` state (either layout), e.g. to
+    start a new network from a checkpoint's average."""
+    if not any(k.startswith("module.") for k in state):
+        return dict(state)  # the bare network, as older checkpoints stored it
+    return {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+
+
+# -- learning-rate schedules ----------------------------------------------------------------------
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """The learning rate as a factor of its base value: 1 up to step ``start``, then along
+    ``shape`` (``linear`` or ``cosine``) down to ``final`` at step ``end``, then ``final``.
+    ``constant``, or ``end`` 0, keeps the base value.
+
+    The three schedules the recipes had are instances: superres and inpaint a cosine from step 0
+    to 1% (``final=0.01``), patch-style a line to 10% and CycleGAN a line to 0 (Zhu et al.).
+    """
+
+    shape: str = "constant"
+    start: int = 0
+    end: int = 0
+    final: float = 0.0
+
+    def __post_init__(self):
+        if self.shape not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.shape!r}")
+        if self.end and not 0 <= self.start < self.end:
+            raise ValueError(f"need decay_from < decay_to, got {self.start}, {self.end}")
+        if not 0.0 <= self.final <= 1.0:
+            raise ValueError(f"lr_final is a fraction of lr in [0, 1], got {self.final!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.shape != "constant" and self.end > 0
+
+    def factor(self, step: int) -> float:
+        if not self.active:
+            return 1.0
+        t = min(max((step - self.start) / (self.end - self.start), 0.0), 1.0)
+        if self.shape == "cosine":
+            return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0 - (1 - self.final) * t
 
 
 # -- DiffAugment ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What DCGAN and SNGAN share: a noise-to-image GAN recipe, optionally class-conditional,
-with the stabilising switches (EMA, R1, DiffAugment, G/D learning rates, critic steps).
+with the stabilising switches (EMA, R1, DiffAugment, G/D learning rates, critic steps), and the
+config they share (:class:`ImageGANConfig`).
 
 An architecture subclass builds ``self.G`` (``G(z, y)``) and ``self.D`` (``D(x, y)`` -> one
 logit per image; ``y`` is ``None`` for unconditional models) and calls :meth:`_setup`.
@@ -7,13 +8,43 @@ logit per image; ``y`` is ``None`` for unconditional models) and calls :meth:`_s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase
-from artgan.training_tricks import EMA, diff_augment, parse_policy, r1_penalty
+from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.training_tricks import diff_augment, parse_policy, r1_penalty
+
+
+@dataclass
+class ImageGANConfig(RecipeConfig):
+    """Knobs of dcgan and sngan (besides :class:`RecipeConfig`'s ``lr``, ``betas``, ``ema`` and
+    the learning-rate schedule, which applies to both optimisers)."""
+
+    latent_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+    g_lr: float | None = None  # the generator's learning rate (default: lr)
+    d_lr: float | None = None  # the discriminator's (default: lr)
+    conditional: bool = False
+    r1: float = 0.0  # gamma of the R1 penalty on D (0: off)
+    diffaugment: str | None = None  # e.g. "color,translation,cutout"
+    g_every: int = 1  # a generator step every n discriminator steps
+    pack: int = 1  # PacGAN: D judges this many samples at once
+
+    def check(self, who: str) -> None:
+        super().check(who)
+        if self.r1 < 0:
+            raise ArtganError(f"{who}: r1 (gamma) must be >= 0, got {self.r1}")
+        if not isinstance(self.g_every, int) or self.g_every < 1:
+            raise ArtganError(f"{who}: g_every must be an integer >= 1, got {self.g_every!r}")
+        if not isinstance(self.pack, int) or isinstance(self.pack, bool) or not 1 <= self.pack <= 8:
+            raise ArtganError(f"{who}: pack must be an integer from 1 to 8, got {self.pack!r}")
+        if self.pack > 1 and self.conditional:
+            raise ArtganError(f"{who}: pack > 1 is for unconditional models; set pack: 1 or conditional: false")
 
 
 class _LabelledGenerator(nn.Module):
@@ -29,42 +60,23 @@ class _LabelledGenerator(nn.Module):
 
 class ImageGANRecipe(GANRecipe):
     architecture = "gan"
+    default_loss = "non-saturating"
 
-    def _setup(self, *, info: DatasetInfo, loss, latent_dim: int, conditional: bool,
-               lr: float, g_lr: float | None, d_lr: float | None, beta1: float, beta2: float,
-               ema: float, r1: float, diffaugment: str | list | None, g_every: int,
-               pack: int = 1) -> None:
-        if loss is None:
-            from .losses import NonSaturatingLoss
-            loss = NonSaturatingLoss()
-        if ema and not 0.0 < ema < 1.0:
-            raise ArtganError(f"{self.architecture}: ema is a decay in (0, 1) (e.g. 0.999) or 0 for off, got {ema}")
-        if r1 < 0:
-            raise ArtganError(f"{self.architecture}: r1 (gamma) must be >= 0, got {r1}")
-        if not isinstance(g_every, int) or g_every < 1:
-            raise ArtganError(f"{self.architecture}: g_every must be an integer >= 1, got {g_every!r}")
+    def _setup(self, cfg: ImageGANConfig, info: DatasetInfo, loss) -> None:
         try:
-            self.policy = parse_policy(diffaugment)
+            self.policy = parse_policy(cfg.diffaugment)
         except ValueError as exc:
             raise ArtganError(f"{self.architecture}: diffaugment: {exc}") from None
-        self.info, self.loss, self.latent_dim = info, loss, latent_dim
-        self.conditional, self.r1, self.g_every, self.pack = conditional, r1, g_every, pack
+        self.cfg, self.info, self.loss = cfg, info, self.adversarial_loss(loss)
+        self.latent_dim, self.conditional = cfg.latent_dim, cfg.conditional
+        self.r1, self.g_every, self.pack = cfg.r1, cfg.g_every, cfg.pack
         self.modules = {"generator": self.G, "discriminator": self.D}
-        self.ema = EMA(self.G, ema) if ema else None
-        if self.ema is not None:
-            self.modules["generator_ema"] = self.ema
+        self.keep_ema(self.G, cfg.ema)
         self.optimizers = {
-            "generator": torch.optim.Adam(self.G.parameters(), lr=g_lr or lr, betas=(beta1, beta2)),
-            "discriminator": torch.optim.Adam(self.D.parameters(), lr=d_lr or lr, betas=(beta1, beta2)),
+            "generator": torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr or cfg.lr, betas=cfg.betas),
+            "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr or cfg.lr, betas=cfg.betas),
         }
-
-    @staticmethod
-    def _check_pack(name: str, pack: int, conditional: bool) -> int:
-        if not isinstance(pack, int) or isinstance(pack, bool) or not 1 <= pack <= 8:
-            raise ArtganError(f"{name}: pack must be an integer from 1 to 8, got {pack!r}")
-        if pack > 1 and conditional:
-            raise ArtganError(f"{name}: pack > 1 is for unconditional models; set pack: 1 or conditional: false")
-        return pack
+        self.set_lr_schedule(cfg.schedule())
 
     @staticmethod
     def _check_conditional(name: str, info: DatasetInfo, conditional: bool) -> int:
@@ -122,15 +134,11 @@ class ImageGANRecipe(GANRecipe):
                 Phase("G", self.optimizers["generator"], self.generator_step, every=self.g_every)]
 
     def after_step(self, step: int) -> None:
-        if self.ema is not None and step % self.g_every == 0:
+        self.apply_lr_schedule(step)
+        if self.ema is not None and step % self.g_every == 0:  # the average follows G's updates
             self.ema.update(self.G)
 
-    # -- sampling and export ----------------------------------------------------------------------
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The EMA generator when there is one (better samples), else the trained one."""
-        return self.ema.module if self.ema is not None else self.G
-
+    # -- sampling and export (sampling_generator: the EMA of G when kept) ------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         inputs = {"z": torch.randn(n, self.latent_dim, generator=generator)}
         if self.conditional:  # every class in turn: one row of the grid per class when n = k^2
@@ -175,8 +183,7 @@ class ImageGANRecipe(GANRecipe):
             # a checkpoint from before EMA was switched on: start the average at the weights
             state = {**state, "modules": dict(state["modules"])}
             self.G.load_state_dict(state["modules"]["generator"])
-            self.ema = EMA(self.G, self.ema.decay)
-            self.modules["generator_ema"] = self.ema
+            self.keep_ema(self.G, self.ema.decay)
             state["modules"]["generator_ema"] = self.ema.state_dict()
         if self.ema is None and "generator_ema" in state["modules"]:
             state = {**state, "modules": {k: v for k, v in state["modules"].items() if k != "generator_ema"}}

@@ -9,6 +9,7 @@ Koyama, 2018). ``spectral_norm: true`` normalises D's layers and drops its Batch
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 
-from .adversarial import ImageGANRecipe
+from .adversarial import ImageGANConfig, ImageGANRecipe
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -95,39 +96,45 @@ class DCGANDiscriminator(nn.Module):
         return self.net[-1](h).flatten() + (self.embed(y) * h.sum(dim=(2, 3))).sum(dim=1)
 
 
+@dataclass
+class DCGANConfig(ImageGANConfig):
+    """dcgan's knobs: :class:`ImageGANConfig`'s, and how G upsamples and whether D is
+    spectrally normalised."""
+
+    upsample: str = "transpose"  # or "nearest" (+ a 3x3 convolution)
+    spectral_norm: bool = False
+
+    def check(self, who: str) -> None:
+        super().check(who)
+        if self.upsample not in ("transpose", "nearest"):
+            raise ArtganError(f"{who}: upsample must be 'transpose' or 'nearest', got {self.upsample!r}")
+
+
 class DCGANRecipe(ImageGANRecipe):
     """DCGAN with the non-saturating loss and Adam(2e-4, betas 0.5/0.999) by default.
 
-    Switches: ``conditional`` (class labels), ``spectral_norm`` (on D), ``ema`` (decay of a
-    moving average of G's weights used for samples and export; 0 = off), ``r1`` (gamma of the R1
-    penalty; 0 = off), ``diffaugment`` ("color,translation,cutout"), ``g_lr``/``d_lr``
-    (separate learning rates), ``g_every`` (a G step every n D steps), ``pack`` (PacGAN: D
-    judges that many samples at once, which penalises a generator that repeats itself; Lin et
-    al., 2018).
+    Switches (:class:`DCGANConfig`): ``conditional`` (class labels), ``spectral_norm`` (on D),
+    ``ema`` (decay of a moving average of G's weights used for samples and export; 0 = off),
+    ``r1`` (gamma of the R1 penalty; 0 = off), ``diffaugment`` ("color,translation,cutout"),
+    ``g_lr``/``d_lr`` (separate learning rates), ``g_every`` (a G step every n D steps), ``pack``
+    (PacGAN: D judges that many samples at once, which penalises a generator that repeats itself;
+    Lin et al., 2018).
     """
 
     architecture = "dcgan"
+    config_class = DCGANConfig
 
     contract_params = {"latent_dim": 16, "g_width": 8, "d_width": 8}  # artgan.testing builds it small
 
-    def __init__(self, *, info: DatasetInfo, loss=None, latent_dim: int = 100, g_width: int = 64,
-                 d_width: int = 64, lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
-                 upsample: str = "transpose", conditional: bool = False, spectral_norm: bool = False,
-                 ema: float = 0.0, r1: float = 0.0, diffaugment: str | None = None, g_every: int = 1,
-                 pack: int = 1):
+    def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
         _check_size("dcgan", info.image_size)
-        pack = self._check_pack("dcgan", pack, conditional)
-        if upsample not in ("transpose", "nearest"):
-            raise ArtganError(f"dcgan: upsample must be 'transpose' or 'nearest', got {upsample!r}")
-        k = self._check_conditional("dcgan", info, conditional)
-        self.upsample = upsample
-        self.G = DCGANGenerator(latent_dim, info.image_size, info.channels, g_width, upsample, k)
-        self.D = DCGANDiscriminator(info.image_size, info.channels * pack, d_width, k, spectral_norm)
+        cfg = DCGANConfig.from_params("dcgan", params)
+        k = self._check_conditional("dcgan", info, cfg.conditional)
+        self.upsample = cfg.upsample
+        self.G = DCGANGenerator(cfg.latent_dim, info.image_size, info.channels, cfg.g_width, cfg.upsample, k)
+        self.D = DCGANDiscriminator(info.image_size, info.channels * cfg.pack, cfg.d_width, k, cfg.spectral_norm)
         self.G.apply(_init_weights)
-        if not spectral_norm:  # SN layers keep PyTorch's default init (as in Miyato et al.)
+        if not cfg.spectral_norm:  # SN layers keep PyTorch's default init (as in Miyato et al.)
             self.D.apply(_init_weights)
-        self._setup(info=info, loss=loss, latent_dim=latent_dim, conditional=conditional, lr=lr,
-                    g_lr=g_lr, d_lr=d_lr, beta1=beta1, beta2=beta2, ema=ema, r1=r1,
-                    diffaugment=diffaugment, g_every=g_every, pack=pack)
+        self._setup(cfg, info, loss)

@@ -38,15 +38,21 @@ class HingeLoss(AdversarialLoss):
 
 class LeastSquaresLoss(AdversarialLoss):
     """Least-squares GAN (Mao et al., 2017) with targets a=0 (fake), b=1 (real), c=1:
-    D minimises ((D(x) - 1)^2 + D(G(z))^2) / 2; G minimises (D(G(z)) - 1)^2 / 2."""
+    D minimises ((D(x) - 1)^2 + D(G(z))^2) / 2; G minimises ``generator_scale`` * (D(G(z)) - 1)^2,
+    0.5 as in the paper; CycleGAN's reference code (an MSE) has 1, and its recipe asks for that."""
 
     name = "least-squares"
+
+    def __init__(self, generator_scale: float = 0.5):
+        if not isinstance(generator_scale, (int, float)) or isinstance(generator_scale, bool) or generator_scale <= 0:
+            raise ArtganError(f"least-squares: generator_scale must be a number > 0, got {generator_scale!r}")
+        self.generator_scale = generator_scale
 
     def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean())
 
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (fake_logits - 1).pow(2).mean()
+        return self.generator_scale * (fake_logits - 1).pow(2).mean()
 
 
 class WassersteinGPLoss(AdversarialLoss):

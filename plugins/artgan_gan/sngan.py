@@ -10,6 +10,7 @@ adds a projection term (Miyato & Koyama, 2018). Defaults: hinge-friendly Adam(2e
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 
-from .adversarial import ImageGANRecipe
+from .adversarial import ImageGANConfig, ImageGANRecipe
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -139,23 +140,27 @@ class ResNetDiscriminator(nn.Module):
         return logit
 
 
+@dataclass
+class SNGANConfig(ImageGANConfig):
+    """sngan's knobs: :class:`ImageGANConfig`'s, with SNGAN's latent size and hinge-friendly
+    Adam betas."""
+
+    latent_dim: int = 128
+    betas: tuple[float, float] = (0.0, 0.9)
+
+
 class SNGANRecipe(ImageGANRecipe):
     """ResNet SNGAN. Best with the hinge loss; ``ema``, ``r1``, ``diffaugment``, ``g_lr``/
-    ``d_lr``, ``g_every``, ``pack`` and ``conditional`` work as for dcgan."""
+    ``d_lr``, ``g_every``, ``pack`` and ``conditional`` work as for dcgan (:class:`SNGANConfig`)."""
 
     architecture = "sngan"
+    config_class = SNGANConfig
 
-    def __init__(self, *, info: DatasetInfo, loss=None, latent_dim: int = 128, g_width: int = 64,
-                 d_width: int = 64, lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, beta1: float = 0.0, beta2: float = 0.9,
-                 conditional: bool = False, ema: float = 0.0, r1: float = 0.0,
-                 diffaugment: str | None = None, g_every: int = 1, pack: int = 1):
+    def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
         _doublings(info.image_size)
-        pack = self._check_pack("sngan", pack, conditional)
-        k = self._check_conditional("sngan", info, conditional)
-        self.G = ResNetGenerator(latent_dim, info.image_size, info.channels, g_width, k)
-        self.D = ResNetDiscriminator(info.image_size, info.channels * pack, d_width, k)
-        self._setup(info=info, loss=loss, latent_dim=latent_dim, conditional=conditional, lr=lr,
-                    g_lr=g_lr, d_lr=d_lr, beta1=beta1, beta2=beta2, ema=ema, r1=r1,
-                    diffaugment=diffaugment, g_every=g_every, pack=pack)
+        cfg = SNGANConfig.from_params("sngan", params)
+        k = self._check_conditional("sngan", info, cfg.conditional)
+        self.G = ResNetGenerator(cfg.latent_dim, info.image_size, info.channels, cfg.g_width, k)
+        self.D = ResNetDiscriminator(info.image_size, info.channels * cfg.pack, cfg.d_width, k)
+        self._setup(cfg, info, loss)
