@@ -325,7 +325,8 @@ def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> 
     """Step until ``options.steps`` or the time budget; log, evaluate and checkpoint on schedule."""
     options, procs = run.options, run.procs
     run.tb = _tensorboard(run.run_dir) if options.tensorboard and procs.main else None
-    bar = _progress(run.start, options.steps, progress and procs.main)
+    bar = TrainProgress(start=run.start, steps=options.steps, seconds=options.seconds,
+                        trained_before=run.trained_before, enabled=progress and procs.main)
     run.t0 = run.t_interval = time.perf_counter()
     run.step = run.start
     try:
@@ -342,7 +343,7 @@ def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> 
             run.recipe.after_step(step)
             run.window.count += 1
             run.images_seen += next(iter(batch.values())).shape[0] * procs.world
-            bar.update(1)
+            bar.update(step, run.trained_seconds())
 
             # -- what is due at this step: a log line, a checkpoint, the end of the time budget
             log_now = step % options.log_every == 0 or step == options.steps
@@ -623,9 +624,40 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def _progress(start: int, total: int, enabled: bool):
-    from tqdm.auto import tqdm
-    # in a log file (not a terminal) a bar that redraws ten times a second floods it: redraw rarely
-    interval = 0.1 if sys.stderr.isatty() else 15.0
-    return tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, leave=True, mininterval=interval)
+class TrainProgress:
+    """The training bar on stderr. Without a time budget: steps done out of ``steps``. Under one
+    (``seconds``): seconds trained out of the budget, counted across resumes, with the step in
+    the description, because a budgeted run's ``steps`` is only a ceiling (``artgan style
+    train`` sets 1,000,000) and a bar out of it would never move."""
+
+    def __init__(self, *, start: int, steps: int, seconds: float = 0, trained_before: float = 0.0,
+                 enabled: bool = True, file=None):
+        from tqdm.auto import tqdm
+
+        file = file or sys.stderr
+        # in a log file (not a terminal) a bar that redraws ten times a second floods it: redraw rarely
+        interval = 0.1 if file.isatty() else 15.0
+        common = dict(desc="train", file=file, disable=not enabled, dynamic_ncols=True, leave=True,
+                      mininterval=interval)
+        self.seconds = float(seconds)
+        if self.seconds:
+            self.bar = tqdm(total=self.seconds, initial=min(trained_before, self.seconds), unit="s",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time "
+                                       "budget [{elapsed}<{remaining}{postfix}]", **common)
+            self.bar.set_description(f"train step {start}", refresh=False)
+        else:
+            self.bar = tqdm(total=steps, initial=start, unit="step", **common)
+
+    def update(self, step: int, trained_seconds: float) -> None:
+        """After each training step: ``step`` done, ``trained_seconds`` of the budget spent."""
+        if self.seconds:
+            self.bar.set_description(f"train step {step}", refresh=False)
+            self.bar.update(max(0.0, min(trained_seconds, self.seconds) - self.bar.n))
+        else:
+            self.bar.update(1)
+
+    def set_postfix(self, values: dict[str, str]) -> None:
+        self.bar.set_postfix(values)
+
+    def close(self) -> None:
+        self.bar.close()
