@@ -109,6 +109,8 @@ class RecipeConfig:
             params["betas"] = (params.pop("beta1", b1), params.pop("beta2", b2))
         for old_name, new_name in cls.renamed.items():
             if old_name in params:
+                if new_name in params:
+                    raise ArtganError(f"{who}: {old_name} is the old name of {new_name}; give only {new_name}")
                 _deprecated(who, old_name, new_name)
                 params[new_name] = params.pop(old_name)
         names = [f.name for f in dataclasses.fields(cls)]

@@ -72,7 +72,7 @@ def test_schedule_and_default_loss_come_from_the_base_recipe(registry):
     assert recipe.sampling_generator is recipe.G  # no EMA kept
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "sngan"])
+@pytest.mark.parametrize("arch", ["dcgan", "sngan", "small-cgan", "superres-gan", "inpaint-residual"])
 def test_every_recipe_shares_the_knob_names(registry, arch):
     params = inspect.signature(registry.get("architecture", arch).factory).parameters
     assert {"lr", "betas", "ema", "lr_schedule", "decay_from", "decay_to", "lr_final"} <= set(params)

@@ -121,18 +121,18 @@ def test_psnr_recipe_trains_the_generator_only():
     from artgan.data import DatasetInfo
     from artgan_superres.recipe import SuperResRecipe
 
-    recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, lr_decay_steps=10, ema=0.5)
+    recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, decay_to=10, ema=0.5)
     phases = recipe.phases()
     assert [p.name for p in phases] == ["G"]
     losses = phases[0].step(_batch())
     assert set(losses) >= {"loss", "l1", "psnr"} and torch.isfinite(losses["loss"])
-    before = [p.clone() for p in recipe.G_ema.parameters()]
+    before = [p.clone() for p in recipe.ema.module.parameters()]
     losses["loss"].backward()
     phases[0].optimizer.step()
     recipe.after_step(5)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] < 2e-4  # cosine decay at work
-    assert any(not torch.equal(a, b) for a, b in zip(before, recipe.G_ema.parameters()))  # EMA moved
-    assert recipe.export_spec().module is recipe.G_ema
+    assert any(not torch.equal(a, b) for a, b in zip(before, recipe.ema.module.parameters()))  # EMA moved
+    assert recipe.export_spec().module is recipe.ema.module
 
 
 def test_gan_recipe_has_d_and_g_phases_with_adversarial_terms():
@@ -193,7 +193,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
             """)
 
     (tmp_path / "psnr.yaml").write_text(pipeline(
-        "sr-psnr", "{name: superres-gan, width: 8, blocks: 1, sample_size: 24, lr_decay_steps: 3}", "x2-psnr.onnx"))
+        "sr-psnr", "{name: superres-gan, width: 8, blocks: 1, sample_size: 24, decay_to: 3}", "x2-psnr.onnx"))
     r = runner.invoke(cli, ["run", str(tmp_path / "psnr.yaml"), "--out", str(tmp_path / "psnr"), "-q"])
     assert r.exit_code == 0, r.output
     model = Model(tmp_path / "psnr" / "export" / "x2-psnr.onnx")
@@ -255,7 +255,7 @@ def test_init_from_an_exported_model(sr_models, tmp_path):
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, ema=0.9, init_from=str(path))
     shipped = generator_from_onnx(path).state_dict()
     assert all(torch.equal(v, shipped[k]) for k, v in recipe.G.state_dict().items())
-    assert all(torch.equal(v, shipped[k]) for k, v in recipe.G_ema.state_dict().items())
+    assert all(torch.equal(v, shipped[k]) for k, v in recipe.sampling_generator.state_dict().items())
     with pytest.raises(ArtganError, match=r"different generator \({'scale': 2, 'width': 8, 'blocks': 1}\)"):
         SuperResRecipe(info=DatasetInfo(image_size=32), width=16, blocks=1, init_from=str(path))
     with pytest.raises(ArtganError, match="file not found"):

@@ -12,12 +12,13 @@ lets it see a batch with too little variety; D is spectrally normalised with a p
 G: z -> linear -> 4x4 -> (cBN, ReLU, 2x nearest upsample, 3x3 conv) per doubling -> BN, ReLU,
 3x3 conv, tanh. D: 3x3 conv, (4x4 stride-2 conv, LeakyReLU) per halving to 4x4, minibatch std,
 3x3 conv, global sum pooling, linear + projection. Hinge loss by default; ``diffaugment`` and
-``ema`` as in the gan plugin (``artgan.training_tricks``).
+``ema`` as in the gan plugin (:class:`SmallCGANConfig`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,8 @@ from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase
-from artgan.training_tricks import EMA, diff_augment, parse_policy
+from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.training_tricks import diff_augment, parse_policy
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -98,44 +99,46 @@ def _doublings(size: int) -> int:
     return int(math.log2(size)) - 2
 
 
-class _Hinge:
-    def discriminator(self, real, fake):
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+@dataclass
+class SmallCGANConfig(RecipeConfig):
+    """small-cgan's knobs (and :class:`RecipeConfig`'s, with SNGAN's Adam betas and an EMA on)."""
 
-    def generator(self, fake):
-        return -fake.mean()
+    latent_dim: int = 64
+    width: int = 32  # G's channels at full resolution; D's too unless d_width
+    d_width: int | None = None
+    diffaugment: str | None = None
+    betas: tuple[float, float] = (0.0, 0.9)
+    ema: float = 0.999
 
 
 class SmallCGANRecipe(GANRecipe):
     """Class-conditional GAN for small labelled datasets; needs a labelled dataset (labels)."""
 
     architecture = "small-cgan"
+    config_class = SmallCGANConfig
+    default_loss = "hinge"
     contract_params = {"latent_dim": 8, "width": 4}
     contract_info = {"image_size": 16, "channels": 1, "num_classes": 3}
 
-    def __init__(self, *, info: DatasetInfo, loss=None, latent_dim: int = 64, width: int = 32,
-                 d_width: int | None = None, lr: float = 2e-4, beta1: float = 0.0, beta2: float = 0.9,
-                 ema: float = 0.999, diffaugment: str | None = None):
+    def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
         if info.num_classes < 2:
             raise ArtganError(f"small-cgan: needs a labelled dataset (2 or more classes); "
                               f"{info.name or 'this dataset'} has {info.num_classes}. Use labels: folders "
                               f"for image-folder, or an unconditional architecture such as dcgan")
-        if ema and not 0.0 < ema < 1.0:
-            raise ArtganError(f"small-cgan: ema is a decay in (0, 1) (e.g. 0.999) or 0 for off, got {ema}")
+        cfg = self.cfg = SmallCGANConfig.from_params("small-cgan", params)
         try:
-            self.policy = parse_policy(diffaugment)
+            self.policy = parse_policy(cfg.diffaugment)
         except ValueError as exc:
             raise ArtganError(f"small-cgan: diffaugment: {exc}") from None
-        self.info, self.latent_dim, self.loss = info, latent_dim, loss or _Hinge()
-        self.G = Generator(latent_dim, info.image_size, info.channels, width, info.num_classes)
-        self.D = Discriminator(info.image_size, info.channels, d_width or width, info.num_classes)
-        self.ema = EMA(self.G, ema) if ema else None
+        self.info, self.latent_dim, self.loss = info, cfg.latent_dim, self.adversarial_loss(loss)
+        self.G = Generator(cfg.latent_dim, info.image_size, info.channels, cfg.width, info.num_classes)
+        self.D = Discriminator(info.image_size, info.channels, cfg.d_width or cfg.width, info.num_classes)
         self.modules = {"generator": self.G, "discriminator": self.D}
-        if self.ema is not None:
-            self.modules["generator_ema"] = self.ema
-        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), lr=lr, betas=(beta1, beta2)),
-                           "discriminator": torch.optim.Adam(self.D.parameters(), lr=lr, betas=(beta1, beta2))}
+        self.keep_ema(self.G, cfg.ema)
+        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas),
+                           "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=cfg.betas)}
+        self.set_lr_schedule(cfg.schedule())
 
     def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.D(diff_augment(x, self.policy) if self.policy else x, y).float()
@@ -159,13 +162,7 @@ class SmallCGANRecipe(GANRecipe):
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step),
                 Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    def after_step(self, step: int) -> None:
-        if self.ema is not None:
-            self.ema.update(self.G)
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.G
+    # after_step (the EMA of G) and sampling_generator: GANRecipe's
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         # every class in turn: image i has label i % num_classes (what `artgan synth` does too)

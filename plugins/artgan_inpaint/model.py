@@ -17,8 +17,7 @@ Loss: mean squared error over the hole (PSNR is what we measure; no adversarial 
 
 from __future__ import annotations
 
-import copy
-import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
+from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
 
 SIZE_MULTIPLE = 4  # two stride-2 levels
 LOSSES = ("l2", "l1")
@@ -132,51 +131,74 @@ def hole_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
 
 
+@dataclass
+class InpaintConfig(RecipeConfig):
+    """inpaint-residual's knobs: the network's shape (:class:`InpaintNetConfig`), the pixel
+    loss, the classical pre-fill and the sample folder; :class:`RecipeConfig`'s with an EMA on and
+    a cosine learning-rate schedule to 1% (set ``decay_to``)."""
+
+    width: int = 32
+    blocks: int = 4
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    pixel_loss: str = "l2"  # or "l1", over the hole only
+    prefill: str = "ns"
+    sample_images: str | None = None
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    ema: float = 0.999
+    lr_schedule: str = "cosine"
+    lr_final: float = 0.01
+
+    renamed = {"lr_decay_steps": "decay_to"}
+
+    def check(self, who: str) -> None:
+        super().check(who)
+        if self.pixel_loss not in LOSSES:
+            raise ArtganError(f"{who}: pixel_loss must be one of {', '.join(LOSSES)}, got {self.pixel_loss!r}")
+
+
 class InpaintRecipe(GANRecipe):
     """Trains :class:`InpaintNet` on batches of the ``inpaint-masks`` dataset
     (``{"image": target, "prefill": classical fill, "mask": 1 = hole}``), one optimiser, no
-    discriminator.
+    discriminator. Knobs: :class:`InpaintConfig`.
 
     ``pixel_loss``: ``l2`` (default; PSNR is mean squared error) or ``l1``, over the hole only.
     ``ema``: the exported network is an exponential moving average of the trained one (0: off).
-    ``lr_decay_steps``: cosine decay of the learning rate to 1% over that many steps (0: constant;
-    with a time budget the step count is unknown, and the EMA does the averaging).
+    ``decay_to``: cosine decay of the learning rate to 1% by that step (0: constant; with a time
+    budget the step count is unknown, and the EMA does the averaging).
     ``sample_images``: a folder whose held-out files give the sample grids (else synthetic).
     """
 
-    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, width: int = 32, blocks: int = 4,
-                 dilations: list[int] = (1, 2, 4, 8), lr: float = 1e-3, betas: list[float] = (0.9, 0.99),
-                 pixel_loss: str = "l2", ema: float = 0.999, lr_decay_steps: int = 0,
-                 prefill: str = "ns", sample_images: str | None = None):
+    config_class = InpaintConfig
+
+    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, **params):
         super().__init__()
         if info.channels != 3:
             raise ArtganError(f"inpaint-residual: needs RGB images (channels 3), got {info.channels}")
         if loss is not None:
             raise ArtganError(f"inpaint-residual: trains without a discriminator; remove the pipeline's "
                               f"loss: {getattr(loss, 'name', loss)!r} (pixel_loss picks l2 or l1)")
-        if pixel_loss not in LOSSES:
-            raise ArtganError(f"inpaint-residual: pixel_loss must be one of {', '.join(LOSSES)}, got {pixel_loss!r}")
-        if not 0 <= ema < 1:
-            raise ArtganError(f"inpaint-residual: ema must be in [0, 1) (0: off), got {ema!r}")
-        if not isinstance(lr_decay_steps, int) or lr_decay_steps < 0:
-            raise ArtganError(f"inpaint-residual: lr_decay_steps must be an integer >= 0, got {lr_decay_steps!r}")
-        self.info, self.loss_kind, self.prefill = info, pixel_loss, prefill
-        self.ema_decay, self.lr_decay_steps, self.base_lr = float(ema), lr_decay_steps, float(lr)
-        self.sample_images = sample_images
-        self.net_config = InpaintNetConfig(width=width, blocks=blocks, dilations=dilations)
+        cfg = self.cfg = InpaintConfig.from_params("inpaint-residual", params)
+        self.info, self.loss_kind, self.prefill = info, cfg.pixel_loss, cfg.prefill
+        self.sample_images = cfg.sample_images
+        self.net_config = InpaintNetConfig(width=cfg.width, blocks=cfg.blocks, dilations=cfg.dilations)
         self.net = InpaintNet(self.net_config)
         self.modules = {"generator": self.net}
-        self.net_ema = None
-        if self.ema_decay:
-            self.net_ema = copy.deepcopy(self.net).requires_grad_(False)
-            self.modules["generator_ema"] = self.net_ema
-        self.optimizers = {"generator": torch.optim.Adam(self.net.parameters(), lr=lr, betas=tuple(betas))}
+        self.keep_ema(self.net, cfg.ema)
+        self.optimizers = {"generator": torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=cfg.betas)}
+        self.set_lr_schedule(cfg.schedule())
         self.config = asdict(self.net_config)
 
+    # the old names of sampling_generator and ema.module, until the next release
     @property
     def exported_net(self) -> InpaintNet:
-        """What samples and exports use: the EMA network when kept."""
-        return self.net_ema if self.net_ema is not None else self.net
+        _renamed("exported_net", "sampling_generator")
+        return self.sampling_generator
+
+    @property
+    def net_ema(self) -> InpaintNet | None:
+        _renamed("net_ema", "ema.module")
+        return self.ema.module if self.ema is not None else None
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         image, prefill, mask = batch["image"], batch["prefill"], batch["mask"]
@@ -189,18 +211,10 @@ class InpaintRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.step)]
 
-    @torch.no_grad()
     def after_step(self, step: int) -> None:
-        if self.net_ema is not None:
-            # warm-up: a plain average early on, so the EMA does not lag far behind at the start
-            decay = min(self.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(self.net_ema.parameters(), self.net.parameters()):
-                e.lerp_(p.detach().to(e.dtype), 1 - decay)
-        if self.lr_decay_steps:
-            t = min(step, self.lr_decay_steps) / self.lr_decay_steps
-            factor = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-            for group in self.optimizers["generator"].param_groups:
-                group["lr"] = self.base_lr * factor
+        self.apply_lr_schedule(step)
+        if self.ema is not None:
+            self.ema.update(self.net, step=step)
 
     # -- samples and export ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -214,7 +228,7 @@ class InpaintRecipe(GANRecipe):
     def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Each sample: the hole in white, the classical fill, the network's fill, the target."""
         image, prefill, mask = inputs["image"], inputs["prefill"], inputs["mask"]
-        filled = PastedInpainter(self.exported_net)(prefill, mask)
+        filled = PastedInpainter(self.sampling_generator)(prefill, mask)
         return torch.cat([image * (1 - mask) + mask, prefill, filled, image], dim=3)
 
     def export_spec(self) -> ExportSpec:
@@ -224,7 +238,7 @@ class InpaintRecipe(GANRecipe):
         mask[..., 16:40, 8:48] = 1
         hole_meaning = "1 = hole to fill, 0 = known; thresholded at 0.5"
         return ExportSpec(
-            module=PastedInpainter(self.exported_net),
+            module=PastedInpainter(self.sampling_generator),
             inputs={"image": image, "mask": mask},
             outputs=["output"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
@@ -247,6 +261,11 @@ class InpaintRecipe(GANRecipe):
                 "pasted": True, "dataset": self.info.name,
             },
         )
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(f"InpaintRecipe.{old} is renamed {new} (as in every recipe); the old name works until "
+                  f"the next release", DeprecationWarning, stacklevel=3)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,8 +14,8 @@ Batches come from ``superres-pairs``: ``{"image": HR, "lr": LR}``.
 
 from __future__ import annotations
 
-import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,75 +24,88 @@ import torch.nn.functional as F
 
 from artgan.data import DatasetInfo, uint8_to_tensor
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
+from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.training_tricks import averaged_weights
 
 from .model import SCALES, PatchDiscriminator, SRGenerator
 from .resize import bicubic_downscale
 
 
-class NonSaturatingLoss(AdversarialLoss):
-    """The default adversarial loss (any registered loss can replace it: ``loss:`` in a pipeline)."""
+@dataclass
+class SuperResConfig(RecipeConfig):
+    """superres-gan's knobs, and :class:`RecipeConfig`'s with ESRGAN's Adam betas and a cosine
+    learning-rate schedule to 1% (set ``decay_to``, e.g. to ``train.steps``)."""
 
-    name = "non-saturating"
+    scale: int = 2
+    width: int = 32
+    blocks: int = 8
+    res_scale: float = 1.0
+    d_width: int = 64
+    d_layers: int = 3
+    d_lr: float | None = None  # the discriminator's learning rate (default: lr)
+    l1_weight: float = 1.0
+    adv_weight: float = 0.0
+    feature_weight: float = 0.0
+    init_from: str | None = None
+    sample_images: str | None = None
+    sample_size: int = 128
+    amp: bool = False
+    betas: tuple[float, float] = (0.9, 0.99)
+    lr_schedule: str = "cosine"
+    lr_final: float = 0.01
 
-    def discriminator(self, real_logits, fake_logits):
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    renamed = {"lr_decay_steps": "decay_to"}
 
-    def generator(self, fake_logits):
-        return F.softplus(-fake_logits).mean()
+    def check(self, who: str) -> None:
+        super().check(who)
+        if self.scale not in SCALES:
+            raise ArtganError(f"{who}: scale must be one of {', '.join(map(str, SCALES))}, got {self.scale!r}")
+        for name in ("width", "blocks", "d_width", "d_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "blocks" else 1):
+                raise ArtganError(f"{who}: {name} must be a positive integer, got {value!r}")
+        for name in ("adv_weight", "feature_weight", "l1_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ArtganError(f"{who}: {name} must be a number >= 0, got {value!r}")
+        if self.sample_size % self.scale:
+            raise ArtganError(f"{who}: sample_size must be a multiple of scale {self.scale}, got {self.sample_size}")
 
 
 class SuperResRecipe(GANRecipe):
     """Residual pixel-shuffle generator vs. PatchGAN; L1 + ``adv_weight`` x adversarial
-    (+ ``feature_weight`` x feature matching).
+    (+ ``feature_weight`` x feature matching). Knobs: :class:`SuperResConfig`.
 
-    ``lr_decay_steps`` > 0 decays both learning rates along a cosine to 1% over that many steps;
-    ``ema`` > 0 keeps an exponential moving average of the generator, which is what samples and
-    exports use. ``init_from`` is a ``superres-gan`` checkpoint or exported ``.onnx`` whose
-    generator starts this one (GAN fine-tuning from the PSNR model). ``sample_images`` is a
-    folder whose first images give the sample grids (input | output | target); without it,
-    synthetic images.
+    ``decay_to`` > 0 decays both learning rates along a cosine to 1% by that step; ``ema`` > 0
+    keeps an exponential moving average of the generator, which is what samples and exports use.
+    ``init_from`` is a ``superres-gan`` checkpoint or exported ``.onnx`` whose generator starts
+    this one (GAN fine-tuning from the PSNR model). ``sample_images`` is a folder whose first
+    images give the sample grids (input | output | target); without it, synthetic images.
     """
 
-    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, scale: int = 2,
-                 width: int = 32, blocks: int = 8, res_scale: float = 1.0, d_width: int = 64,
-                 d_layers: int = 3, lr: float = 2e-4, d_lr: float | None = None,
-                 betas: list = (0.9, 0.99), l1_weight: float = 1.0, adv_weight: float = 0.0,
-                 feature_weight: float = 0.0, ema: float = 0.0, lr_decay_steps: int = 0,
-                 init_from: str | None = None, sample_images: str | None = None,
-                 sample_size: int = 128, amp: bool = False):
-        super().__init__()
-        if scale not in SCALES:
-            raise ArtganError(f"superres-gan: scale must be one of {', '.join(map(str, SCALES))}, got {scale!r}")
-        for name, value in (("width", width), ("blocks", blocks), ("d_width", d_width), ("d_layers", d_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "blocks" else 1):
-                raise ArtganError(f"superres-gan: {name} must be a positive integer, got {value!r}")
-        for name, value in (("adv_weight", adv_weight), ("feature_weight", feature_weight), ("l1_weight", l1_weight)):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ArtganError(f"superres-gan: {name} must be a number >= 0, got {value!r}")
-        if not 0.0 <= ema < 1.0:
-            raise ArtganError(f"superres-gan: ema must be in [0, 1), got {ema!r}")
-        if sample_size % scale:
-            raise ArtganError(f"superres-gan: sample_size must be a multiple of scale {scale}, got {sample_size}")
-        self.info, self.scale = info, scale
-        self.loss = loss or NonSaturatingLoss()
-        self.l1_weight, self.adv_weight, self.feature_weight = l1_weight, adv_weight, feature_weight
-        self.adversarial = adv_weight > 0 or feature_weight > 0
-        self.ema_decay, self.lr_decay_steps, self.base_lr = ema, lr_decay_steps, (lr, d_lr or lr)
-        self.sample_images, self.sample_size, self.amp = sample_images, sample_size, amp
+    config_class = SuperResConfig
+    default_loss = "non-saturating"
 
-        self.G = SRGenerator(scale, width, blocks, info.channels, res_scale)
-        self.D = PatchDiscriminator(info.channels, d_width, d_layers)
-        if init_from:
-            self._init_generator(init_from)
+    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, **params):
+        super().__init__()
+        cfg = self.cfg = SuperResConfig.from_params("superres-gan", params)
+        self.info, self.scale = info, cfg.scale
+        self.loss = self.adversarial_loss(loss)
+        self.l1_weight, self.adv_weight, self.feature_weight = cfg.l1_weight, cfg.adv_weight, cfg.feature_weight
+        self.adversarial = cfg.adv_weight > 0 or cfg.feature_weight > 0
+        self.sample_images, self.sample_size, self.amp = cfg.sample_images, cfg.sample_size, cfg.amp
+
+        self.G = SRGenerator(cfg.scale, cfg.width, cfg.blocks, info.channels, cfg.res_scale)
+        self.D = PatchDiscriminator(info.channels, cfg.d_width, cfg.d_layers)
+        if cfg.init_from:
+            self._init_generator(cfg.init_from)
         self.modules = {"generator": self.G, "discriminator": self.D}
-        self.G_ema = None
-        if ema > 0:
-            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
-            self.modules["generator_ema"] = self.G_ema
-        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), lr=lr, betas=tuple(betas)),
-                           "discriminator": torch.optim.Adam(self.D.parameters(), lr=d_lr or lr, betas=tuple(betas))}
-        self.config = {"scale": scale, "width": width, "blocks": blocks, "res_scale": res_scale}
+        self.keep_ema(self.G, cfg.ema)
+        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas),
+                           "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr or cfg.lr,
+                                                             betas=cfg.betas)}
+        self.set_lr_schedule(cfg.schedule())
+        self.config = {"scale": cfg.scale, "width": cfg.width, "blocks": cfg.blocks, "res_scale": cfg.res_scale}
 
     def _init_generator(self, path: str) -> None:
         """Start from another superres-gan generator: a checkpoint (its EMA weights when kept) or
@@ -113,7 +126,8 @@ class SuperResRecipe(GANRecipe):
 
             ckpt = load(path)  # weights_only; raises a clear error when missing
             modules = ckpt.get("state", {}).get("modules", {})
-            state = modules.get("generator_ema") or modules.get("generator")
+            ema_state = modules.get("generator_ema")
+            state = averaged_weights(ema_state) if ema_state else modules.get("generator")
             if ckpt.get("recipe", {}).get("architecture") != "superres-gan" or state is None:
                 raise ArtganError(f"superres-gan: init_from {path} is not a superres-gan checkpoint")
             theirs = {k: v for k, v in ckpt["recipe"].get("params", {}).items() if k in ("scale", "width", "blocks")}
@@ -176,24 +190,9 @@ class SuperResRecipe(GANRecipe):
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step), g]
 
     def after_step(self, step: int) -> None:
-        if self.lr_decay_steps > 0:  # cosine from the base learning rate down to 1% of it
-            t = min(step / self.lr_decay_steps, 1.0)
-            factor = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-            for opt, base in zip(self.optimizers.values(), self.base_lr):
-                for group in opt.param_groups:
-                    group["lr"] = base * factor
-        if self.G_ema is not None:
-            # warm-up (as TensorFlow's ExponentialMovingAverage): early on the average forgets
-            # faster, so a short run is not dominated by the untrained start
-            decay = min(self.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():  # one fused call, not a kernel per tensor
-                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - decay)
-
-    # -- samples and export ---------------------------------------------------------------------
-    @property
-    def generator(self) -> SRGenerator:
-        """The generator to sample and export: the moving average when kept."""
-        return self.G_ema if self.G_ema is not None else self.G
+        self.apply_lr_schedule(step)
+        if self.ema is not None:
+            self.ema.update(self.G, step=step)
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n = max(1, min(n, 16))  # triptychs: a few say enough
@@ -234,10 +233,10 @@ class SuperResRecipe(GANRecipe):
         """Bicubic | model | target, side by side, for each fixed input."""
         lr, hr = inputs["lr"], inputs["hr"]
         bicubic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return torch.cat([bicubic, self.generator(lr), hr], dim=3).clamp(-1, 1)
+        return torch.cat([bicubic, self.sampling_generator(lr), hr], dim=3).clamp(-1, 1)
 
     def export_spec(self) -> ExportSpec:
-        g, c = self.generator, self.info.channels
+        g, c = self.sampling_generator, self.info.channels
         return ExportSpec(
             module=g,
             inputs={"lr": torch.rand(1, c, 24, 32) * 2 - 1},
