@@ -72,7 +72,23 @@ def test_schedule_and_default_loss_come_from_the_base_recipe(registry):
     assert recipe.sampling_generator is recipe.G  # no EMA kept
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "sngan", "small-cgan", "superres-gan", "inpaint-residual"])
+@pytest.mark.parametrize("arch", ["dcgan", "sngan", "small-cgan", "superres-gan", "inpaint-residual",
+                                  "patch-style", "cyclegan"])
 def test_every_recipe_shares_the_knob_names(registry, arch):
     params = inspect.signature(registry.get("architecture", arch).factory).parameters
     assert {"lr", "betas", "ema", "lr_schedule", "decay_from", "decay_to", "lr_final"} <= set(params)
+
+
+def test_cyclegan_default_loss_is_the_registered_one_with_its_papers_generator_term(registry):
+    recipe = registry.create("architecture", "cyclegan", info=DatasetInfo(image_size=32), g_width=4, g_blocks=1,
+                             d_width=8)
+    fake = torch.tensor([0.5, -1.0])
+    assert type(recipe.loss).__name__ == "LeastSquaresLoss"
+    assert recipe.loss.generator(fake).item() == pytest.approx((0.25 + 4) / 2)  # an MSE, not half of it
+    with pytest.warns(DeprecationWarning, match="color_weight is renamed colour_weight"):
+        old = registry.create("architecture", "cyclegan", info=DatasetInfo(image_size=32), g_width=4, g_blocks=1,
+                              color_weight=0.5)
+    assert old.colour_weight == 0.5
+    with pytest.raises(ArtganError, match="give only colour_weight"):
+        registry.create("architecture", "cyclegan", info=DatasetInfo(image_size=32), color_weight=0.5,
+                        colour_weight=0.5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
+from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
 
 
 def _norm(c: int) -> nn.Module:
@@ -116,19 +117,6 @@ class MultiScaleDiscriminator(nn.Module):
         return out
 
 
-class LeastSquaresLoss(AdversarialLoss):
-    """LSGAN (Mao et al., 2017), CycleGAN's choice: D pushes real -> 1 and fake -> 0, G pushes
-    fake -> 1, with squared errors (steadier gradients than the log loss for image translation)."""
-
-    name = "least-squares"
-
-    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (((real_logits - 1) ** 2).mean() + (fake_logits ** 2).mean())
-
-    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return ((fake_logits - 1) ** 2).mean()
-
-
 class ImagePool:
     """A history of generated images (Shrivastava et al., 2017): the discriminator sees a mix of
     current and older fakes, which damps oscillation. ``size=0`` passes images through."""
@@ -206,60 +194,84 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+@dataclass
+class CycleGANConfig(RecipeConfig):
+    """cyclegan's knobs; :class:`RecipeConfig`'s with the paper's Adam betas and a linear
+    learning-rate decay to 0 from ``decay_from`` to ``decay_to`` (0: constant)."""
+
+    g_width: int = 16
+    g_blocks: int = 8
+    d_width: int = 64
+    d_layers: int = 3
+    d_scales: int = 1
+    adv_weight: float = 1.0
+    cycle_weight: float = 10.0
+    identity_weight: float = 5.0
+    edge_weight: float = 0.0
+    colour_weight: float = 0.0
+    pool_size: int = 50
+    skip_grad_norm: float = 1e4
+
+    renamed = {"color_weight": "colour_weight"}  # spelt as patch-style spells it
+
+    def check(self, who: str) -> None:
+        for name in ("g_width", "g_blocks", "d_width", "d_layers", "d_scales"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ArtganError(f"{who}: {name} must be a positive integer, got {v!r}")
+        super().check(who)
+
+
 class CycleGANRecipe(GANRecipe):
-    """Photo <-> art CycleGAN on ``unpaired-folders`` batches (``photo``, ``art``).
+    """Photo <-> art CycleGAN on ``unpaired-folders`` batches (``photo``, ``art``); knobs:
+    :class:`CycleGANConfig`.
 
     Loss weights: ``adv_weight`` on each generator's adversarial loss, ``cycle_weight`` on each
     L1 round trip, ``identity_weight`` on L1(G(art), art) + L1(F(photo), photo), ``edge_weight``
     on 1 - SSIM between the edge maps of the photo and G(photo) (:func:`edge_map`; 0 = off), which
-    lets the picture's structure through while its texture changes, and ``color_weight`` on the
+    lets the picture's structure through while its texture changes, and ``colour_weight`` on the
     :func:`colour_distance` between G(photo) and the art crops of the batch (0 = off). A higher
     adversarial and a lower identity weight than the paper's (1, 10, 5) let G change texture more,
     not only colour. The learning rate decays linearly to 0 from step ``decay_from`` to ``decay_to``
     (0: constant), as in the paper. An update whose gradient norm is not finite or above
-    ``skip_grad_norm`` is skipped (counted in the ``G/skipped_updates`` metric).
+    ``skip_grad_norm`` is skipped (counted in the ``G/skipped_updates`` metric). The default loss
+    is least squares with G's term as the paper's code has it, (D(G(x)) - 1)^2 (an MSE).
     """
 
-    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None,
-                 g_width: int = 16, g_blocks: int = 8, d_width: int = 64, d_layers: int = 3, d_scales: int = 1,
-                 lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
-                 adv_weight: float = 1.0, cycle_weight: float = 10.0, identity_weight: float = 5.0,
-                 edge_weight: float = 0.0, color_weight: float = 0.0,
-                 pool_size: int = 50, decay_from: int = 0, decay_to: int = 0,
-                 skip_grad_norm: float = 1e4):
+    config_class = CycleGANConfig
+    default_loss = "least-squares"
+    default_loss_params = {"generator_scale": 1.0}
+
+    def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, **params):
         super().__init__()
         if info.channels != 3:
             raise ArtganError(f"cyclegan: needs RGB data (channels 3), got {info.channels}")
         if info.image_size % StyleGenerator.size_multiple:
             raise ArtganError(f"cyclegan: image_size must be a multiple of 4, got {info.image_size}")
-        for name, v in (("g_width", g_width), ("g_blocks", g_blocks), ("d_width", d_width), ("d_layers", d_layers),
-                        ("d_scales", d_scales)):
-            if not isinstance(v, int) or v < 1:
-                raise ArtganError(f"cyclegan: {name} must be a positive integer, got {v!r}")
-        if decay_to and not 0 <= decay_from < decay_to:
-            raise ArtganError(f"cyclegan: need 0 <= decay_from < decay_to, got {decay_from}, {decay_to}")
-        self.info, self.loss = info, loss or LeastSquaresLoss()
-        self.adv_weight, self.cycle_weight, self.identity_weight = adv_weight, cycle_weight, identity_weight
-        self.edge_weight, self.color_weight = edge_weight, color_weight
-        self.lr, self.decay_from, self.decay_to = lr, decay_from, decay_to
-        self.G = StyleGenerator(g_width, g_blocks)          # photo -> art (exported)
-        self.F = StyleGenerator(g_width, g_blocks)          # art -> photo (training only)
-        self.D_art = MultiScaleDiscriminator(d_width, d_layers, d_scales)
-        self.D_photo = MultiScaleDiscriminator(d_width, d_layers, d_scales)
+        cfg = self.cfg = CycleGANConfig.from_params("cyclegan", params)
+        self.info, self.loss = info, self.adversarial_loss(loss)
+        self.adv_weight, self.cycle_weight, self.identity_weight = cfg.adv_weight, cfg.cycle_weight, cfg.identity_weight
+        self.edge_weight, self.colour_weight = cfg.edge_weight, cfg.colour_weight
+        self.G = StyleGenerator(cfg.g_width, cfg.g_blocks)          # photo -> art (exported)
+        self.F = StyleGenerator(cfg.g_width, cfg.g_blocks)          # art -> photo (training only)
+        self.D_art = MultiScaleDiscriminator(cfg.d_width, cfg.d_layers, cfg.d_scales)
+        self.D_photo = MultiScaleDiscriminator(cfg.d_width, cfg.d_layers, cfg.d_scales)
         for m in (self.G, self.F, self.D_art, self.D_photo):
             m.apply(_init_weights)
         self.modules = {"photo_to_art": self.G, "art_to_photo": self.F,
                         "d_art": self.D_art, "d_photo": self.D_photo}
-        betas = (beta1, beta2)
+        self.keep_ema(self.G, cfg.ema)
+        lr, betas = cfg.lr, cfg.betas
         self.optimizers = {
             "generators": torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr, betas=betas),
             "discriminators": torch.optim.Adam(itertools.chain(self.D_art.parameters(), self.D_photo.parameters()),
                                                lr, betas=betas),
         }
-        self.skip_grad_norm, self.skipped = skip_grad_norm, 0  # becomes a tensor (a count) on the device
+        self.set_lr_schedule(cfg.schedule())
+        self.skip_grad_norm, self.skipped = cfg.skip_grad_norm, 0  # becomes a tensor (a count) on the device
         for opt in self.optimizers.values():
             opt.register_step_pre_hook(self._skip_bad_update)
-        self.pool_art, self.pool_photo = ImagePool(pool_size), ImagePool(pool_size)
+        self.pool_art, self.pool_photo = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
         self._fakes: dict[str, torch.Tensor] = {}
         self._sample_photos: torch.Tensor | None = None
 
@@ -303,9 +315,9 @@ class CycleGANRecipe(GANRecipe):
             edges = ssim_loss(edge_map(fake_art), edge_map(photo))
             total = total + self.edge_weight * edges
             out["edges"] = edges.detach()
-        if self.color_weight > 0:
+        if self.colour_weight > 0:
             colour = colour_distance(fake_art, art)
-            total = total + self.color_weight * colour
+            total = total + self.colour_weight * colour
             out["colour"] = colour.detach()
         self._fakes = {"art": fake_art.detach(), "photo": fake_photo.detach()}
         return {"loss": total, **out}
@@ -332,13 +344,7 @@ class CycleGANRecipe(GANRecipe):
         return [Phase("G", self.optimizers["generators"], self.generator_step),
                 Phase("D", self.optimizers["discriminators"], self.discriminator_step)]
 
-    def after_step(self, step: int) -> None:
-        if not self.decay_to:
-            return
-        frac = min(max((step - self.decay_from) / (self.decay_to - self.decay_from), 0.0), 1.0)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = self.lr * (1.0 - frac)
+    # after_step (the learning-rate schedule, the EMA of G when kept): GANRecipe's
 
     # -- samples: photo | G(photo) | F(G(photo)) side by side ------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -352,7 +358,7 @@ class CycleGANRecipe(GANRecipe):
             s = self.info.image_size
             photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
         photos = photos.to(device)
-        art = self.G(photos)
+        art = self.sampling_generator(photos)
         return torch.cat([photos, art, self.F(art)], dim=3)
 
     # -- export: the photo -> art generator only --------------------------------------------------
@@ -360,7 +366,7 @@ class CycleGANRecipe(GANRecipe):
         name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
         example = torch.rand(1, 3, 128, 128) * 2 - 1
         return ExportSpec(
-            module=self.G,
+            module=self.sampling_generator,
             inputs={"image": example},
             outputs=["stylized"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},

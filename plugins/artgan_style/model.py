@@ -28,7 +28,7 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase
+from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, as measure.grey
 
@@ -207,8 +207,10 @@ def edge_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
 # -- the recipe ------------------------------------------------------------------------------
 
 @dataclass
-class PatchStyleConfig:
-    """Every knob of :class:`PatchStyleRecipe`, with the defaults ``artgan style train`` uses."""
+class PatchStyleConfig(RecipeConfig):
+    """Every knob of :class:`PatchStyleRecipe`, with the defaults ``artgan style train`` uses
+    (:class:`RecipeConfig`'s too: Adam betas 0.9/0.99, and the learning rate falls linearly to
+    ``lr_final`` = lr/10 from ``decay_from`` to ``decay_to``)."""
 
     width: int = 48              # channels at 1/4 resolution
     blocks: int = 5              # residual blocks there
@@ -222,42 +224,42 @@ class PatchStyleConfig:
     colour_weight: float = 2.0   # pixel colours
     edge_weight: float = 0.3     # 1 - edge SSIM to the photo
     projections: int = 64
+    betas: tuple[float, float] = (0.9, 0.99)
+    lr_final: float = 0.1
 
-    def check(self) -> None:
+    def check(self, who: str = "patch-style") -> None:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.type in ("int", int) and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise ArtganError(f"patch-style: {f.name} must be a non-negative integer, got {v!r}")
+                raise ArtganError(f"{who}: {f.name} must be a non-negative integer, got {v!r}")
             if f.type in ("float", float) and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-                raise ArtganError(f"patch-style: {f.name} must be a non-negative number, got {v!r}")
+                raise ArtganError(f"{who}: {f.name} must be a non-negative number, got {v!r}")
         for name in ("width", "blocks", "style_patch", "style_scales", "projections"):
             if getattr(self, name) < 1:
-                raise ArtganError(f"patch-style: {name} must be at least 1, got {getattr(self, name)}")
-        if self.decay_to and not self.decay_from < self.decay_to:
-            raise ArtganError(f"patch-style: need decay_from < decay_to, got {self.decay_from}, {self.decay_to}")
+                raise ArtganError(f"{who}: {name} must be at least 1, got {getattr(self, name)}")
+        super().check(who)
 
 
 class PatchStyleRecipe(GANRecipe):
     """One generator, one Adam optimiser, one phase; batches ``{"image": photo crops, "art":
     painting crops}`` (the ``unpaired-folders`` dataset). Parameters: :class:`PatchStyleConfig`."""
 
+    config_class = PatchStyleConfig
+
     def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
         if loss is not None:
             raise ArtganError("patch-style: takes no adversarial loss (it matches patch distributions); "
                               "remove train.loss")
-        names = {f.name for f in fields(PatchStyleConfig)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ArtganError(f"patch-style: unknown parameter {unknown[0]!r}; accepted: {', '.join(sorted(names))}")
         if info.channels != 3:
             raise ArtganError(f"patch-style: needs RGB data (channels 3), got {info.channels}")
-        self.cfg = PatchStyleConfig(**params)
-        self.cfg.check()
+        self.cfg = PatchStyleConfig.from_params("patch-style", params)
         self.info = info
         self.G = StyleNet(self.cfg.width, self.cfg.blocks)
         self.modules = {"generator": self.G}
-        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), self.cfg.lr, betas=(0.9, 0.99))}
+        self.keep_ema(self.G, self.cfg.ema)
+        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), self.cfg.lr, betas=self.cfg.betas)}
+        self.set_lr_schedule(self.cfg.schedule())
         self._sample_photos: torch.Tensor | None = None
 
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -282,13 +284,7 @@ class PatchStyleRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    def after_step(self, step: int) -> None:
-        c = self.cfg
-        if not c.decay_to:
-            return
-        frac = min(max((step - c.decay_from) / (c.decay_to - c.decay_from), 0.0), 1.0)
-        for group in self.optimizers["generator"].param_groups:
-            group["lr"] = c.lr * (1.0 - 0.9 * frac)
+    # after_step (the learning-rate schedule, the EMA when kept): GANRecipe's
 
     # -- samples: photo | styled, side by side ----------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -302,7 +298,7 @@ class PatchStyleRecipe(GANRecipe):
             s = self.info.image_size
             photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
         photos = photos.to(device)
-        return torch.cat([photos, self.G(photos).float()], dim=3)
+        return torch.cat([photos, self.sampling_generator(photos).float()], dim=3)
 
     # -- export ----------------------------------------------------------------------------------
     def export_spec(self) -> ExportSpec:
@@ -310,7 +306,7 @@ class PatchStyleRecipe(GANRecipe):
         m = StyleNet.size_multiple
         image_spec = {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0]}
         return ExportSpec(
-            module=self.G,
+            module=self.sampling_generator,
             inputs={"image": torch.rand(1, 3, 128, 128) * 2 - 1},
             outputs=["stylized"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
