@@ -2,7 +2,7 @@
 # Train the shipped style models with `artgan style train` (its defaults: 15 minutes each on the
 # CPU), install them into OUT_DIR/style/ (.onnx, .card.json, .card.md, .reference.json,
 # .contact.png), then evaluate them on BSD68 (never seen in training) with `artgan evaluate style`
-# and write those figures into the cards (contact sheets and results.json: OUT_DIR/style-eval/).
+# and write those figures into the cards (results JSON: OUT_DIR/style-eval/results-<painting>.json).
 #
 #   scripts/train_style.sh DATA_DIR OUT_DIR
 #
@@ -25,14 +25,16 @@ PAINTINGS=${STYLE_PAINTINGS:-"starry-night great-wave"}
 RUNS=${STYLE_RUNS:-runs}
 cd "$(dirname "$0")/.."
 
-eval_args=()
 for name in $PAINTINGS; do
   artgan style train "$DATA/style/$name.jpg" --name "$name" --minutes "$MINUTES" --photos "$DATA/BSDS400" \
     --to "$OUT" --runs "$RUNS"
-  eval_args+=(--painting "$DATA/style/$name.jpg" --model "$OUT/style/$name.onnx")
 done
-ARTGAN_PROVIDERS=CPUExecutionProvider \
-  artgan evaluate style --photos "$DATA/BSD68" --split all "${eval_args[@]}" --out "$OUT/style-eval" --card
+mkdir -p "$OUT/style-eval"
+for name in $PAINTINGS; do
+  ARTGAN_PROVIDERS=CPUExecutionProvider \
+    artgan evaluate style --data "$DATA/BSD68" --split all --painting "$DATA/style/$name.jpg" \
+    --model "$OUT/style/$name.onnx" --out "$OUT/style-eval/results-$name.json" --card "$OUT/style/$name.card.json"
+done
 
 if [ -n "${STYLE_UNSEEN:-}" ]; then
   # A painting-like image that is in no shipped model: scikit-image's "coffee" photo through OpenCV's
@@ -60,6 +62,6 @@ PY
   artgan style train "$OUT/unseen/painting.png" --name unseen-painting --photos "$DATA/BSDS400" \
     --to "$OUT/unseen" --runs "$RUNS"
   ARTGAN_PROVIDERS=CPUExecutionProvider \
-    artgan evaluate style --photos "$DATA/BSD68" --split all --painting "$OUT/unseen/painting.png" \
-    --model "$OUT/unseen/style/unseen-painting.onnx" --out "$OUT/unseen/style-eval"
+    artgan evaluate style --data "$DATA/BSD68" --split all --painting "$OUT/unseen/painting.png" \
+    --model "$OUT/unseen/style/unseen-painting.onnx" --out "$OUT/unseen/style-eval.json"
 fi

@@ -107,17 +107,6 @@ def test_shipped_reference_found_by_name(registry, tmp_path, monkeypatch):
         build_step(registry, "histogram-match:reference=stripe")
 
 
-def test_split_is_every_fourth_sorted_file():
-    files = [f"{i:03d}.png" for i in range(10)][::-1]
-    held = measure.split_photos(files, "heldout")
-    train = measure.split_photos(files, "train")
-    assert [p.name for p in held] == ["003.png", "007.png"]
-    assert len(train) == 8 and not set(held) & set(train)
-    assert len(measure.split_photos(files, "all")) == 10
-    with pytest.raises(ArtganError, match="split must be one of"):
-        measure.split_photos(files, "test")
-
-
 def test_style_distances_and_edge_ssim():
     photo, painting = _photo(), _painting()
     target = measure.StyleSignature.of(painting)

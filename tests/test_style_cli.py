@@ -14,10 +14,9 @@ from artgan.images import load_image, save_image
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    from artgan.cli import _add_plugin_commands, cli
+def cli():
+    from artgan.cli import cli
 
-    _add_plugin_commands()
     return cli
 
 
@@ -93,8 +92,15 @@ def _check_installed(models, name, runner, cli, data):
     for suffix in (".onnx", ".card.json", ".card.md", ".reference.json", ".contact.png"):
         assert (style / f"{name}{suffix}").exists(), suffix
     card = json.loads((style / f"{name}.card.json").read_text())
-    assert card["metadata"]["architecture"] == "patch-style"
-    assert set(card["evaluation"]["methods"]["style (model)"]) >= {"color_ratio", "texture_ratio", "edge_ssim"}
+    assert card["metadata"]["architecture"] == "patch-style" and card["command"].endswith(f"--name {name}")
+    (title, result), = card["evaluation"].items()
+    assert title == "photos (split heldout, first 2), painting, strength 1"
+    assert set(result["methods"]) == {"color-transfer", "histogram-match", "another photo", name,
+                                      f"{name} + color-transfer 0.5"}
+    assert set(result["methods"][name]) >= {"color_ratio", "texture_ratio", "edge_ssim", "ms_512x512"}
+    assert card["real_inputs"]["count"] == 2 and card["real_inputs"]["min_psnr_db"] > 50
+    md = (style / f"{name}.card.md").read_text()
+    assert f"# style model `{name}`" in md and "| another photo |" in md and "on real inputs (2 held-out" in md
     sheet = load_image(style / f"{name}.contact.png")
     assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)  # the painting + the 2 held-out photos of 8
     # found by name through the search path, and usable as a step

@@ -16,7 +16,7 @@ import torch
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 from artgan.export import export_onnx
-from artgan.images import load_image, save_image
+from artgan.images import load_image, save_image, to_float
 from artgan.metrics import psnr
 from artgan.steps import build_step
 from artgan_style import model as M
@@ -50,7 +50,8 @@ def tiny_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     path = root / "style" / "stripes.onnx"
     card = export_onnx(recipe.export_spec(), path)
-    return {"root": root, "path": path, "card": card, "recipe": recipe}
+    return {"root": root, "path": path, "card": card, "recipe": recipe,
+            "card_path": root / "style" / "stripes.card.json"}
 
 
 def test_generator_keeps_any_size_and_range():
@@ -306,6 +307,26 @@ def test_pipeline_trains_exports_and_processes(runner, folders, tmp_path, monkey
     assert (tmp_path / "run" / "samples" / "step_000002.png").exists()
 
 
+def test_cyclegan_trains_two_steps_and_exports_a_style_model(runner, folders, tmp_path):
+    """The older recipe (great-wave.onnx comes from it): a tiny one trains, exports and runs as a step."""
+    from artgan.cli import cli
+
+    text = PIPELINE.format(photos=folders / "photos", art=folders / "art" / "stripes.png")
+    text = text.replace("{name: patch-style, width: 8, blocks: 1, style_scales: 2}",
+                        "{name: cyclegan, g_width: 4, g_blocks: 1, d_width: 8, d_layers: 2}")
+    text = text[: text.index("  - process:")]
+    (tmp_path / "p.yaml").write_text(text)
+    result = runner.invoke(cli, ["run", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "run" / "export" / "style.onnx"
+    card = json.loads(model.with_name("style.card.json").read_text())
+    assert card["metadata"]["architecture"] == "cyclegan" and card["metadata"]["train_steps"] == 2
+    assert card["verification"]["psnr_db"] >= 50
+    image = np.random.default_rng(0).random((1, 36, 52, 3), dtype=np.float32)
+    out = build_step(_registry(), f"style:model={model}")(image)
+    assert out.shape == image.shape and np.isfinite(out).all()
+
+
 def test_pipeline_rejects_unknown_step_parameter(runner, folders, tmp_path):
     from artgan.cli import cli
 
@@ -330,40 +351,60 @@ def test_generate_then_style_in_one_pipeline(runner, tiny_pipeline, tiny_model, 
 
 
 def test_evaluate_style_command(runner, folders, tiny_model, tmp_path):
-    from artgan.cli import _add_plugin_commands, cli
+    """Through the core's `artgan evaluate`: every method a row, the floor pairs each held-out
+    photo with the next, the card gets the table."""
+    from artgan.cli import cli
+    from artgan_style import measure
+    from artgan_style.evaluate import _resized
 
-    _add_plugin_commands()
-    out = tmp_path / "eval"
-    result = runner.invoke(cli, ["evaluate", "style", "--photos", str(folders / "photos"),
-                                 "--painting", str(folders / "art" / "stripes.png"),
-                                 "--model", str(tiny_model["path"]), "--out", str(out), "--sheet", "2", "-q"])
+    photos, painting = folders / "photos", folders / "art" / "stripes.png"
+    out = tmp_path / "eval.json"
+    result = runner.invoke(cli, ["evaluate", "style", "--data", str(photos), "--painting", str(painting),
+                                 "--model", str(tiny_model["path"]), "--out", str(out), "--card",
+                                 str(tiny_model["card_path"]), "-q"])
     assert result.exit_code == 0, result.output
-    for label in ("another photo (floor)", "color-transfer", "histogram-match", "style (model)",
-                  "style + color-transfer 0.5"):
-        assert label in result.stdout
-    data = json.loads((out / "results.json").read_text())
-    assert data["photos"] == ["003.png", "007.png"]  # the held-out quarter
-    methods = data["results"][0]["methods"]
+    data = json.loads(out.read_text())
+    assert data["split"] == "heldout" and data["images"] == 2  # 003 and 007: artgan.splits' held-out quarter
+    assert list(data["methods"]) == ["color-transfer", "histogram-match", "another photo", "stripes",
+                                     "stripes + color-transfer 0.5"]
+    assert all(label in result.stdout for label in data["methods"])
+    methods = data["methods"]
     assert methods["histogram-match"]["color_ratio"] < 1.0
-    assert methods["style (model)"]["ms_512x512"] > 0
-    assert set(methods["another photo (floor)"]) >= {"edge_ssim", "edge_ssim_fine", "color_ratio", "texture_ratio"}
-    sheet = load_image(out / "contact-stripes.png")
-    # the painting's row and 2 photo rows, 240 px high; each row as wide as its pictures (input + 4
-    # methods at the photos' 40:56 or 56:40 aspect), no square cells with empty margins
-    assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)
-    assert 5 * 240 * 40 / 56 < sheet.shape[1] <= 6 + 5 * (240 * 56 / 40 + 6) + 1
+    assert methods["stripes"]["ms_512x512"] > 0 and methods["stripes"]["seconds_per_photo"] > 0
+    assert methods["another photo"]["seconds_per_photo"] == 0
+    # the floor: photo 003 'stylised' into photo 007 (resized to fit), and 007 into 003
+    p3, p7 = (to_float(load_image(photos / f"00{i}.png")) for i in (3, 7))
+    floor = methods["another photo"]["per_image"]
+    assert floor["003"]["edge_ssim"] == pytest.approx(measure.edge_ssim(p3, _resized(p7, p3.shape[:2])))
+    assert floor["007"]["edge_ssim"] == pytest.approx(measure.edge_ssim(p7, _resized(p3, p7.shape[:2])))
+    card = json.loads(tiny_model["card_path"].read_text())
+    assert "photos (split heldout), stripes, strength 1" in card["evaluation"]
+    assert "| stripes + color-transfer 0.5 |" in (tiny_model["root"] / "style" / "stripes.card.md").read_text()
 
 
 def test_evaluate_style_errors(runner, folders, tmp_path):
-    from artgan.cli import _add_plugin_commands, cli
+    from artgan.cli import cli
 
-    _add_plugin_commands()
-    args = ["evaluate", "style", "--photos", str(folders / "photos"), "--out", str(tmp_path),
-            "--painting", str(folders / "art" / "stripes.png")]
-    result = runner.invoke(cli, args + ["--model", "a", "--model", "b"])
-    assert result.exit_code == 1 and "give one --model per --painting (1), or none; got 2" in result.output
-    result = runner.invoke(cli, args + ["--model", "no-such-model"])
-    assert result.exit_code == 1 and "Error: style: no model named 'no-such-model'" in result.output
+    args = ["evaluate", "style", "--data", str(folders / "photos")]
+    painting = ["--painting", str(folders / "art" / "stripes.png")]
+    for extra, message in ([[], "Error: evaluate style: give --painting PAINTING"],
+                           [painting + ["--model", "no-such-model"], "Error: style: no model named 'no-such-model'"],
+                           [painting + ["--baselines", "blur"], "unknown baseline 'blur'; choose from another photo"]):
+        result = runner.invoke(cli, args + extra)
+        assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_contact_sheet_rows_follow_the_photos_aspect(folders):
+    from artgan_style.sheet import contact_sheet, run_methods
+
+    photos = [folders / "photos" / "003.png", folders / "photos" / "004.png"]  # 40x56 and 56x40
+    inputs, columns = run_methods(photos, {"same": lambda x: x, "dark": lambda x: x / 2})
+    assert [label for label, _ in columns] == ["same", "dark"] and np.allclose(columns[1][1][0], inputs[0] / 2)
+    sheet = contact_sheet(folders / "art" / "stripes.png", inputs, columns)
+    # the painting's row and 2 photo rows, 240 px high; each row as wide as its pictures (input + 2
+    # methods at the photos' 40:56 or 56:40 aspect), no square cells with empty margins
+    assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)
+    assert 3 * 240 * 56 / 40 < sheet.shape[1] <= 6 + 3 * (240 * 56 / 40 + 6) + 1
 
 
 def test_style_step_tiles_only_when_memory_is_short(registry, tiny_model, monkeypatch):

@@ -1,8 +1,19 @@
-"""Style transfer: a CycleGAN photo -> painting recipe, an unpaired two-folder dataset, the
-``style`` / ``color-transfer`` / ``histogram-match`` steps and ``artgan evaluate style``.
+"""Style transfer: photo -> painting models, the classical colour methods beside them, and their
+evaluation.
 
-Registered through the ``artgan`` entry-point group, like any third-party plugin. Everything is
-named lazily: torch is imported only when a pipeline trains, never by the steps.
+Registered through the ``artgan`` entry-point group, like any third-party plugin:
+
+- dataset ``unpaired-folders``: crops of photos and of a painting, unpaired (:mod:`.data`);
+- architectures ``patch-style`` (:mod:`.model`, what ``artgan style train`` trains) and ``cyclegan``
+  (:mod:`.cyclegan`, the older recipe great-wave.onnx comes from);
+- steps ``style`` (a trained model on onnxruntime), ``color-transfer``, ``histogram-match``
+  (:mod:`.steps`, no torch);
+- evaluation ``style`` (:mod:`.evaluate`, figures in :mod:`.measure`): the core makes it
+  ``artgan evaluate style``;
+- command ``artgan style train`` (:mod:`.cli`): a model for your own painting, with its card and
+  contact sheet (:mod:`.sheet`).
+
+Everything is named lazily: torch is imported only when a pipeline trains, never by the steps.
 """
 
 from __future__ import annotations
@@ -30,9 +41,12 @@ def artgan_register_steps(register):
 
 
 @artgan.hookimpl
+def artgan_register_evaluations(register):
+    register("style", lazy("artgan_style.evaluate:style_evaluation"))
+
+
+@artgan.hookimpl
 def artgan_register_commands(cli):
     from .cli import style
-    from .evaluate import evaluate_style
 
-    cli.commands["evaluate"].add_command(evaluate_style)
     cli.add_command(style)

@@ -3,13 +3,16 @@
 It runs one pipeline through the one trainer (``train`` with a time budget, then ``export``), so
 everything it makes is in its run folder; then it installs the model where
 ``--step style:model=NAME`` finds it (:func:`artgan.model_search.find_model`), with the painting's
-colour reference (``color-transfer:reference=NAME``), a card and a contact sheet.
+colour reference (``color-transfer:reference=NAME``), a card and a contact sheet. The card is the
+export's, through :mod:`artgan.cards`, with what the model is, how it was trained, the ONNX check
+against PyTorch on held-out photos (:func:`artgan.export.verify_on_real_inputs`) and the figures of
+``artgan evaluate style`` (:mod:`.evaluate`) on the first of them.
 
 Photos: ``--photos DIR``, else ``$ARTGAN_STYLE_PHOTOS``, else the project's photo folder
 ``../shared/data/BSDS400`` (beside the source tree or the current folder), else scikit-image's
 bundled sample photos when scikit-image is installed, else a one-line error asking for
-``--photos``. The fixed split of :func:`artgan_style.measure.split_photos` holds every 4th photo
-out; the card and the contact sheet are made from those.
+``--photos``. :mod:`artgan.splits` holds every 4th photo out of training; the card and the contact
+sheet are made from those.
 """
 
 from __future__ import annotations
@@ -216,15 +219,14 @@ def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: P
 def install(run_dir: Path, name: str, painting: Path, photo_dir: Path, to: Path | None, seconds: float,
             photo_source: str, stopped: bool, log) -> Path:
     """Copy the export into the model folder with its reference, card and contact sheet."""
-    import json
     import shutil
 
-    from artgan.files import atomic_path, write_json
+    from artgan.cards import update_card
+    from artgan.files import atomic_path, read_jsonl
     from artgan.images import list_images, load_image, save_image, to_float
+    from artgan.splits import split_files
 
     from .classical import Reference
-    from .evaluate import contact_sheet, evaluate_painting, update_card
-    from .measure import split_photos
 
     folder = models_root(to) / "style"
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,25 +237,83 @@ def install(run_dir: Path, name: str, painting: Path, photo_dir: Path, to: Path 
             with atomic_path(folder / src.name) as tmp:
                 shutil.copyfile(src, tmp)
     Reference.from_image(to_float(load_image(painting)), name=name).save(folder / f"{name}.reference.json")
-    card_path = folder / f"{name}.card.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else {"file": model.name}
-    state = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1]) if \
-        (run_dir / "metrics.jsonl").exists() else {}
-    card["training"] = {"command": f"artgan style train {painting.name} --name {name}",
-                        "painting": painting.name, "photos": f"{photo_dir} ({photo_source}), training split",
-                        "seconds_total": round(seconds), "stopped_early": stopped,
-                        "last_logged_step": state.get("step"), "run": str(run_dir)}
-    write_json(card_path, card)
-    held = split_photos(list_images(photo_dir), "heldout")[:CARD_PHOTOS] or list_images(photo_dir)[:CARD_PHOTOS]
-    result = evaluate_painting(painting, held, str(model), 1.0, SHEET_PHOTOS, log)
-    result["split"] = "heldout"
-    inputs, columns = result.pop("_sheet")
-    columns = [c for c in columns if c[0] in ("style (model)", "color-transfer")]
-    sheet = save_image(folder / f"{name}.contact.png", contact_sheet(painting, inputs, columns))
-    save_image(run_dir / f"contact-{name}.png", contact_sheet(painting, inputs, columns))
-    update_card(result, f"artgan evaluate style --photos {photo_dir} --painting {painting} --model {name} "
-                        f"--split heldout")
-    m = result["methods"]["style (model)"]
+    metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+    update_card(model, "summary", card_summary(name))
+    update_card(model, "training", {"painting": painting.name,
+                                    "photos": f"{photo_dir} ({photo_source}), training split",
+                                    "seconds_total": round(seconds), "stopped_early": stopped,
+                                    "last_logged_step": metrics[-1].get("step") if metrics else None,
+                                    "run": str(run_dir)})
+    update_card(model, "command", f"artgan style train {painting.name} --name {name}")
+    held = split_files(list_images(photo_dir), "heldout")[:CARD_PHOTOS] or list_images(photo_dir)[:CARD_PHOTOS]
+    check_on_photos(run_dir / "checkpoints" / "last.pt", model, held)
+    result = evaluate_on(model, painting, held, photo_dir.name, run_dir / "card-photos")
+    sheet = _contact_sheet(model, painting, held[:SHEET_PHOTOS])
+    save_image(folder / f"{name}.contact.png", sheet)
+    save_image(run_dir / f"contact-{name}.png", sheet)
+    m = result["methods"][name]
     log(f"  {len(held)} held-out photos: colour ratio {m['color_ratio']:.3f}, texture ratio "
-        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {sheet}")
+        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {folder / f'{name}.contact.png'}")
     return model
+
+
+def card_summary(name: str) -> dict:
+    """The card's title and what the model is (its card's export metadata says the rest)."""
+    return {"title": f"style model `{name}`",
+            "lines": [f"Photo -> painting style. Use it: `artgan process photo.jpg --step style:model={name}` "
+                      f"(add `,strength=0.7` for less), and `color-transfer:reference={name}` for the painting's "
+                      f"colours alone."]}
+
+
+def check_on_photos(checkpoint: Path, model: Path, photos: list[Path]) -> dict:
+    """ONNX vs PyTorch (the checkpoint's exported module) on real photos, recorded in the card.
+    The photos are cropped to the model's size multiple, as its inputs always are."""
+    from artgan.cards import read_card
+    from artgan.checkpoints import load_recipe
+    from artgan.export import verify_on_real_inputs
+    from artgan.images import load_image, to_float
+    from artgan.plugins import get_registry
+
+    recipe, _ = load_recipe(checkpoint, get_registry())
+    multiple = int(read_card(model)["metadata"].get("size_multiple", 1))
+    feeds = []
+    for path in photos:
+        image = to_float(load_image(path))
+        h, w = (s - s % multiple for s in image.shape[:2])
+        feeds.append({"image": image[:h, :w].transpose(2, 0, 1)[None] * 2.0 - 1.0})
+    sizes = sorted({f"{f['image'].shape[3]}x{f['image'].shape[2]}" for f in feeds})
+    return verify_on_real_inputs(recipe.export_spec().module, model, feeds,
+                                 describe=f"{len(feeds)} held-out photos of {photos[0].parent.name}, "
+                                          f"{', '.join(sizes)}")
+
+
+def evaluate_on(model: Path, painting: Path, photos: list[Path], dataset: str, workdir: Path) -> dict:
+    """``artgan evaluate style`` of the model on these photos (copied into ``workdir``, a folder of
+    their own), added to the card."""
+    import shutil
+
+    from artgan.cards import update_card
+    from artgan.evaluation import Request, evaluate
+    from artgan.plugins import get_registry
+
+    from .evaluate import style_evaluation
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        shutil.copyfile(photo, workdir / photo.name)
+    evaluation = style_evaluation()
+    request = Request("style", workdir, "all", [str(model)], list(evaluation.baselines),
+                      {"painting": painting, "strength": 1.0}, get_registry())
+    result = evaluate("style", evaluation, request)
+    result.update(dataset=dataset, split=f"heldout, first {len(photos)}")
+    update_card(model, f"evaluation/{evaluation.card_title(result)}", {k: v for k, v in result.items() if k != "data"})
+    return result
+
+
+def _contact_sheet(model: Path, painting: Path, photos: list[Path]):
+    from .sheet import contact_sheet, run_methods
+    from .steps import ColorTransferStep, StyleStep
+
+    inputs, columns = run_methods(photos, {"style (model)": StyleStep(str(model)),
+                                           "color-transfer": ColorTransferStep(str(painting))})
+    return contact_sheet(painting, inputs, columns)

@@ -22,8 +22,7 @@ from torch.utils.data import Dataset
 from artgan.data import DatasetInfo, build_augmentations, uint8_to_tensor
 from artgan.errors import ArtganError
 from artgan.images import list_images, load_image
-
-from .measure import SPLITS, split_photos
+from artgan.splits import SPLITS, split_files
 
 
 def _load_all(path: str, what: str, split: str = "all") -> tuple[list[np.ndarray], list[str]]:
@@ -35,7 +34,7 @@ def _load_all(path: str, what: str, split: str = "all") -> tuple[list[np.ndarray
         raise ArtganError(f"unpaired-folders: {what} path {root} does not exist")
     else:
         files = list_images(root)
-    files = split_photos(files, split)
+    files = split_files(files, split)
     if not files:
         raise ArtganError(f"unpaired-folders: no images for {what} in {path} (split {split!r})")
     return [load_image(f) for f in files], [f.name for f in files]
@@ -65,7 +64,7 @@ class UnpairedFoldersDataset(Dataset):
 
     Parameters: ``photos`` and ``art`` (a folder, searched recursively, or one image file),
     ``image_size`` (crop side), ``photo_split`` (``train``/``heldout``/``all``: the fixed split of
-    :func:`artgan_style.measure.split_photos`), ``photo_scale``/``art_scale`` ([min, max] random
+    :func:`artgan.splits.split_files`), ``photo_scale``/``art_scale`` ([min, max] random
     rescale before cropping; 1 = file resolution), ``flip``, ``length`` (items per epoch),
     ``min_std`` (crops flatter than this standard deviation, in [0, 1] units, are redrawn) and
     ``augment`` (an albumentations list applied to both crops).

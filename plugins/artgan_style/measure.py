@@ -17,7 +17,7 @@ Three figures, none needing a downloaded network:
 Style figures are reported as ratios output/input: 1 means no closer to the painting than the
 photo was, 0.5 means half the distance. Everything is seeded, so a re-run gives the same numbers.
 
-The protocol, exactly (also written into the model cards):
+The protocol, exactly (:data:`PROTOCOL`, written into the results and model cards, says it in one line):
 
 * grey = BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` of RGB in [0, 1];
 * the painting is read at its file resolution; from the whole painting ``PIXEL_SAMPLES`` pixels and
@@ -33,16 +33,14 @@ The protocol, exactly (also written into the model cards):
   makes a black-to-white step edge 1.0), compared with :func:`artgan.metrics.ssim` (11x11
   Gaussian window, data range 1); ``edge_ssim_fine`` is the same without the smoothing.
 
-Held-out photos: :func:`split_photos` holds out every ``HELDOUT_EVERY``-th file of the sorted list
-(indices 3, 7, 11, ...); training uses the rest.
+Photos are held out by :mod:`artgan.splits` (every 4th sorted file, from index 3); training uses
+the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -56,36 +54,13 @@ COLOR_DIR_SEED = 1
 TEXTURE_DIR_SEED = 2
 QUANTILES = 256
 EDGE_SIGMA = 1.0
-HELDOUT_EVERY = 4
-SPLITS = ("train", "heldout", "all")
 
-PROTOCOL = {
-    "grey": "BT.601 luma 0.299R+0.587G+0.114B, RGB in [0,1]",
-    "painting": "read at file resolution; samples drawn from the whole painting",
-    "pixel_samples": PIXEL_SAMPLES, "patch_samples": PATCH_SAMPLES, "patch_size": PATCH,
-    "patch_mean_removed": True, "sample_seed": SAMPLE_SEED, "sampling": "uniform, with replacement",
-    "distance": "sliced Wasserstein-1 on mid-point quantiles",
-    "color_projections": COLOR_PROJECTIONS, "color_direction_seed": COLOR_DIR_SEED,
-    "texture_projections": TEXTURE_PROJECTIONS, "texture_direction_seed": TEXTURE_DIR_SEED,
-    "quantiles": QUANTILES,
-    "edges": f"clip(hypot(sobel_x, sobel_y)/4, 0, 1) of grey after a Gaussian blur sigma {EDGE_SIGMA} px "
-             f"(edge_ssim_fine: no blur); SSIM 11x11 Gaussian window, data range 1",
-    "ratio": "distance(output, painting) / distance(input, painting), per image, then the mean",
-    "heldout": f"sorted photo files, every {HELDOUT_EVERY}th held out (index % {HELDOUT_EVERY} == "
-               f"{HELDOUT_EVERY - 1})",
-}
-
-
-def split_photos(files: Sequence[str | Path], split: str) -> list[Path]:
-    """The fixed photo split: ``heldout`` is every 4th sorted file, ``train`` the rest."""
-    if split not in SPLITS:
-        from artgan.errors import ArtganError
-        raise ArtganError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    files = sorted(Path(f) for f in files)
-    if split == "all":
-        return files
-    held = [i % HELDOUT_EVERY == HELDOUT_EVERY - 1 for i in range(len(files))]
-    return [f for f, h in zip(files, held) if h == (split == "heldout")]
+#: the protocol in one line, for the results JSON and the model cards (the module doc has it in full)
+PROTOCOL = (f"colour/texture ratio: sliced Wasserstein-1 ({QUANTILES} mid-point quantiles) to the painting of "
+            f"{PIXEL_SAMPLES} RGB pixels ({COLOR_PROJECTIONS} projections, seed {COLOR_DIR_SEED}) / {PATCH_SAMPLES} "
+            f"mean-removed {PATCH}x{PATCH} BT.601 grey patches ({TEXTURE_PROJECTIONS} projections, seed "
+            f"{TEXTURE_DIR_SEED}), drawn with seed {SAMPLE_SEED}, output over input per photo; edge SSIM: Sobel "
+            f"edges of grey blurred by sigma {EDGE_SIGMA:g} px (no blur: the 'no blur' column), 11x11 Gaussian SSIM")
 
 
 def grey(image: np.ndarray) -> np.ndarray:
