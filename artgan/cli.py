@@ -132,7 +132,7 @@ def cli():
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("pipeline_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a pipeline value, e.g. --set train.steps=200 (repeatable).")
+              help="Override a pipeline value, e.g. --set train.iterations=200 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: runs/NAME, or runs/NAME-2, ... if taken).")
 @click.option("--runs", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
@@ -143,12 +143,12 @@ def cli():
 @quiet_option
 @friendly_errors
 def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
-    """Run a pipeline: its steps (train, export, generate, process) in order, into one run folder.
+    """Run a pipeline: its stages (train, export, generate, process) in order, into one run folder.
 
     \b
     Examples:
       artgan run pipelines/quickstart.yaml
-      artgan run pipelines/quickstart.yaml --set train.steps=200 --out runs/short
+      artgan run pipelines/quickstart.yaml --set train.iterations=200 --out runs/short
       artgan run pipelines/quickstart.yaml --resume
     """
     from .pipeline import RunContext, dump_pipeline, latest_run_dir, load_pipeline, run_pipeline

@@ -223,8 +223,8 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
 #: what the value means). A bad value is one located line before anything runs, not a traceback
 #: (or a silent no-op) an hour into training. None always passes (it means "the default").
 FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
-    "TrainStep": {
-        "steps": (1, False, "training steps"),
+    "TrainStage": {
+        "iterations": (1, False, "training iterations"),
         "batch_size": (1, False, "images per batch"),
         "log_every": (1, False, "steps between log lines"),
         "checkpoint_every": (1, False, "steps between checkpoints"),
@@ -235,13 +235,13 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
         "collapse_ratio": (0, False, "0: off"),
         "seconds": (0, False, "a time budget in seconds; 0: none"),
     },
-    "GenerateStep": {
+    "GenerateStage": {
         "n": (1, False, "images to generate"),
         "seed": (0, False, "the latents' seed"),
         "batch_size": (1, False, "images per batch"),
         "truncation": (0, True, "the latent truncation"),
     },
-    "ExportStep": {
+    "ExportStage": {
         "opset": (7, False, "the ONNX opset"),
         "tolerance": (0, False, "the largest allowed difference"),
     },
@@ -368,19 +368,20 @@ def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, 
     now, as one line with the YAML's file:line, the key and the plugin. With ``build_them=False``
     (a real run, which builds them as it goes) only the parameters' types are checked against the
     factories' annotations, and ``out:`` paths: both cheap."""
-    from .pipeline import apply_overrides  # here: pipeline imports this module
+    from .pipeline import apply_overrides, rename_deprecated_keys  # here: pipeline imports this module
 
     if pipeline.source and Path(pipeline.source).is_file():
         doc = load_yaml(pipeline.source)
+        rename_deprecated_keys(doc, warn=False)  # load_pipeline warned
         try:
-            apply_overrides(doc, list(overrides))
+            apply_overrides(doc, list(overrides), warn=False)
         except Exception:  # already applied and checked once by load_pipeline; lines are what we need
             pass
     else:
         doc = Located(pipeline.raw, {}, pipeline.source or "<string>")
     check = _FactoryCheck(doc, registry, build_them)
-    for i, (kind, spec) in enumerate(pipeline.steps):
-        path = ("steps", i, kind)
+    for i, (kind, spec) in enumerate(pipeline.stages):
+        path = ("stages", i, kind)
         check.out_path(spec, path, kind)
         if kind == "train":
             check.train(spec, path)

@@ -1,6 +1,11 @@
-"""Pipelines: a YAML list of steps (train, export, generate, process) run into one run folder.
+"""Pipelines: a YAML list of stages (train, export, generate, process) run into one run folder.
 
 Everything is validated (keys, types, plugin names and their parameters) before anything runs.
+
+Names: in artgan's public API a *step* is a post-processing step (``artgan.steps.Step``, the
+``process`` stage's ``steps:``, ``artgan process --step``). A pipeline is a list of *stages*, and
+training runs for ``iterations``. The old names (a pipeline's ``steps:``, ``train.steps``,
+``TrainStep`` ...) keep working for one release, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ import dataclasses
 import inspect
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -20,14 +26,14 @@ from .errors import ArtganError, ConfigError
 from .files import write_text
 
 
-# -- the schema of each pipeline step --------------------------------------------------------------
+# -- the schema of each pipeline stage -------------------------------------------------------------
 
 @dataclass
-class TrainStep:
+class TrainStage:
     dataset: Any  # a dataset name, or {name: ..., params}
     architecture: Any  # an architecture name, or {name: ..., params}
     loss: Any = None  # a loss name, or {name: ..., params}; None: the architecture's default
-    steps: int = 1000
+    iterations: int = 1000  # training iterations (optimiser updates of every phase that is due)
     batch_size: int = 64
     seed: int | None = None  # default: the pipeline's seed
     device: str = "auto"
@@ -43,9 +49,14 @@ class TrainStep:
     collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
     tensorboard: bool = False
 
+    @property
+    def steps(self) -> int:
+        _deprecated("TrainStep.steps", "TrainStage.iterations")
+        return self.iterations
+
 
 @dataclass
-class ExportStep:
+class ExportStage:
     checkpoint: str | None = None  # default: this run's last checkpoint
     out: str = "export/generator.onnx"  # relative to the run folder
     opset: int | None = None  # default: artgan.export.DEFAULT_OPSET
@@ -58,7 +69,7 @@ class ExportStep:
 
 
 @dataclass
-class GenerateStep:
+class GenerateStage:
     model: str | None = None  # default: this run's last export
     n: int = 64
     seed: int = 0
@@ -69,45 +80,109 @@ class GenerateStep:
 
 
 @dataclass
-class ProcessStep:
-    steps: list  # step specs: "superres:scale=2" or {name: superres, scale: 2}
-    input: str | None = None  # image file or folder; default: the images the last step made
+class ProcessStage:
+    steps: list  # post-processing step specs: "superres:scale=2" or {name: superres, scale: 2}
+    input: str | None = None  # image file or folder; default: the images the last stage made
     out: str = "processed"
 
 
-STEP_KINDS: dict[str, type] = {"train": TrainStep, "export": ExportStep,
-                               "generate": GenerateStep, "process": ProcessStep}
+STAGE_KINDS: dict[str, type] = {"train": TrainStage, "export": ExportStage,
+                                "generate": GenerateStage, "process": ProcessStage}
 
 
 @dataclass
 class Pipeline:
     name: str
-    steps: list  # [(kind, spec dataclass)], built by load_pipeline
+    stages: list  # [(kind, spec dataclass)], built by load_pipeline
     seed: int = 0
     description: str = ""
     source: str = ""
     raw: dict = field(default_factory=dict)  # the resolved mapping, saved in the run folder
 
+    @property
+    def steps(self) -> list:
+        _deprecated("Pipeline.steps", "Pipeline.stages")
+        return self.stages
+
+    @steps.setter
+    def steps(self, stages: list) -> None:
+        _deprecated("Pipeline.steps", "Pipeline.stages")
+        self.stages = stages
+
+
+# -- old names, kept for one release ---------------------------------------------------------------
+
+#: Deprecated module attributes -> their new names
+_RENAMED = {"TrainStep": "TrainStage", "ExportStep": "ExportStage", "GenerateStep": "GenerateStage",
+            "ProcessStep": "ProcessStage", "STEP_KINDS": "STAGE_KINDS"}
+
+
+def _deprecated(old: str, new: str, where: str = "", stacklevel: int = 3) -> None:
+    warnings.warn(f"{where}{old} is deprecated, use {new} (a step is a post-processing step; the old name "
+                  f"goes in the next release)", DeprecationWarning, stacklevel=stacklevel)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        _deprecated(f"artgan.pipeline.{name}", f"artgan.pipeline.{_RENAMED[name]}")
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def rename_deprecated_keys(doc: Located, *, warn: bool = True) -> None:
+    """A pipeline's ``steps:`` list becomes ``stages:`` and a train stage's ``steps:`` becomes
+    ``iterations:``, lines and all, so the rest reads only the new keys (one warning each)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return
+    if "steps" in data and "stages" not in data:
+        _rename_key(doc, (), "steps", "stages", warn)
+    for i, item in enumerate(data.get("stages") if isinstance(data.get("stages"), list) else []):
+        train = item.get("train") if isinstance(item, dict) else None
+        if isinstance(train, dict) and "steps" in train and "iterations" not in train:
+            _rename_key(doc, ("stages", i, "train"), "steps", "iterations", warn)
+
+
+def _rename_key(doc: Located, parent: tuple, old: str, new: str, warn: bool) -> None:
+    if warn:
+        line = doc.line(parent + (old,))
+        where = f"{doc.file}:{line}: " if line else f"{doc.file}: "
+        shown = "train." if parent else ""
+        _deprecated(f"`{shown}{old}:`", f"`{shown}{new}:`", where, stacklevel=4)
+    container: Any = doc.data
+    for key in parent:
+        container = container[key]
+    items = list(container.items())  # the same order, so the saved pipeline.yaml reads as written
+    container.clear()
+    container.update((new if k == old else k, v) for k, v in items)
+    n = len(parent)
+    for path in [p for p in doc.lines if p[:n + 1] == parent + (old,)]:
+        doc.lines[parent + (new,) + path[n + 1:]] = doc.lines.pop(path)
+
 
 # -- loading ---------------------------------------------------------------------------------------
 
-def apply_overrides(doc: Located, overrides: list[str]) -> None:
-    """``train.steps=200``: the first part is a top-level key or the kind of a step (its first
-    occurrence); the rest walks into that step's mapping."""
+def apply_overrides(doc: Located, overrides: list[str], *, warn: bool = True) -> None:
+    """``train.iterations=200``: the first part is a top-level key or the kind of a stage (its
+    first occurrence); the rest walks into that stage's mapping."""
     data = doc.data
     for text in overrides:
         parts, value = parse_override(text)
-        steps = data.get("steps") if isinstance(data, dict) else None
+        if parts[:1] == ["train"] and parts[1:] == ["steps"]:
+            parts = ["train", "iterations"]
+            if warn:
+                _deprecated("--set train.steps", "--set train.iterations", stacklevel=3)
+        stages = data.get("stages") if isinstance(data, dict) else None
         target: Any = data
-        if isinstance(steps, list) and parts[0] in STEP_KINDS:
-            found = [s for s in steps if isinstance(s, dict) and parts[0] in s]
+        if isinstance(stages, list) and parts[0] in STAGE_KINDS:
+            found = [s for s in stages if isinstance(s, dict) and parts[0] in s]
             if not found:
-                raise ConfigError(f"--set {text}: the pipeline has no {parts[0]!r} step", file=doc.file)
+                raise ConfigError(f"--set {text}: the pipeline has no {parts[0]!r} stage", file=doc.file)
             if found[0][parts[0]] is None:
                 found[0][parts[0]] = {}
             target, parts = found[0][parts[0]], parts[1:]
             if not parts or not isinstance(target, dict):
-                raise ConfigError(f"--set {text}: name a key inside the step, e.g. --set {text.split('=')[0]}.steps=200",
+                raise ConfigError(f"--set {text}: name a key inside the step, e.g. --set {text.split('=')[0]}.iterations=200",
                                   file=doc.file)
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
@@ -122,12 +197,13 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
     parameters are checked too, so a typo fails here and not after an hour of training."""
     doc = loads_yaml(text, str(path or "<string>")) if text is not None else load_yaml(path)
     if not isinstance(doc.data, dict):
-        raise ConfigError("a pipeline is a mapping with 'name:' and 'steps:'", file=doc.file, line=1)
+        raise ConfigError("a pipeline is a mapping with 'name:' and 'stages:'", file=doc.file, line=1)
+    rename_deprecated_keys(doc)
     apply_overrides(doc, list(overrides))
     data = doc.data
     for key in data:
-        if key not in ("name", "seed", "description", "steps"):
-            raise ConfigError("unknown key; expected name, seed, description, steps",
+        if key not in ("name", "seed", "description", "stages"):
+            raise ConfigError("unknown key; expected name, seed, description, stages",
                               file=doc.file, key=str(key), line=doc.line((key,)))
     name = data.get("name") or Path(doc.file).stem
     if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
@@ -136,28 +212,28 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"expected an integer, got {seed!r}", file=doc.file, key="seed", line=doc.line(("seed",)))
-    raw_steps = data.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
-        raise ConfigError("expected a non-empty list of steps (train, export, generate, process)",
-                          file=doc.file, key="steps", line=doc.line(("steps",)))
-    steps = []
-    for i, item in enumerate(raw_steps):
-        path = ("steps", i)
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ConfigError("expected a non-empty list of stages (train, export, generate, process)",
+                          file=doc.file, key="stages", line=doc.line(("stages",)))
+    stages = []
+    for i, item in enumerate(raw_stages):
+        path = ("stages", i)
         if not isinstance(item, dict) or len(item) != 1:
-            raise ConfigError(f"each step is a mapping with one key, one of {', '.join(STEP_KINDS)}",
+            raise ConfigError(f"each stage is a mapping with one key, one of {', '.join(STAGE_KINDS)}",
                               file=doc.file, key=_dotted(path), line=doc.line(path))
         (kind, body), = item.items()
-        if kind not in STEP_KINDS:
+        if kind not in STAGE_KINDS:
             import difflib
-            close = difflib.get_close_matches(str(kind), list(STEP_KINDS), n=1)
-            raise ConfigError(f"unknown step {kind!r}{' (did you mean ' + repr(close[0]) + '?)' if close else ''}; "
-                              f"steps: {', '.join(STEP_KINDS)}", file=doc.file, key=_dotted(path + (kind,)),
+            close = difflib.get_close_matches(str(kind), list(STAGE_KINDS), n=1)
+            raise ConfigError(f"unknown stage {kind!r}{' (did you mean ' + repr(close[0]) + '?)' if close else ''}; "
+                              f"stages: {', '.join(STAGE_KINDS)}", file=doc.file, key=_dotted(path + (kind,)),
                               line=doc.line(path + (kind,)))
-        spec = build(STEP_KINDS[kind], body, doc, path + (kind,))
-        steps.append((kind, spec))
+        spec = build(STAGE_KINDS[kind], body, doc, path + (kind,))
+        stages.append((kind, spec))
         if registry is not None:
             _check_plugins(kind, spec, registry, doc, path + (kind,))
-    return Pipeline(name=name, steps=steps, seed=seed, description=data.get("description", ""),
+    return Pipeline(name=name, stages=stages, seed=seed, description=data.get("description", ""),
                     source=doc.file, raw=data)
 
 
@@ -246,8 +322,8 @@ def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
     write_text(ctx.run_dir / "pipeline.yaml", dump_pipeline(pipeline))
     finished = False
     try:
-        for i, (kind, spec) in enumerate(pipeline.steps):
-            ctx.log(f"[{i + 1}/{len(pipeline.steps)}] {kind}")
+        for i, (kind, spec) in enumerate(pipeline.stages):
+            ctx.log(f"[{i + 1}/{len(pipeline.stages)}] {kind}")
             RUNNERS[kind](spec, pipeline, ctx)
         finished = True
     finally:  # the report is written for failed runs too: it shows how far they got
@@ -267,8 +343,8 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def build_training(spec: TrainStep, seed: int, registry) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The dataset, recipe, recipe config and ``TrainOptions`` a train step describes (the
+def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The dataset, recipe, recipe config and ``TrainOptions`` a train stage describes (the
     recipe's initial weights follow ``seed``). Benchmarks build reference models through this too."""
     from .checkpoints import build_recipe
     from .train import TrainOptions, seed_everything
@@ -284,13 +360,13 @@ def build_training(spec: TrainStep, seed: int, registry) -> tuple[Any, Any, dict
                      "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name,
                      "dataset_params": ds_params}
     options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
-                              if hasattr(spec, f.name)})
+                              if f.name != "steps" and hasattr(spec, f.name)}, steps=spec.iterations)
     options.seed = seed if spec.seed is None else spec.seed
     seed_everything(options.seed)
     return dataset, build_recipe(registry, recipe_config), recipe_config, options
 
 
-def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
     from .train import train
 
     dataset, recipe, recipe_config, options = build_training(spec, pipeline.seed, ctx.registry)
@@ -323,7 +399,7 @@ def _run_train(spec: TrainStep, pipeline: Pipeline, ctx: RunContext) -> None:
     ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
 
 
-def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_export(spec: ExportStage, pipeline: Pipeline, ctx: RunContext) -> None:
     from .checkpoints import load_recipe
     from .export import DEFAULT_OPSET, export_onnx
 
@@ -344,13 +420,13 @@ def _run_export(spec: ExportStep, pipeline: Pipeline, ctx: RunContext) -> None:
     ctx.log(f"  exported {out}" + (f" (max |onnx - torch| = {v['max_abs_diff']:.2e})" if v.get("verified") else ""))
 
 
-def _run_generate(spec: GenerateStep, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_generate(spec: GenerateStage, pipeline: Pipeline, ctx: RunContext) -> None:
     from .images import make_grid, save_image
     from .runtime import Generator
 
     model = Path(spec.model) if spec.model else ctx.model
     if model is None:
-        raise ArtganError("generate: no model; add an export step before it or set generate.model")
+        raise ArtganError("generate: no model; add an export stage before it or set generate.model")
     gen = Generator(model)
     images = gen.generate(spec.n, spec.seed, batch_size=spec.batch_size, truncation=spec.truncation,
                           progress=ctx.progress)
@@ -363,7 +439,7 @@ def _run_generate(spec: GenerateStep, pipeline: Pipeline, ctx: RunContext) -> No
     ctx.log(f"  generated {spec.n} images on {gen.providers[0]} -> {out / 'grid.png'}")
 
 
-def _run_process(spec: ProcessStep, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_process(spec: ProcessStage, pipeline: Pipeline, ctx: RunContext) -> None:
     from .process import collect_inputs, process_files
     from .steps import build_step, run_chain
 
@@ -373,7 +449,7 @@ def _run_process(spec: ProcessStep, pipeline: Pipeline, ctx: RunContext) -> None
     else:
         inputs = [(Path(p), Path(Path(p).stem + ".png")) for p in ctx.images]
     if not inputs:
-        raise ArtganError("process: no input images; set process.input or put a generate step before it")
+        raise ArtganError("process: no input images; set process.input or put a generate stage before it")
     out = ctx.run_dir / spec.out
     made = process_files(lambda images: run_chain(steps, images), inputs, out, progress=ctx.progress)
     ctx.images = made

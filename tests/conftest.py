@@ -28,11 +28,11 @@ for _var in ("ARTGAN_DISABLE_PLUGINS", "ARTGAN_LOAD_PLUGINS", "ARTGAN_STRICT_PLU
 TINY_PIPELINE = """\
 name: tiny
 seed: 0
-steps:
+stages:
   - train:
       dataset: {name: digits, image_size: 32}
       architecture: {name: dcgan, latent_dim: 16, g_width: 8, d_width: 8}
-      steps: 6
+      iterations: 6
       batch_size: 16
       checkpoint_every: 3
       log_every: 2

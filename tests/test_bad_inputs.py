@@ -222,7 +222,7 @@ def test_a_bundle_folder_gets_ordinary_permissions_and_replacing_it_keeps_the_ol
     ("train.batch_size=0", ["tiny.yaml:", "train.batch_size", "must be >= 1"]),
     ("train.batch_size=-4", ["train.batch_size", "must be >= 1"]),
     ("train.log_every=0", ["train.log_every", "must be >= 1"]),
-    ("train.steps=0", ["train.steps", "must be >= 1"]),
+    ("train.iterations=0", ["train.iterations", "must be >= 1"]),
     ("train.checkpoint_every=-1", ["train.checkpoint_every", "must be >= 1"]),
     ("train.seconds=-5", ["train.seconds", "must be >= 0"]),
     ("generate.n=-3", ["generate.n", "must be >= 1"]),
@@ -646,9 +646,9 @@ def test_an_alias_bomb_on_the_command_line_is_refused_quickly(args, tiny_pipelin
 
 
 def test_a_huge_value_is_shown_cut_short(tiny_pipeline, runner):
-    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", f"train.steps=[{','.join(['7'] * 50000)}]",
+    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", f"train.iterations=[{','.join(['7'] * 50000)}]",
                             "--dry-run"])
-    assert len(one_line_error(r, "train.steps", "expected an integer, got [7, 7")) < 300
+    assert len(one_line_error(r, "train.iterations", "expected an integer, got [7, 7")) < 300
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -679,9 +679,9 @@ def test_a_plugin_command_without_cli_errors_still_prints_one_line(runner):
 
 
 @pytest.mark.parametrize("step, needle", [
-    ("  - export: {checkpoint: nowhere/last.pt}\n", "steps[1].export.checkpoint: nowhere/last.pt: no such file"),
-    ("  - generate: {model: nowhere.onnx}\n", "steps[1].generate.model: nowhere.onnx: no such file"),
-    ("  - process: {input: nowhere/, steps: [lanczos]}\n", "steps[1].process.input: nowhere/: no such file or folder"),
+    ("  - export: {checkpoint: nowhere/last.pt}\n", "stages[1].export.checkpoint: nowhere/last.pt: no such file"),
+    ("  - generate: {model: nowhere.onnx}\n", "stages[1].generate.model: nowhere.onnx: no such file"),
+    ("  - process: {input: nowhere/, steps: [lanczos]}\n", "stages[1].process.input: nowhere/: no such file or folder"),
 ])
 def test_dry_run_finds_missing_input_files(step, needle, tiny_pipeline, runner):
     text = tiny_pipeline.read_text().split("  - export")[0] + step

@@ -86,7 +86,7 @@ def test_wrong_type_reports_file_key_line_and_expectation(runner, tmp_path):
                     "      steps: lots\n")
     r = runner.invoke(cli, ["run", str(path)])
     assert r.exit_code == 1
-    assert f"{path}:6: steps[0].train.steps: expected an integer, got 'lots'" in r.output
+    assert f"{path}:6: stages[0].train.iterations: expected an integer, got 'lots'" in r.output  # old keys, new names
 
 
 def test_unknown_key_suggests_the_right_one(runner, tmp_path):
@@ -113,9 +113,9 @@ def test_unknown_plugin_parameter_lists_accepted_ones(runner, tiny_pipeline):
 
 
 def test_set_override_and_dry_run(runner, tiny_pipeline):
-    r = run_cli(runner, "run", tiny_pipeline, "--dry-run", "--set", "train.steps=123", "--set", "seed=7")
+    r = run_cli(runner, "run", tiny_pipeline, "--dry-run", "--set", "train.iterations=123", "--set", "seed=7")
     assert r.exit_code == 0
-    assert "steps: 123" in r.stdout and "seed: 7" in r.stdout
+    assert "iterations: 123" in r.stdout and "seed: 7" in r.stdout
 
 
 def test_every_command_has_help_with_an_example(runner):

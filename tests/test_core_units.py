@@ -53,7 +53,7 @@ def test_yaml_locations_and_overrides():
     (k1, train), (k2, export) = p.steps
     assert (k1, train.steps, k2, export.opset) == ("train", 12, "export", 18)
     assert train.dataset == {"name": "digits", "image_size": 64}
-    with pytest.raises(ConfigError, match="no 'generate' step"):
+    with pytest.raises(ConfigError, match="no 'generate' stage"):
         load_pipeline(text=text, overrides=["generate.n=3"])
 
 

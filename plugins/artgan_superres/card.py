@@ -46,12 +46,13 @@ def training(card: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
     md = card.get("metadata", {})
     pipeline = yaml.safe_load((run_dir / "pipeline.yaml").read_text(encoding="utf-8"))
-    train = next(s["train"] for s in pipeline["steps"] if "train" in s)
+    stages = pipeline.get("stages") or pipeline.get("steps")  # `steps:` in runs made before artgan 0.2
+    train = next(s["train"] for s in stages if "train" in s)
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     last = {k: round(v, 4) for k, v in (metrics[-1] if metrics else {}).items() if k not in ("time",)}
     facts = {"pipeline": pipeline.get("name"), "description": pipeline.get("description", ""),
              "dataset": train["dataset"], "architecture": train["architecture"],
-             "steps": train.get("steps"), "batch_size": train.get("batch_size"), "last_logged_metrics": last}
+             "steps": train.get("iterations", train.get("steps")), "batch_size": train.get("batch_size"), "last_logged_metrics": last}
     return {**facts, "lines": training_lines(facts, md)}
 
 
