@@ -135,9 +135,9 @@ def test_ctrl_c_still_leaves_a_usable_model(runner, cli, data, tiny_and_quick, m
     calls = []
 
     def interrupted(pipeline, ctx):
-        calls.append([kind for kind, _ in pipeline.steps])
+        calls.append([kind for kind, _ in pipeline.stages])
         if len(calls) == 1:  # train, then Ctrl-C before the export
-            pipeline.steps = [s for s in pipeline.steps if s[0] == "train"]
+            pipeline.stages = [s for s in pipeline.stages if s[0] == "train"]
             real(pipeline, ctx)
             raise KeyboardInterrupt
         return real(pipeline, ctx)

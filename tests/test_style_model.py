@@ -271,12 +271,12 @@ def test_steps_run_without_torch(tiny_model, folders):
 PIPELINE = """\
 name: style-tiny
 seed: 0
-steps:
+stages:
   - train:
       dataset: {{name: unpaired-folders, photos: {photos}, art: {art}, image_size: 32, length: 8,
                 photo_split: train}}
       architecture: {{name: patch-style, width: 8, blocks: 1, style_scales: 2}}
-      steps: 2
+      iterations: 2
       batch_size: 2
       log_every: 1
       checkpoint_every: 2

@@ -108,13 +108,13 @@ def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, expor
     """The pipeline ``artgan style train`` runs (saved in the run folder as pipeline.yaml)."""
     import yaml
 
-    doc = {"name": f"style-{name}", "seed": 0, "steps": [
+    doc = {"name": f"style-{name}", "seed": 0, "stages": [
         {"train": {
             "dataset": {"name": "unpaired-folders", "photos": str(photos), "photo_split": "train",
                         "art": str(painting), "image_size": CROP, "photo_scale": [0.8, 1.25], "art_scale": 1.0,
                         "length": 1_000_000},
             "architecture": dict(ARCHITECTURE),
-            "steps": 1_000_000, "seconds": max(float(seconds), 1.0), "batch_size": BATCH,
+            "iterations": 1_000_000, "seconds": max(float(seconds), 1.0), "batch_size": BATCH,
             "log_every": 25, "checkpoint_every": PREVIEW_EVERY_STEPS, "sample_count": 4,
             "collapse_ratio": 0}},
         {"export": {"out": export_to}},
@@ -208,8 +208,8 @@ def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: P
             raise ArtganError(f"stopped before the first checkpoint (every {PREVIEW_EVERY_STEPS} steps); "
                               f"nothing to export. Run again and let it reach one") from None
         import yaml
-        export_step = {"name": pipeline.name, "steps": [{"export": {"out": export_to}}]}
-        export_only = load_pipeline(text=yaml.safe_dump(export_step), registry=registry)
+        export_stage = {"name": pipeline.name, "stages": [{"export": {"out": export_to}}]}
+        export_only = load_pipeline(text=yaml.safe_dump(export_stage), registry=registry)
         ctx.checkpoint = ckpt
         run_pipeline(export_only, ctx)
     installed = install(run_dir, name, painting, photo_dir, to, time.monotonic() - t0, photo_source, stopped, log)
