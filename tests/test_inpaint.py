@@ -1,5 +1,5 @@
-"""Inpainting without torch: masks, the held-out split, the classical steps, mask errors, the
-process step of a pipeline, and `artgan evaluate inpaint` on classical methods."""
+"""Inpainting without torch: masks, the classical steps, mask errors, the process step of a
+pipeline, and `artgan evaluate inpaint` (the core's command from the plugin's evaluation)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 from artgan.errors import ArtganError
 from artgan.steps import build_step
 
-from artgan_inpaint.evaluate import BANDS, eval_mask, split_files
+from artgan_inpaint.evaluate import BANDS, eval_mask
 from artgan_inpaint.masks import MaskSource, random_mask
 
 
@@ -72,13 +72,6 @@ def test_eval_masks_are_fixed_per_file_and_band_and_lie_in_the_band():
         assert np.array_equal(m, eval_mask("101085.png", b, 321, 481))
     assert not np.array_equal(eval_mask("a.png", 2, 100, 120), eval_mask("b.png", 2, 100, 120))
     assert not np.array_equal(eval_mask("a.png", 2, 100, 120), eval_mask("a.png", 2, 100, 120, seed=1))
-
-
-def test_heldout_split_is_every_fourth_file_by_name(tmp_path):
-    files = [tmp_path / f"{n}.png" for n in ["d", "a", "c", "b", "e", "g", "f", "h", "i"]]
-    train, held = split_files(files)
-    assert [f.name for f in held] == ["a.png", "e.png", "i.png"]
-    assert sorted(f.name for f in train) == ["b.png", "c.png", "d.png", "f.png", "g.png", "h.png"]
 
 
 # -- the user's mask -------------------------------------------------------------------------------
@@ -207,7 +200,7 @@ def test_classical_steps_run_without_torch(tmp_path):
         "for n in ('inpaint-telea', 'inpaint-ns'):\n"
         "    out = build_step(r, n + ':box=2,2,8,8')(np.full((1, 16, 16, 3), 0.5, np.float32))\n"
         "    assert out.shape == (1, 16, 16, 3)\n"
-        "import artgan_inpaint.evaluate, artgan_inpaint.cli\n"
+        "import artgan_inpaint.evaluate, artgan_inpaint.card\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print('ok')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -244,36 +237,62 @@ def test_pipeline_with_a_wrong_size_mask_fails_clearly(runner, image_folder, tmp
     assert "Error: inpaint-telea: mask" in res.output and "is 10x10 but the image is 64x48" in res.output
 
 
-def test_evaluate_inpaint_classical(runner, image_folder, tmp_path):
-    from artgan.cli import cli, _add_plugin_commands
+def test_evaluate_inpaint_scores_every_method_per_band(runner, image_folder, tmp_path):
+    from artgan.cli import cli
 
-    _add_plugin_commands()
-    out = tmp_path / "eval"
-    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "all",
-                              "--methods", "telea,ns", "--out", str(out), "-q"])
+    out, sheet = tmp_path / "results.json", tmp_path / "sheet.png"
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--baselines", "telea,ns",
+                              "--out", str(out), "--sheet", str(sheet), "-q"])
     assert res.exit_code == 0, res.output
-    assert "| telea |" in res.stdout and "| navier-stokes |" in res.stdout and "20-40% PSNR" in res.stdout
-    results = json.loads((out / "results.json").read_text())
-    assert results["files"] == [f"img{i:02d}.png" for i in range(6)]
-    for method in ("telea", "navier-stokes"):
-        for band in ("5-10%", "10-20%", "20-40%"):
-            s = results["scores"][method][band]
-            assert s["n"] == 6 and 10 < s["psnr"] < 60 and 0 < s["ssim"] <= 1 and 0 < s["l1"] < 0.5
-    sheet = Image.open(out / "comparison.png")
-    assert sheet.width == 5 * (240 + 4)  # input, mask, telea, ns, original
-    # a header, then for each example its whole photos and its hole's crops (both 64 px photos
-    # enlarged to 240 px wide: 180 and 240 px high, + 4 px gaps)
-    assert sheet.height == 22 + 4 * (180 + 4 + 240 + 4)
-    # the held-out split of 6 files is files 0 and 4
-    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--methods", "telea",
-                              "--out", str(out), "-q"])
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("photos (6 images, split all): over the hole, per mask-area band")
+    assert "PSNR 20-40%" in lines[1] and "SSIM 5-10%" in lines[1] and lines[1].split()[-2:] == ["vs", "telea"]
+    results = json.loads(out.read_text())
+    assert list(results["methods"]) == ["telea", "ns", "residual-bsds400"]  # the shipped model by default
+    for method in results["methods"].values():
+        assert sorted(method["per_image"]) == [f"img{i:02d}" for i in range(6)]
+        for band, _, _ in BANDS:
+            assert 10 < method[f"psnr {band}"] < 60 and 0 < method[f"ssim {band}"] <= 1
+            assert 0 < method[f"l1 {band}"] < 0.5
+    # the sheet: input, mask, telea, ns, the model, original; for each of 4 photos its whole
+    # photos and its hole's crops (64 px wide photos enlarged to 240 px: 180 and 240 px high, + gaps)
+    image = Image.open(sheet)
+    assert image.size == (6 * (240 + 4), 22 + 4 * (180 + 4 + 240 + 4))
+
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "heldout",
+                              "--baselines", "telea", "--model", "residual-bsds400", "--json", "-q"])
     assert res.exit_code == 0, res.output
-    assert json.loads((out / "results.json").read_text())["files"] == ["img00.png", "img04.png"]
+    assert list(json.loads(res.stdout)["methods"]["telea"]["per_image"]) == ["img03"]  # artgan.splits
 
 
-def test_evaluate_inpaint_rejects_unknown_methods(runner, image_folder):
-    from artgan.cli import cli, _add_plugin_commands
+def test_evaluate_inpaint_bad_input_is_one_line(runner, image_folder):
+    from artgan.cli import cli
 
-    _add_plugin_commands()
-    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--methods", "telea,magic"])
-    assert res.exit_code == 2 and "unknown method(s) magic" in res.output
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--baselines", "telea,magic"])
+    assert res.exit_code == 1 and "Error: evaluate inpaint: unknown baseline 'magic'; choose among telea" in res.output
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--masks-per-image", "0"])
+    assert res.exit_code == 2 and "--masks-per-image" in res.output
+
+
+def test_the_evaluation_meets_the_core_contract(registry):
+    from artgan.testing import check_evaluation
+
+    check_evaluation(registry.create("evaluation", "inpaint"), "inpaint")
+
+
+def test_evaluation_inputs_are_the_photo_with_each_bands_hole(image_folder):
+    from artgan.evaluation import Request
+    from artgan_inpaint.evaluate import load, score
+
+    request = Request("inpaint", image_folder, "all", [], ["telea"], {"seed": 0, "masks_per_image": 2, "radius": 3.0})
+    inputs, (image, holes) = load(image_folder / "img01.png", request)
+    assert inputs.shape == (6, 48, 64, 4) and len(holes) == 6
+    assert all(np.array_equal(x[..., :3], image) for x in inputs)
+    for b in range(len(BANDS)):  # band-major, then the masks of a band
+        for k in range(2):
+            expected = eval_mask("img01.png", b, 48, 64, k=k)
+            assert np.array_equal(inputs[2 * b + k, ..., 3] > 0.5, expected) and np.array_equal(holes[2 * b + k], expected)
+    perfect = score(inputs[..., :3], (image, holes), request)
+    assert perfect["l1 5-10%"] == 0 and perfect["ssim 20-40%"] == pytest.approx(1.0)
+    with pytest.raises(ArtganError, match="expected"):
+        score(inputs[:3, ..., :3], (image, holes), request)

@@ -47,7 +47,7 @@ def tiny_model(tmp_path_factory):
 
     torch.manual_seed(0)
     recipe = InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=2)
-    torch.nn.init.normal_(recipe.exported_net.out.weight, std=0.3)  # else the correction is zero
+    torch.nn.init.normal_(recipe.sampling_generator.out.weight, std=0.3)  # else the correction is zero
     root = tmp_path_factory.mktemp("models")
     path = root / "inpaint" / "tiny.onnx"
     card = export_onnx(recipe.export_spec(), path)
@@ -84,7 +84,7 @@ def test_dataset_crops_masks_and_prefills(image_folder):
     from artgan_inpaint.steps import classical_fill
 
     ds = InpaintMaskDataset(str(image_folder), crop_size=32, mask_area=[0.2, 0.3], items_per_image=3)
-    assert len(ds) == 6 * 3  # the train split: 8 files less the held-out 0 and 4
+    assert len(ds) == 6 * 3  # artgan.splits' train split: 8 files less the held-out 3 and 7
     np.random.seed(0)
     item = ds[0]
     assert item["image"].shape == item["prefill"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
@@ -101,6 +101,10 @@ def test_dataset_crops_masks_and_prefills(image_folder):
     assert all(torch.equal(item[k], again[k]) for k in item)
     big = InpaintMaskDataset(str(image_folder), crop_size=80, split="heldout")  # padded up to the crop
     assert len(big.images) == 2 and big[0]["image"].shape == (3, 80, 80)
+    held = [np.asarray(Image.open(image_folder / f"img{i:02d}.png")) for i in (3, 7)]
+    assert all(np.array_equal(a, b) for a, b in zip(big.images, held))
+    with pytest.raises(ArtganError, match="inpaint-masks: split must be one of"):
+        InpaintMaskDataset(str(image_folder), split="test")
     with pytest.raises(ArtganError, match="crop_size must be a multiple of 8"):
         InpaintMaskDataset(str(image_folder), crop_size=30)
     with pytest.raises(ArtganError, match="mask_area must satisfy"):
@@ -135,7 +139,7 @@ def test_training_beats_the_prefill(image_folder):
 
 
 def test_lr_decay_and_ema():
-    recipe = InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=1, lr=1e-3, lr_decay_steps=10)
+    recipe = InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=1, lr=1e-3, decay_to=10)
     recipe.after_step(5)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
     recipe.after_step(10)
@@ -143,17 +147,17 @@ def test_lr_decay_and_ema():
     with torch.no_grad():
         for p in recipe.net.parameters():
             p.add_(1.0)
-    before = [e.clone() for e in recipe.net_ema.parameters()]
+    before = [e.clone() for e in recipe.ema.module.parameters()]
     recipe.after_step(1000)
-    moved = [(e - b).abs().mean() for e, b in zip(recipe.net_ema.parameters(), before)]
+    moved = [(e - b).abs().mean() for e, b in zip(recipe.ema.module.parameters(), before)]
     assert all(0.0005 < float(m) < 0.01 for m in moved)  # decay 0.999: a step of 1/1000 toward the net
-    assert recipe.exported_net is recipe.net_ema
-    assert InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=1, ema=0).exported_net is not None
+    assert recipe.sampling_generator is recipe.ema.module
+    assert InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=1, ema=0).sampling_generator is not None
 
 
 def test_export_metadata_and_dynamic_sizes(tiny_model):
     import onnxruntime as ort
-    from artgan.export import psnr
+    from artgan.metrics import psnr
 
     recipe, path, card = tiny_model
     md = card["metadata"]
@@ -163,7 +167,7 @@ def test_export_metadata_and_dynamic_sizes(tiny_model):
     assert card["verification"]["psnr_db"] >= 50
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image", "mask"]
-    module = PastedInpainter(recipe.exported_net).eval()
+    module = PastedInpainter(recipe.sampling_generator).eval()
     for h, w in [(40, 56), (72, 32)]:
         x = torch.rand(2, 3, h, w) * 2 - 1
         m = (torch.rand(2, 1, h, w) > 0.6).float()
@@ -192,7 +196,7 @@ def test_inpaint_step_finds_the_model_and_pastes(tiny_model, monkeypatch, tmp_pa
     padded = pad_to_multiple(start, 4)
     pmask = pad_to_multiple(hole[..., None].astype(np.float32), 4)
     with torch.no_grad():
-        ref = PastedInpainter(recipe.exported_net)(torch.from_numpy(padded.transpose(2, 0, 1))[None] * 2 - 1,
+        ref = PastedInpainter(recipe.sampling_generator)(torch.from_numpy(padded.transpose(2, 0, 1))[None] * 2 - 1,
                                                    torch.from_numpy(pmask.transpose(2, 0, 1))[None])
     ref = ((ref[0].numpy().transpose(1, 2, 0) + 1) / 2)[:45, :61]
     assert np.abs(out[0] - ref).max() < 1e-4
@@ -234,7 +238,7 @@ def test_inpaint_step_runs_without_torch(tiny_model):
 
 
 def test_pipeline_trains_exports_and_inpaints(runner, image_folder, tmp_path):
-    from artgan.cli import cli, _add_plugin_commands
+    from artgan.cli import cli
 
     run = tmp_path / "run"
     pipe = tmp_path / "inpaint.yaml"
@@ -243,7 +247,7 @@ name: inpaint-tiny
 steps:
   - train:
       dataset: {{name: inpaint-masks, path: {image_folder}, crop_size: 32, items_per_image: 2}}
-      architecture: {{name: inpaint-residual, width: 4, blocks: 1, lr_decay_steps: 4, sample_images: {image_folder}}}
+      architecture: {{name: inpaint-residual, width: 4, blocks: 1, decay_to: 4, sample_images: {image_folder}}}
       steps: 4
       batch_size: 4
       checkpoint_every: 2
@@ -257,21 +261,24 @@ steps:
     assert res.exit_code == 0, res.output
     assert len(list((run / "processed").glob("*.png"))) == 8
     assert (run / "samples" / "step_000004.png").exists()
-    from artgan_inpaint.card import main as parity
-    assert parity([str(run / "checkpoints" / "last.pt"), str(run / "export" / "tiny.onnx"),
-                   "--image", str(image_folder / "img00.png"), "--card", str(run / "export" / "tiny.card.json")]) == 0
-    _add_plugin_commands()
-    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--model",
-                              str(run / "export" / "tiny.onnx"), "--methods", "telea,model",
-                              "--out", str(tmp_path / "eval"), "--card", str(run / "export" / "tiny.card.json"), "-q"])
+    from artgan_inpaint.card import main as add_to_card
+    model = run / "export" / "tiny.onnx"
+    assert add_to_card([str(model), "--checkpoint", str(run / "checkpoints" / "last.pt"),
+                        "--image", str(image_folder / "img00.png"), "--command", "make tiny"]) == 0
+    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--model", str(model),
+                              "--baselines", "telea", "--card", str(run / "export" / "tiny.card.json"), "-q"])
     assert res.exit_code == 0, res.output
-    assert "| model (tiny) |" in res.stdout and "model (tiny) PSNR gain over the best other method" in res.stdout
+    assert [ln.split()[0] for ln in res.stdout.splitlines()[2:]] == ["telea", "tiny"]
     md = (run / "export" / "tiny.card.md").read_text()
-    for section in ("## Use", "## Training", "## ONNX vs PyTorch", "## Speed", "## Evaluation", "| model (tiny) |"):
+    for section in ("# inpaint `tiny`: hole filling", "- use: `artgan process", "## Data and training",
+                    "- training: 4 steps in ", "## Reproduce", "make tiny", "## Speed",
+                    "## Evaluation: photos (split all)", "| tiny |", "on real inputs (img00.png, 64x48, a "):
         assert section in md, section
     card = json.loads((run / "export" / "tiny.card.json").read_text())
-    assert card["parity"]["psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
+    assert card["real_inputs"]["min_psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
     assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["steps"] == 4
+    assert add_to_card([str(model), "--checkpoint", str(tmp_path / "nope.pt"), "--image",
+                        str(image_folder / "img00.png")]) == 1
 
 
 # -- masks through `artgan process`: the user's PNG, the image's transparency, and the errors -------

@@ -9,7 +9,10 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
   (:mod:`.model`);
 - steps ``inpaint`` (the trained model on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
   ``inpaint-biharmonic`` (:mod:`.steps`, no torch);
-- command ``artgan evaluate inpaint`` (:mod:`.cli`).
+- evaluation ``inpaint`` (:mod:`.evaluate`): the core makes it ``artgan evaluate inpaint``;
+- model cards (:mod:`.card`) through :mod:`artgan.cards`.
+
+Hole masks, random and the user's, are in :mod:`.masks`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,5 @@ def artgan_register_steps(register):
 
 
 @artgan.hookimpl
-def artgan_register_commands(cli):
-    from .cli import evaluate_inpaint  # click only; the command imports the rest when it runs
-
-    cli.commands["evaluate"].add_command(evaluate_inpaint)
+def artgan_register_evaluations(register):
+    register("inpaint", lazy("artgan_inpaint.evaluate:inpaint_evaluation"))

@@ -23,21 +23,21 @@ from torch.utils.data import Dataset
 from artgan.data import DatasetInfo, build_augmentations, uint8_to_tensor
 from artgan.errors import ArtganError
 from artgan.images import list_images, load_image
+from artgan.splits import split_files
 
-from .evaluate import split_files
 from .masks import check_area, random_mask
 from .steps import PREFILL_METHODS, classical_fill
-
-SPLITS = ("train", "heldout", "all")
 
 
 class InpaintMaskDataset(Dataset):
     """Random ``crop_size`` crops of the images below ``path`` (recursive), ``items_per_image``
     crops per image and epoch, each with a random hole covering ``mask_area`` of it.
 
-    ``split``: ``train`` (default) leaves out the held-out files that ``artgan evaluate inpaint``
-    measures on (every 4th in sorted order); ``all`` uses every file. ``augment`` appends
-    albumentations transforms after the crop and flip (``[{name: ColorJitter, p: 0.3}]``).
+    ``split`` (:mod:`artgan.splits`, the one held-out split): ``train`` (default) leaves out the
+    held-out quarter, whose photos the sample grids show; ``all`` uses every file. The shipped
+    model trains on BSDS400's train split and is evaluated on another folder, all of BSD68.
+    ``augment`` appends albumentations transforms after the crop and flip
+    (``[{name: ColorJitter, p: 0.3}]``).
     Images are decoded once and kept in memory (``max_images`` caps how many).
     """
 
@@ -53,8 +53,6 @@ class InpaintMaskDataset(Dataset):
             raise ArtganError(f"inpaint-masks: {self.root} does not exist")
         if not isinstance(crop_size, int) or crop_size < 16 or crop_size % 8:
             raise ArtganError(f"inpaint-masks: crop_size must be a multiple of 8, >= 16, got {crop_size!r}")
-        if split not in SPLITS:
-            raise ArtganError(f"inpaint-masks: split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0 <= box_prob <= 1:
             raise ArtganError(f"inpaint-masks: box_prob must be in [0, 1], got {box_prob!r}")
         if prefill not in PREFILL_METHODS:
@@ -62,10 +60,10 @@ class InpaintMaskDataset(Dataset):
         self.area, self.prefill = check_area(mask_area), prefill
         self.crop, self.box_prob, self.per_image = crop_size, float(box_prob), int(items_per_image)
 
-        files = list_images(self.root)
-        if split != "all":
-            train, heldout = split_files(files)
-            files = train if split == "train" else heldout
+        try:
+            files = split_files(list_images(self.root), split)
+        except ArtganError as exc:  # a bad split name
+            raise ArtganError(f"inpaint-masks: {exc}") from None
         files = files[:max_images] if max_images else files
         self.images, bad = [], []
         for f in files:
@@ -112,7 +110,7 @@ def sample_batch(folder: str | None, n: int, size: int, seed: int, prefill: str 
     rng = np.random.default_rng(seed)
     images = []
     if folder and Path(folder).expanduser().exists():
-        files = split_files(list_images(Path(folder).expanduser()))[1][:n]
+        files = split_files(list_images(Path(folder).expanduser()), "heldout")[:n]
         for f in files:
             im = load_image(f, "RGB")
             h, w = im.shape[:2]

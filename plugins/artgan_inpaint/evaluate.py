@@ -1,44 +1,47 @@
-"""Evaluation of inpainting methods (no torch): PSNR, SSIM and L1 over the hole, per mask-area band.
+"""``artgan evaluate inpaint``: the inpainting protocol, registered with the core (no torch).
 
-- Held-out split, fixed here: the image files sorted by name, every 4th (indices 0, 4, 8, ...) is
-  held out; the ``inpaint-masks`` dataset trains on the others. ``split="all"`` evaluates every
-  file of a folder (a held-out set of your own).
-- Masks: for each image and band, :func:`eval_mask` draws a mask from a generator seeded by
-  (seed, the file name, the band), redrawn until its measured area lies in the band. Every method
-  sees the same masks; they do not depend on which other files are in the folder.
+For every photo of a folder (by default all of it: the shipped model trains on BSDS400 and is
+measured on all 68 BSD68 photos, none of which it has seen), one hole per mask-area band (5-10%,
+10-20%, 20-40%) and per ``--masks-per-image``:
+
+- Masks: :func:`eval_mask` draws each from a generator seeded by (``--seed``, the file name, the
+  band, k), redrawn until its measured area lies in the band. Every method sees the same masks,
+  and they do not depend on which other files are in the folder.
+- Methods: the classical baselines (``telea``, ``ns`` and, with scikit-image, ``biharmonic``) and
+  each trained model. A method gets the photo with its hole as a fourth channel (1 = hole) and
+  pastes the known pixels back. OpenCV's fills (and so the model's pre-fill) read a few pixels
+  under the rim of their mask: blanking the hole first moves the BSD68 means by at most 0.001 dB,
+  so the shipped figures are kept as measured, with the photo intact.
 - Metrics on RGB in [0, 1], after rounding every output to 8 bits (what a saved PNG holds):
   PSNR over the hole's pixels, SSIM (11x11 Gaussian) averaged over the hole, and mean |error| over
-  the hole. Means over images. Known pixels are pasted back by every method, so they are exact.
+  the hole; each per band, averaged over the photo's masks and then over photos.
+
+The core (:mod:`artgan.evaluation`) runs it with the options, results JSON and table every task
+has; ``--sheet FILE`` also writes a comparison sheet of the first photos' 20-40% holes.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
+import importlib.util
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from artgan.errors import ArtganError
+from artgan.evaluation import Evaluation, Metric, Option, Request
+from artgan.images import load_image, save_image, to_float
 from artgan.metrics import psnr, ssim
 
 from .masks import random_mask
+from .steps import BiharmonicInpaint, InpaintingStep, ModelInpaint, OpenCVInpaint
 
-HELDOUT_EVERY = 4
 BANDS: tuple[tuple[str, float, float], ...] = (("5-10%", 0.05, 0.10), ("10-20%", 0.10, 0.20),
                                                 ("20-40%", 0.20, 0.40))
 EVAL_BOX_PROB = 0.25  # the share of rectangles among the shapes, as in training
-
-
-def split_files(files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """(train, held out): sorted by file name, every 4th file (0, 4, 8, ...) is held out."""
-    ordered = sorted((Path(f) for f in files), key=lambda p: (p.name, str(p)))
-    heldout = ordered[::HELDOUT_EVERY]
-    return [f for f in ordered if f not in heldout], heldout
+CLASSICAL = ("telea", "ns", "biharmonic")
+METRICS = (("psnr", "PSNR", ".2f", "dB"), ("ssim", "SSIM", ".4f", ""), ("l1", "L1", ".4f", ""))
 
 
 def eval_mask(name: str, band: int, height: int, width: int, *, seed: int = 0, k: int = 0) -> np.ndarray:
@@ -62,84 +65,138 @@ def hole_metrics(result: np.ndarray, target: np.ndarray, hole: np.ndarray) -> di
             "l1": float(np.abs(result - target)[hole].mean())}
 
 
-@dataclass
-class Evaluation:
-    """Per method and band: mean PSNR/SSIM/L1 over the hole, image count, seconds per image."""
-
-    methods: list[str]
-    seed: int = 0
-    bands: list[str] = field(default_factory=lambda: [b[0] for b in BANDS])
-    scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
-    examples: list[dict[str, Any]] = field(default_factory=list)  # for the comparison sheet
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"methods": self.methods, "seed": self.seed, "bands": self.bands, "scores": self.scores, "files": self.files,
-                "masks": "eval_mask(file name, band, seed) in artgan_inpaint/evaluate.py",
-                "metrics": "PSNR (dB), SSIM and L1 over the hole, RGB in [0, 1], 8-bit outputs"}
+def metric_name(metric: str, band: str) -> str:
+    return f"{metric} {band}"  # "psnr 5-10%": the key in the results JSON
 
 
-def evaluate(files: Sequence[Path], methods: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]],
-             *, seed: int = 0, masks_per_image: int = 1, sheet_rows: int = 4,
-             log: Callable[[str], None] | None = None) -> Evaluation:
-    """Run every method on every (image, band, k) with the same masks."""
-    from artgan.images import load_image, to_float
+# -- what the core calls: load, methods, score ---------------------------------------------------
 
-    ev = Evaluation(methods=list(methods), seed=seed, files=[Path(f).name for f in files])
-    sums = {m: {b[0]: {"psnr": [], "ssim": [], "l1": [], "seconds": []} for b in BANDS} for m in methods}
-    for i, path in enumerate(files):
-        image = to_float(load_image(path, "RGB"))
-        h, w = image.shape[:2]
-        for b, (band, _, _) in enumerate(BANDS):
-            for k in range(masks_per_image):
-                hole = eval_mask(Path(path).name, b, h, w, seed=seed, k=k)
-                outputs = {}
-                for name, fill in methods.items():
-                    t0 = time.perf_counter()
-                    out = fill(image, hole)
-                    sums[name][band]["seconds"].append(time.perf_counter() - t0)
-                    for key, v in hole_metrics(out, image, hole).items():
-                        sums[name][band][key].append(v)
-                    outputs[name] = out
-                if k == 0 and b == len(BANDS) - 1 and i < sheet_rows:
-                    ev.examples.append({"file": Path(path).name, "band": band, "image": image,
-                                        "hole": hole, "outputs": outputs})
-        if log:
-            log(f"  [{i + 1}/{len(files)}] {Path(path).name}")
-    for name in methods:
-        ev.scores[name] = {band: {key: float(np.mean(v)) for key, v in vals.items()} | {"n": len(vals["psnr"])}
-                           for band, vals in sums[name].items()}
-    return ev
+def load(path: Path, request: Request) -> tuple[np.ndarray, tuple[np.ndarray, list[np.ndarray]]]:
+    """(the photo once per band and mask, NHW4 with the hole as the fourth channel, band-major;
+    (the photo, the holes in the same order))."""
+    image = to_float(load_image(path, "RGB"))
+    h, w = image.shape[:2]
+    k = request.options["masks_per_image"]
+    holes = [eval_mask(path.name, b, h, w, seed=request.options["seed"], k=j)
+             for b in range(len(BANDS)) for j in range(k)]
+    inputs = np.stack([np.dstack([image, hole.astype(np.float32)]) for hole in holes])
+    return inputs, (image, holes)
 
 
-def table(ev: Evaluation, reference: str | None = None) -> str:
-    """A markdown table: a row per method, PSNR / SSIM / L1 per band; then the reference method's
-    PSNR gain over the best other method in each band."""
-    head = "| method | " + " | ".join(f"{b} PSNR | {b} SSIM | {b} L1" for b in ev.bands) + " |"
-    rule = "|---|" + "---:|" * (3 * len(ev.bands))
-    rows = [head, rule]
-    for m in ev.methods:
-        cells = []
-        for b in ev.bands:
-            s = ev.scores[m][b]
-            cells += [f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['l1']:.4f}"]
-        rows.append(f"| {m} | " + " | ".join(cells) + " |")
-    others = [m for m in ev.methods if m != reference]
-    if reference in ev.methods and others:
-        gains = []
-        for b in ev.bands:
-            best = max(others, key=lambda m: ev.scores[m][b]["psnr"])
-            gains.append(f"{b}: {ev.scores[reference][b]['psnr'] - ev.scores[best][b]['psnr']:+.2f} dB vs {best}")
-        rows.append("")
-        rows.append(f"{reference} PSNR gain over the best other method: " + "; ".join(gains))
-    n = ev.scores[ev.methods[0]][ev.bands[0]]["n"] if ev.methods else 0
-    rows.append(f"{len(ev.files)} images, {n} masks per band (seed {ev.seed}); PSNR in dB, SSIM, "
-                f"L1 on [0, 1], all over the hole.")
-    return "\n".join(rows)
+def score(outputs: np.ndarray, reference: tuple[np.ndarray, list[np.ndarray]], request: Request) -> dict[str, float]:
+    image, holes = reference
+    if outputs.shape != (len(holes), *image.shape):
+        raise ArtganError(f"made {outputs.shape}, expected {(len(holes), *image.shape)}")
+    k = request.options["masks_per_image"]
+    scores: dict[str, float] = {}
+    for b, (band, _, _) in enumerate(BANDS):
+        per_mask = [hole_metrics(outputs[i], image, holes[i]) for i in range(b * k, (b + 1) * k)]
+        for metric, *_ in METRICS:
+            scores[metric_name(metric, band)] = float(np.mean([m[metric] for m in per_mask]))
+    return scores
 
 
+def fills_holes(step: InpaintingStep) -> Callable[[np.ndarray], np.ndarray]:
+    """A method of this evaluation: NHW4 (RGB + the hole) -> NHW3, one ``step.inpaint`` each."""
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.stack([step.inpaint(x[..., :3], x[..., 3] > 0.5) for x in batch])
+    return run
+
+
+def classical_step(name: str, radius: float) -> InpaintingStep:
+    if name == "biharmonic":
+        return BiharmonicInpaint()  # a one-line error says how to install scikit-image
+    if name in ("telea", "ns"):
+        return OpenCVInpaint(name, radius)
+    raise ArtganError(f"evaluate inpaint: unknown baseline {name!r}; choose among {', '.join(CLASSICAL)}")
+
+
+def methods(request: Request) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The baselines, then each model given (default: every inpainting model found)."""
+    from artgan.model_search import list_models
+
+    steps = {name: classical_step(name, request.options["radius"]) for name in request.baselines}
+    for model in request.models or list_models("inpaint"):
+        steps[Path(model).stem if model.endswith(".onnx") else model] = ModelInpaint(model)
+    out = {name: fills_holes(step) for name, step in steps.items()}
+    if request.options.get("sheet"):
+        sheet = ComparisonSheet(request.options["sheet"], list(out), request.options["masks_per_image"])
+        out = {name: sheet.recording(name, method) for name, method in out.items()}
+    return out
+
+
+def protocol(request: Request) -> str:
+    o = request.options
+    return (f"over the hole, per mask-area band; masks fixed by seed {o['seed']} ({o['masks_per_image']} per "
+            f"photo and band); RGB, 8-bit outputs; telea/ns radius {o['radius']:g}")
+
+
+def inpaint_evaluation() -> Evaluation:
+    """What ``artgan_register_evaluations`` registers as ``inpaint``."""
+    import click  # for the options' types: the command line is what builds the command
+
+    have_skimage = importlib.util.find_spec("skimage") is not None
+    return Evaluation(
+        help="""Inpainting quality on a folder of photos: PSNR, SSIM and L1 over the hole, per mask-area
+        band (5-10%, 10-20%, 20-40%), for the classical fills (Telea, Navier-Stokes, biharmonic with
+        scikit-image) and trained models, with the same seeded masks for every method.
+
+        \b
+        Examples:
+          artgan evaluate inpaint --data ../shared/data/BSD68
+          artgan evaluate inpaint --data BSD68 --model residual-bsds400 --sheet comparison.png
+        """,
+        metrics=[Metric(metric_name(m, band), f"{label} {band}", fmt, unit)
+                 for m, label, fmt, unit in METRICS for band, _, _ in BANDS],
+        load=load, score=score, methods=methods,
+        baselines=("telea", "ns", "biharmonic") if have_skimage else ("telea", "ns"),
+        options={"seed": Option(0, "Seed of the masks (the same for every method).", int),
+                 "masks_per_image": Option(1, "Masks per photo and band.", click.IntRange(1, 16)),
+                 "radius": Option(3.0, "Telea and Navier-Stokes radius (pixels).", click.FloatRange(0, 64, min_open=True)),
+                 "sheet": Option(None, "Also write a comparison sheet (PNG) of the first photos' 20-40% holes.",
+                                 click.Path(dir_okay=False, path_type=Path))},
+        protocol=protocol,
+        note="PSNR (dB), SSIM and L1 (on [0, 1]) over the hole; the last column is the PSNR gain at 5-10%.",
+    )
+
+
+# -- the comparison sheet -------------------------------------------------------------------------
+
+SHEET_ROWS = 4  # photos shown
+SHEET_BAND = len(BANDS) - 1  # their 20-40% holes
 SHEET_CELL = 240  # pixels per cell of the comparison sheet
 SHEET_CROP = 120  # the crop around the hole, shown at 2x
+
+
+class ComparisonSheet:
+    """Records each method's fill of the first :data:`SHEET_ROWS` photos' 20-40% holes as the
+    evaluation runs them, and writes the sheet after each of those photos (so a smaller folder
+    still gets one). The core runs every method on a photo before the next photo."""
+
+    def __init__(self, path: str | Path, names: list[str], masks_per_image: int):
+        self.path, self.names = Path(path), names
+        self.index = SHEET_BAND * masks_per_image  # the first mask of the band, in load()'s order
+        self.examples: list[dict[str, Any]] = []
+        self.photos = 0
+
+    def recording(self, name: str, method: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def run(batch: np.ndarray) -> np.ndarray:
+            outputs = method(batch)
+            self.record(name, batch, outputs)
+            return outputs
+        return run
+
+    def record(self, name: str, batch: np.ndarray, outputs: np.ndarray) -> None:
+        if name == self.names[0]:  # the first method on a new photo
+            self.photos += 1
+            if self.photos <= SHEET_ROWS:
+                x = batch[self.index]
+                self.examples.append({"image": x[..., :3], "hole": x[..., 3] > 0.5, "outputs": {}})
+        if self.photos > SHEET_ROWS:
+            return
+        self.examples[-1]["outputs"][name] = outputs[self.index]
+        if name == self.names[-1]:  # the photo's row is complete
+            save_image(self.path, comparison_sheet(self.examples, self.names))
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
@@ -168,22 +225,22 @@ def hole_window(hole: np.ndarray, size: int) -> tuple[int, int, int]:
     return int(top), int(left), side
 
 
-def comparison_sheet(ev: Evaluation) -> np.ndarray:
-    """Two rows per example: the whole photos (input with its hole in white, the mask, each
-    method's fill, the original), then the same columns cropped to the window with the most hole
-    pixels, enlarged 2x so that the fills can be judged. A header names the columns. float32 HWC
-    in [0, 1]."""
+def comparison_sheet(examples: list[dict[str, Any]], methods: list[str]) -> np.ndarray:
+    """Two rows per example (``{"image", "hole", "outputs": {method: image}}``): the whole photos
+    (input with its hole in white, the mask, each method's fill, the original), then the same
+    columns cropped to the window with the most hole pixels, enlarged 2x so that the fills can be
+    judged. A header names the columns. float32 HWC in [0, 1]."""
     from PIL import Image, ImageDraw
 
-    if not ev.examples:
-        raise ArtganError("evaluate inpaint: no examples for the comparison sheet")
-    names = ["input (hole white)", "mask", *ev.methods, "original"]
+    if not examples:
+        raise ArtganError("no examples for the comparison sheet")
+    names = ["input (hole white)", "mask", *methods, "original"]
     cell, gap = SHEET_CELL, 4
     rows = []
-    for ex in ev.examples:
+    for ex in examples:
         image, hole = ex["image"], ex["hole"]
         cells = [np.where(hole[..., None], 1.0, image), np.repeat(hole[..., None], 3, 2).astype(np.float32),
-                 *[ex["outputs"][m] for m in ev.methods], image]
+                 *[ex["outputs"][m] for m in methods], image]
         top, left, side = hole_window(hole, SHEET_CROP)
         for crop in (False, True):
             shown = [_fit(c[top:top + side, left:left + side] if crop else c, cell) for c in cells]
@@ -194,57 +251,4 @@ def comparison_sheet(ev: Evaluation) -> np.ndarray:
     draw = ImageDraw.Draw(header)
     for j, name in enumerate(names):
         draw.text((j * (cell + gap) + 4, 5), name, fill="black")
-    parts = [np.asarray(header, np.float32) / 255.0, *rows]
-    return np.concatenate(parts, axis=0).astype(np.float32)
-
-
-def update_card(card_path: Path, ev: Evaluation, text: str, extra: dict[str, Any]) -> None:
-    """Add the evaluation to a model card (``NAME.card.json``) and write ``NAME.card.md`` beside
-    it: what the model is, how to run it, how it was trained (command, steps, time, machine), its
-    ONNX check and the evaluation table."""
-    from artgan.files import write_json, write_text
-
-    card = json.loads(card_path.read_text()) if card_path.exists() else {}
-    card["evaluation"] = {**ev.to_dict(), **extra, "table": text}
-    write_json(card_path, card)
-    stem = card_path.name[: -len(".card.json")] if card_path.name.endswith(".card.json") else card_path.stem
-    training, parity = card.get("training") or {}, card.get("parity") or {}
-    md = [f"# inpaint/{stem}", "", card.get("description", "An inpainting model."), "",
-          "## Use", "", "```",
-          f"artgan process photo.png --step inpaint:mask=hole.png --out filled   # white = hole, same size",
-          f"artgan process erased.png --step inpaint:mask=alpha --out filled  # the transparent pixels",
-          f"artgan process photo.png --step inpaint:box=120,80,64,48 --out filled  # x,y,w,h",
-          "```", "",
-          f"`inpaint` uses this model by default (`model={stem}` names it). Inputs: `image` float32 N3HW in "
-          f"[-1, 1], the photo with its hole pre-filled as the metadata's `prefill` says; `mask` float32 "
-          f"N1HW (1 = hole, thresholded at 0.5). Output: the filled image, known pixels pasted back.", ""]
-    if card.get("data"):
-        md += ["## Data", "", card["data"], ""]
-    if training:
-        minutes = f"{training['seconds'] / 60:.0f} minutes" if training.get("seconds") else "?"
-        precision = training.get("precision")
-        if isinstance(precision, dict):  # artgan.precision.PrecisionChoice.as_record()
-            precision = (f"{'bf16 autocast' if precision.get('bf16') else 'fp32'}"
-                         f"{', channels_last' if precision.get('channels_last') else ''}")
-        md += ["## Training", "",
-               f"{training.get('steps')} steps in {minutes} on {training.get('machine', '?')}"
-               + (f", {precision}" if precision else "") + f"; {training.get('generator_parameters')} parameters.", "",
-               f"Reproduce: `{training.get('command')}`", ""]
-    if parity:
-        md += ["## ONNX vs PyTorch", "", f"{parity['image_size'][0]}x{parity['image_size'][1]} photo, "
-               f"{parity['hole_fraction']:.0%} hole, pre-filled: PSNR {parity['psnr_db']:.1f} dB, largest "
-               f"difference {parity['max_abs_diff']:.2g} (target >= {parity['target_psnr_db']:.0f} dB).", ""]
-    speed = card.get("speed")
-    if speed:
-        md += ["## Speed", "", f"The `inpaint` step as `artgan process` runs it (pre-fill, onnxruntime, paste) on a "
-               f"{speed['size'][0]}x{speed['size'][1]} photo with a {speed['hole_fraction']:.0%} hole: "
-               f"{speed['median_s']:.2f} s per image (median of 5; fastest {speed['fastest_s']:.2f} s) on "
-               f"{speed['machine']}, threads: {speed['threads']} (`artgan_inpaint.card.step_speed`).", ""]
-    md += ["## Evaluation", "", f"`artgan evaluate inpaint --data {extra.get('data', 'DATA')} --split "
-           f"{extra.get('split', 'all')} --model {stem}`: masks fixed by seed {ev.seed}, the same for every "
-           f"method; the comparison sheet is `{stem}.comparison.png`.", "", text, ""]
-    write_text(card_path.with_name(stem + ".card.md"), "\n".join(md))
-
-
-def stderr_log(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    return np.concatenate([np.asarray(header, np.float32) / 255.0, *rows], axis=0).astype(np.float32)

@@ -129,7 +129,7 @@ class ModelInpaint(InpaintingStep):
 
     def __init__(self, model: str = DEFAULT_MODEL, tile: int | None = None,
                  mask: MaskSource | None = None, providers=None):
-        from artgan.models import find_model
+        from artgan.model_search import find_model
         from artgan.steps import OnnxImageStep
 
         super().__init__(mask)
