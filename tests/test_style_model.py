@@ -389,7 +389,8 @@ def test_evaluate_style_errors(runner, folders, tmp_path):
     painting = ["--painting", str(folders / "art" / "stripes.png")]
     for extra, message in ([[], "Error: evaluate style: give --painting PAINTING"],
                            [painting + ["--model", "no-such-model"], "Error: style: no model named 'no-such-model'"],
-                           [painting + ["--baselines", "blur"], "unknown baseline 'blur'; choose from another photo"]):
+                           [painting + ["--baselines", "blur"], "unknown baseline 'blur'; choose from another photo"],
+                           [painting + ["--model", "none", "--baselines", ""], "nothing to evaluate"]):
         result = runner.invoke(cli, args + extra)
         assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
 

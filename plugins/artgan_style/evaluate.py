@@ -181,7 +181,8 @@ def style_evaluation() -> Evaluation:
     return Evaluation(
         help="""Style transfer against one painting: colour and texture distance to it (as ratios to the
         photo's), edge SSIM to the photo, speed; for colour transfer, histogram matching, the trained
-        model (default: the one named like the painting) and a floor, another photo.
+        model (default: the one named like the painting; --model none for the classical methods alone)
+        and a floor, another photo.
 
         \b
         Example:
