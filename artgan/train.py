@@ -644,14 +644,14 @@ class TrainProgress:
             self.bar = tqdm(total=self.seconds, initial=min(trained_before, self.seconds), unit="s",
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time "
                                        "budget [{elapsed}<{remaining}{postfix}]", **common)
-            self.bar.set_description(f"train step {start}", refresh=False)
+            self.bar.set_description_str(f"train step {start}", refresh=False)
         else:
             self.bar = tqdm(total=steps, initial=start, unit="step", **common)
 
     def update(self, step: int, trained_seconds: float) -> None:
         """After each training step: ``step`` done, ``trained_seconds`` of the budget spent."""
         if self.seconds:
-            self.bar.set_description(f"train step {step}", refresh=False)
+            self.bar.set_description_str(f"train step {step}", refresh=False)
             self.bar.update(max(0.0, min(trained_seconds, self.seconds) - self.bar.n))
         else:
             self.bar.update(1)
