@@ -7,18 +7,19 @@
 #   scripts/train_superres.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds BSD68/ (training) and Set5/ (evaluation), e.g. /work/shared/data. Writes
-# OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.card.md (data, steps, the command, the
+# OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.card.md (data, iterations, the command, the
 # ONNX-vs-PyTorch check and the Set5 table), and OUT_DIR/runs/ (run folders). Then copy
 # OUT_DIR/superres/* to exports/superres/.
 #
-# Training length: SUPERRES_STEPS=N trains every model N steps (the cards' figures were made so).
-# Without it, each model trains its pipeline's steps under a time budget of SUPERRES_SECONDS (default
+# Training length: SUPERRES_ITERATIONS=N trains every model N iterations, its cosine decay ending
+# there (the cards' figures were made so; SUPERRES_STEPS, the old name the cards' commands use, still
+# works). Without it, each model trains its pipeline's iterations under a time budget of SUPERRES_SECONDS (default
 # 180) s (train.seconds: training ends at a checkpoint once the budget is spent; the learning rate's
 # cosine then stops where the run stopped). SUPERRES_MODELS="x2-psnr x4-psnr" picks models; x2-gan starts from
 # x2-psnr: its run in OUT_DIR, else OUT_DIR/superres/x2-psnr.onnx, else the shipped
 # exports/superres/x2-psnr.onnx (so SUPERRES_MODELS=x2-gan alone works).
 # SUPERRES_SET="key=value ..." adds pipeline overrides, e.g. a CPU smoke test:
-#   SUPERRES_STEPS=20 SUPERRES_SET="train.batch_size=4 train.dataset.patch_size=48 train.num_workers=0 \
+#   SUPERRES_ITERATIONS=20 SUPERRES_SET="train.batch_size=4 train.dataset.patch_size=48 train.num_workers=0 \
 #   train.device=cpu train.log_every=10" scripts/train_superres.sh /work/shared/data /tmp/superres-smoke
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,10 +53,10 @@ for name in $MODELS; do
     echo "== x2-gan starts from $init ==" >&2
     sets+=(--set "train.architecture.init_from=$init")
   fi
-  steps=${SUPERRES_STEPS:-}
-  if [ -n "$steps" ]; then
-    length=(--set "train.steps=$steps" --set "train.architecture.lr_decay_steps=$steps")
-    echo "== $name: training $steps steps ==" >&2
+  iterations=${SUPERRES_ITERATIONS:-${SUPERRES_STEPS:-}}
+  if [ -n "$iterations" ]; then
+    length=(--set "train.iterations=$iterations" --set "train.architecture.decay_to=$iterations")
+    echo "== $name: training $iterations iterations ==" >&2
   else
     length=(--set "train.seconds=${SUPERRES_SECONDS:-180}")
     echo "== $name: training for ${SUPERRES_SECONDS:-180} s ==" >&2
