@@ -50,50 +50,20 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     """
     import onnx
 
-    if precision not in PRECISIONS:
-        raise ArtganError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if quantize not in (None, *QUANTIZATIONS):
-        raise ArtganError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    if quantize and precision != "fp32":
-        raise ArtganError("--quantize int8 starts from an fp32 model; drop --precision fp16")
-    kind = quantize or precision
-    default_tol, default_psnr = TOLERANCES[kind]
-    tolerance = default_tol if tolerance is None else tolerance
-    min_psnr = default_psnr if min_psnr is None else min_psnr
-
+    kind, tolerance, min_psnr = _checked_options(precision, quantize, tolerance, min_psnr)
     path = Path(path)
-    module = copy.deepcopy(spec.module).cpu().eval().requires_grad_(False)
-    inputs = {k: v.detach().cpu() for k, v in spec.inputs.items()}
-    metadata = {**spec.metadata, **(extra_metadata or {})}
-    task = metadata.get("task")
-    _check_metadata(metadata)
-    _record_class_names(metadata)
-    with torch.no_grad():
-        try:
-            module(*inputs.values())  # lazy layers and shape errors surface here, in torch terms
-        except Exception as exc:
-            raise ArtganError(f"the module to export fails on its example inputs: {_first_line(exc)}") from None
-    check_export_mode(module, inputs)
-    dynamic_axes = _dynamic_axes(spec, task)
+    module, inputs, metadata = _prepared(spec, extra_metadata)
+    dynamic_axes = _dynamic_axes(spec, metadata.get("task"))
     # what is traced may be rewritten into an equivalent, faster form; what it is verified against
     # below is always the module as trained
     to_export, rewrites = optimized(module, inputs) if optimize else (module, [])
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
     with atomic_path(path) as tmp:
-        _trace(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
-        model = onnx.load(str(tmp))
-        try:
-            onnx.checker.check_model(model)
-        except onnx.checker.ValidationError as exc:
-            raise ArtganError(f"exported model fails onnx.checker: {_first_line(exc)}") from None
-        check_graph(model)
+        model = _traced_and_checked(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
         calibration, int8_layers = "", None
         if quantize == "int8":
-            calibration = quantize_int8(tmp, _calibration_batches(spec, metadata, calibration_samples, seed))
-            before, model = model, onnx.load(str(tmp))
-            int8_layers = _int8_layers(before, model)
-            calibration += f"; {int8_layers[0]} of {int8_layers[1]} weighted layers in int8"
+            model, calibration, int8_layers = _quantized(model, tmp, spec, metadata, calibration_samples, seed)
 
         # fp16 by policy: NaN, Inf or a blank image refuse the export, --no-verify or not
         fp16 = fp16_check(module, inputs, metadata, seed=seed, onnx_path=tmp if precision == "fp16" else None)
@@ -114,6 +84,66 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     card = _json_safe({"file": path.name, "bytes": path.stat().st_size, "metadata": metadata,
                        "verification": report, "fp16_check": fp16, "int8_layers": int8_layers})
     return write_card(path, card)
+
+
+def _checked_options(precision: str, quantize: str | None, tolerance: float | None,
+                     min_psnr: float | None) -> tuple[str, float, float]:
+    """(the export's kind: fp32, fp16 or int8; its tolerance; its minimum PSNR), defaults filled in."""
+    if precision not in PRECISIONS:
+        raise ArtganError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ArtganError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if quantize and precision != "fp32":
+        raise ArtganError("--quantize int8 starts from an fp32 model; drop --precision fp16")
+    kind = quantize or precision
+    default_tol, default_psnr = TOLERANCES[kind]
+    return (kind, default_tol if tolerance is None else tolerance,
+            default_psnr if min_psnr is None else min_psnr)
+
+
+def _prepared(spec: ExportSpec, extra_metadata: dict[str, Any] | None
+              ) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, Any]]:
+    """A CPU eval-mode copy of the module, its example inputs and its metadata, each checked."""
+    module = copy.deepcopy(spec.module).cpu().eval().requires_grad_(False)
+    inputs = {k: v.detach().cpu() for k, v in spec.inputs.items()}
+    metadata = {**spec.metadata, **(extra_metadata or {})}
+    _check_metadata(metadata)
+    _record_class_names(metadata)
+    with torch.no_grad():
+        try:
+            module(*inputs.values())  # lazy layers and shape errors surface here, in torch terms
+        except Exception as exc:
+            raise ArtganError(f"the module to export fails on its example inputs: {_first_line(exc)}") from None
+    check_export_mode(module, inputs)
+    return module, inputs, metadata
+
+
+def _traced_and_checked(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str],
+                        dynamic_axes: dict[str, dict[int, str]], opset: int, tmp: Path) -> Any:
+    """Trace ``module`` into ``tmp``; the loaded ONNX model, through onnx.checker and the graph check."""
+    import onnx
+
+    _trace(module, inputs, outputs, dynamic_axes, opset, tmp)
+    model = onnx.load(str(tmp))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ArtganError(f"exported model fails onnx.checker: {_first_line(exc)}") from None
+    check_graph(model)
+    return model
+
+
+def _quantized(model: Any, tmp: Path, spec: ExportSpec, metadata: dict[str, Any], samples: int,
+               seed: int) -> tuple[Any, str, tuple[int, int]]:
+    """Quantise the model in ``tmp`` to int8 in place: (the new model, how it was calibrated,
+    (int8 layers, weighted layers))."""
+    import onnx
+
+    calibration = quantize_int8(tmp, _calibration_batches(spec, metadata, samples, seed))
+    quantized = onnx.load(str(tmp))
+    int8_layers = _int8_layers(model, quantized)
+    calibration += f"; {int8_layers[0]} of {int8_layers[1]} weighted layers in int8"
+    return quantized, calibration, int8_layers
 
 
 def _stamp(metadata: dict[str, Any], *, kind: str, fp16: dict[str, Any], opset: int,
