@@ -312,13 +312,7 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
     ``tolerance``) and run it with artgan's runtime. ``info`` defaults to ``dataset.info`` or
     32 px RGB; ``dataset`` to :class:`SyntheticImages`; ``loss`` is a name in the installed
     registry or ``None`` for the recipe's default. Returns a report (paths, parity figures)."""
-    import torch
-
-    from .checkpoints import load_recipe
     from .data import DatasetInfo
-    from .export import export_onnx
-    from .recipe import ExportSpec, GANRecipe, Phase
-    from .runtime import Generator, Model
     from .train import TrainOptions, train
 
     params = dict(params or {})
@@ -327,8 +321,28 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
                                                               name="synthetic")
     if dataset is None:
         dataset = SyntheticImages(info, count=max(16, 2 * batch_size))
+    registry, recipe_config = _contract_registry(factory, info, params, loss, name)
+    recipe, phases = _built_recipe(registry, recipe_config, info)
+    before = _parameters_before_training(recipe, phases)
 
-    # one registry for the check, so the checkpoint can be rebuilt by name as artgan would
+    with _workdir(workdir) as work:
+        run_dir = work / "run"
+        options = TrainOptions(steps=steps, batch_size=batch_size, seed=0, device="cpu", log_every=1,
+                               checkpoint_every=steps, sample_count=4)
+        summary = train(recipe, dataset, run_dir, options, recipe_config=recipe_config, progress=False)
+        _check_it_trained(before, phases, run_dir, steps)
+        _check_samples(recipe)
+        spec = _reloaded_export_spec(recipe, summary["checkpoint"], registry)
+        onnx_path = work / "export" / f"{name}.onnx"
+        card = _check_onnx_export(spec, onnx_path, tolerance)
+        return {"run_dir": str(run_dir), "checkpoint": summary["checkpoint"], "onnx": str(onnx_path),
+                "verification": card["verification"], "metadata": card["metadata"]}
+
+
+def _contract_registry(factory: Callable[..., Any], info: Any, params: dict[str, Any], loss: Any,
+                       name: str) -> tuple[Registry, dict[str, Any]]:
+    """One registry for the check, so the checkpoint can be rebuilt by name as artgan would, and
+    the recipe config a pipeline would record."""
     registry = Registry()
     registry.add("architecture", name, factory, "contract-check")
     loss_config = None
@@ -339,8 +353,17 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
         loss_config = {"name": loss, "params": {}}
     recipe_config = {"architecture": name, "params": params, "info": info.to_dict(),
                      "loss": loss_config, "dataset": info.name or "synthetic"}
+    return registry, recipe_config
+
+
+def _built_recipe(registry: Registry, recipe_config: dict[str, Any], info: Any) -> tuple[Any, list[Any]]:
+    """(the recipe built by name, its phases), checked: a GANRecipe with modules and phases."""
+    import torch
 
     from .checkpoints import build_recipe
+    from .recipe import GANRecipe, Phase
+
+    name, params = recipe_config["architecture"], recipe_config["params"]
     try:
         recipe = build_recipe(registry, recipe_config)
     except Exception as exc:
@@ -354,8 +377,14 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
     phases = recipe.phases()
     if not phases or not all(isinstance(p, Phase) for p in phases):
         _fail("recipe.phases() must return a non-empty list of artgan.recipe.Phase")
+    return recipe, phases
+
+
+def _parameters_before_training(recipe: Any, phases: list[Any]) -> list[tuple[str, list[Any]]]:
+    """(phase name, copies of the parameters its optimiser updates), each phase checked to
+    optimise only parameters of ``recipe.modules`` (the checkpoint saves no others)."""
     owned = {id(p) for m in recipe.modules.values() for p in m.parameters()}
-    before: list[tuple[str, list[torch.Tensor]]] = []
+    before = []
     for phase in phases:
         ps = [p for group in phase.optimizer.param_groups for p in group["params"]]
         if not ps:
@@ -365,65 +394,80 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
             _fail(f"phase {phase.name!r} optimises {len(stray)} parameter(s) of a module that is not in "
                   f"recipe.modules, so checkpoints would not save them")
         before.append((phase.name, [p.detach().clone() for p in ps]))
+    return before
 
-    with _workdir(workdir) as work:
-        run_dir = work / "run"
-        options = TrainOptions(steps=steps, batch_size=batch_size, seed=0, device="cpu", log_every=1,
-                               checkpoint_every=steps, sample_count=4)
-        summary = train(recipe, dataset, run_dir, options, recipe_config=recipe_config, progress=False)
 
-        # -- it trained: every phase moved its parameters, losses were finite -------------------
-        for (phase_name, old), phase in zip(before, phases):
-            new = [p for group in phase.optimizer.param_groups for p in group["params"]]
-            if all(torch.equal(a, b.detach()) for a, b in zip(old, new)):
-                _fail(f"phase {phase_name!r} changed none of its parameters in {steps} steps: does its "
-                      f"loss depend on them, and does phases() return the recipe's own optimisers?")
-        lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        if not lines or not all(np.isfinite(v) for x in lines for v in x.values() if isinstance(v, (int, float))):
-            _fail(f"metrics.jsonl has missing or non-finite values: {lines}")
+def _check_it_trained(before: list[tuple[str, list[Any]]], phases: list[Any], run_dir: Path, steps: int) -> None:
+    """Every phase moved its parameters, and the logged losses are finite."""
+    import torch
 
-        # -- samples: float NCHW in [-1, 1] ----------------------------------------------------
-        recipe.train(False)
-        fixed = recipe.fixed_inputs(2, torch.Generator().manual_seed(0))
-        samples = recipe.sample(fixed)
-        if not isinstance(samples, torch.Tensor) or samples.ndim != 4 or samples.shape[1] not in (1, 3):
-            _fail(f"recipe.sample() must return a float tensor N x C x H x W (C 1 or 3), got "
-                  f"{getattr(samples, 'shape', type(samples).__name__)}")
-        if samples.min() < -1 - RANGE_SLACK or samples.max() > 1 + RANGE_SLACK:
-            _fail(f"recipe.sample() values span [{float(samples.min()):.4g}, {float(samples.max()):.4g}], "
-                  f"outside [-1, 1]")
+    for (phase_name, old), phase in zip(before, phases):
+        new = [p for group in phase.optimizer.param_groups for p in group["params"]]
+        if all(torch.equal(a, b.detach()) for a, b in zip(old, new)):
+            _fail(f"phase {phase_name!r} changed none of its parameters in {steps} steps: does its "
+                  f"loss depend on them, and does phases() return the recipe's own optimisers?")
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    if not lines or not all(np.isfinite(v) for x in lines for v in x.values() if isinstance(v, (int, float))):
+        _fail(f"metrics.jsonl has missing or non-finite values: {lines}")
 
-        # -- the checkpoint rebuilds the same generator ----------------------------------------
-        spec = recipe.export_spec()
-        if not isinstance(spec, ExportSpec):
-            _fail(f"recipe.export_spec() must return an artgan.recipe.ExportSpec, got {type(spec).__name__}")
-        reloaded, _ = load_recipe(summary["checkpoint"], registry)
-        spec2 = reloaded.export_spec()
-        with torch.no_grad():
-            a = _first(spec.module.eval()(*spec.inputs.values()))
-            b = _first(spec2.module.eval()(*spec.inputs.values()))
-        if a.shape != b.shape or not torch.allclose(a, b, atol=1e-5, rtol=0):
-            diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
-            _fail(f"the recipe rebuilt from its checkpoint gives different outputs (max |diff| {diff:.3g}): "
-                  f"is every module in recipe.modules, and is the module deterministic in eval mode "
-                  f"(noise must be an input, not drawn inside forward)?")
 
-        # -- ONNX export with parity, and artgan's runtime can run it ---------------------------
-        onnx_path = work / "export" / f"{name}.onnx"
-        try:
-            card = export_onnx(spec2, onnx_path, verify=True, tolerance=tolerance)
-        except Exception as exc:  # export_onnx's own errors, and onnxruntime's on a broken graph
-            detail = str(exc) if isinstance(exc, ArtganError) else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            _fail(f"ONNX export: {detail}. The exported module must run in eval mode, take any noise "
-                  f"as an input, use each of its inputs and only standard ONNX operations")
-        model = Model(onnx_path, providers=["CPUExecutionProvider"])
-        if model.task == "generate":
-            images = Generator(onnx_path, providers=["CPUExecutionProvider"]).generate(3, seed=0)
-            want_c = int(model.metadata.get("channels", images.shape[-1]))
-            if images.ndim != 4 or images.shape[0] != 3 or images.shape[-1] != want_c or images.dtype != np.float32:
-                _fail(f"the exported generator produced {images.shape} {images.dtype}; expected 3 x H x W x {want_c} float32")
-        return {"run_dir": str(run_dir), "checkpoint": summary["checkpoint"], "onnx": str(onnx_path),
-                "verification": card["verification"], "metadata": card["metadata"]}
+def _check_samples(recipe: Any) -> None:
+    """Samples are float NCHW in [-1, 1], with 1 or 3 channels."""
+    import torch
+
+    recipe.train(False)
+    fixed = recipe.fixed_inputs(2, torch.Generator().manual_seed(0))
+    samples = recipe.sample(fixed)
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 4 or samples.shape[1] not in (1, 3):
+        _fail(f"recipe.sample() must return a float tensor N x C x H x W (C 1 or 3), got "
+              f"{getattr(samples, 'shape', type(samples).__name__)}")
+    if samples.min() < -1 - RANGE_SLACK or samples.max() > 1 + RANGE_SLACK:
+        _fail(f"recipe.sample() values span [{float(samples.min()):.4g}, {float(samples.max()):.4g}], "
+              f"outside [-1, 1]")
+
+
+def _reloaded_export_spec(recipe: Any, checkpoint: str, registry: Registry) -> Any:
+    """The export spec of the recipe rebuilt from ``checkpoint``, checked to give the trained
+    recipe's outputs."""
+    import torch
+
+    from .checkpoints import load_recipe
+    from .recipe import ExportSpec
+
+    spec = recipe.export_spec()
+    if not isinstance(spec, ExportSpec):
+        _fail(f"recipe.export_spec() must return an artgan.recipe.ExportSpec, got {type(spec).__name__}")
+    reloaded, _ = load_recipe(checkpoint, registry)
+    spec2 = reloaded.export_spec()
+    with torch.no_grad():
+        a = _first(spec.module.eval()(*spec.inputs.values()))
+        b = _first(spec2.module.eval()(*spec.inputs.values()))
+    if a.shape != b.shape or not torch.allclose(a, b, atol=1e-5, rtol=0):
+        diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
+        _fail(f"the recipe rebuilt from its checkpoint gives different outputs (max |diff| {diff:.3g}): "
+              f"is every module in recipe.modules, and is the module deterministic in eval mode "
+              f"(noise must be an input, not drawn inside forward)?")
+    return spec2
+
+
+def _check_onnx_export(spec: Any, onnx_path: Path, tolerance: float) -> dict[str, Any]:
+    """Export with parity against PyTorch, and artgan's runtime runs the file; the model card."""
+    from .export import export_onnx
+    from .runtime import Generator, Model
+
+    try:
+        card = export_onnx(spec, onnx_path, verify=True, tolerance=tolerance)
+    except Exception as exc:  # export_onnx's own errors, and onnxruntime's on a broken graph
+        detail = str(exc) if isinstance(exc, ArtganError) else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        _fail(f"ONNX export: {detail}. The exported module must run in eval mode, take any noise "
+              f"as an input, use each of its inputs and only standard ONNX operations")
+    model = Model(onnx_path, providers=["CPUExecutionProvider"])
+    if model.task == "generate":
+        images = Generator(onnx_path, providers=["CPUExecutionProvider"]).generate(3, seed=0)
+        want_c = int(model.metadata.get("channels", images.shape[-1]))
+        if images.ndim != 4 or images.shape[0] != 3 or images.shape[-1] != want_c or images.dtype != np.float32:
+            _fail(f"the exported generator produced {images.shape} {images.dtype}; expected 3 x H x W x {want_c} float32")
+    return card
 
 
 def _first(out: Any) -> Any:
