@@ -91,7 +91,9 @@ def artgan_register_evaluations(register: Register) -> None:
 
 @hookspec
 def artgan_register_commands(cli: Any) -> None:
-    """Called once, when the ``artgan`` command line starts. Add your own commands.
+    """Called once, the first time the command line needs plugins' commands: for a command that
+    is not artgan's own, or for the list of commands (``artgan --help``, ``artgan plugins``).
+    artgan's own commands start without loading plugins. Add your own commands.
 
     ``cli`` is the root :class:`click.Group`; add commands with ``cli.add_command(...)`` or the
     ``@cli.command()`` decorator. Import heavy modules inside your command, not at the top of
@@ -99,19 +101,28 @@ def artgan_register_commands(cli: Any) -> None:
     """
 
 
-@hookspec
-def artgan_on_metrics(run_dir: str, step: int, metrics: dict[str, float]) -> None:
-    """Called by the trainer each time it logs metrics (every ``log_every`` steps).
+def _step_renamed(hook: str) -> dict[str, Warning]:
+    # a hook parameter cannot be renamed under an implementation that takes it: ``step`` is still
+    # passed (the same number as ``iteration``), and taking it warns when the plugin is registered
+    return {"step": DeprecationWarning(f"{hook}: the parameter step is renamed iteration (a step is a "
+                                       f"post-processing step); step goes when the hook API version rises")}
 
-    ``run_dir`` is the run folder, ``step`` the number of completed training steps and
+
+@hookspec(warn_on_impl_args=_step_renamed("artgan_on_metrics"))
+def artgan_on_metrics(run_dir: str, iteration: int, metrics: dict[str, float], step: int) -> None:
+    """Called by the trainer each time it logs metrics (every ``log_every`` iterations).
+
+    ``run_dir`` is the run folder, ``iteration`` the number of completed training iterations and
     ``metrics`` the scalars just appended to ``metrics.jsonl``. For loggers and trackers.
-    Returns nothing; an exception here stops training.
+    ``step`` is the old name of ``iteration`` (deprecated). Returns nothing; an exception here
+    stops training.
     """
 
 
-@hookspec
-def artgan_on_checkpoint(run_dir: str, step: int, path: str) -> None:
-    """Called by the trainer after a checkpoint has been written (atomically) to ``path``.
+@hookspec(warn_on_impl_args=_step_renamed("artgan_on_checkpoint"))
+def artgan_on_checkpoint(run_dir: str, iteration: int, path: str, step: int) -> None:
+    """Called by the trainer after a checkpoint has been written (atomically) to ``path``, after
+    ``iteration`` training iterations. ``step`` is the old name of ``iteration`` (deprecated).
 
     Returns nothing.
     """

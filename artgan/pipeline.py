@@ -389,8 +389,11 @@ def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
     summary = train(
         recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,
         progress=ctx.progress,
-        on_metrics=(lambda step, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), step=step, metrics=m)) if pm else None,
-        on_checkpoint=(lambda step, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), step=step, path=str(p))) if pm else None,
+        # step=: the hooks' old name of iteration, still passed to plugins that take it
+        on_metrics=(lambda i, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), iteration=i, step=i,
+                                                           metrics=m)) if pm else None,
+        on_checkpoint=(lambda i, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), iteration=i, step=i,
+                                                                 path=str(p))) if pm else None,
         evaluate=evaluate, log=ctx.log,
     )
     ctx.checkpoint = Path(summary["checkpoint"])

@@ -157,7 +157,7 @@ def step_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device,
                 for phase in phases:
                     phase.optimizer.zero_grad(set_to_none=True)
                     with context():
-                        losses = phase.step(inputs)
+                        losses = phase.losses(inputs)
                     losses["loss"].backward()
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)

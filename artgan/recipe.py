@@ -1,6 +1,6 @@
 """The contract between the trainer and an architecture plugin: a GAN recipe.
 
-A recipe owns its networks and optimisers and knows how to take one adversarial step; the one
+A recipe owns its networks and optimisers and knows how to take one training iteration; the one
 trainer in :mod:`artgan.train` owns everything else (device, data, backward passes, checkpoints,
 samples, logging). Unconditional and conditional GANs, super-resolution, inpainting and CycleGAN
 all fit: each is a list of :class:`Phase` objects, one per optimiser.
@@ -49,19 +49,40 @@ class AdversarialLoss:
         return None
 
 
-@dataclass
+@dataclass(init=False)
 class Phase:
-    """One optimiser's turn in a training step.
+    """One optimiser's turn in a training iteration.
 
-    ``step(batch)`` computes losses for this phase and returns them by name; ``"loss"`` is the one
+    ``losses(batch)`` computes this phase's losses and returns them by name; ``"loss"`` is the one
     the trainer back-propagates through ``optimizer``; the others are logged. The trainer zeroes
-    the gradients, calls ``step``, runs ``backward`` and steps the optimiser.
+    the gradients, calls ``losses``, runs ``backward`` and steps the optimiser.
+
+    ``losses`` was called ``step`` (a step is a post-processing step now): ``Phase(..., step=f)``
+    and ``phase.step`` still work for one release, the first with a DeprecationWarning.
     """
 
     name: str
     optimizer: torch.optim.Optimizer
-    step: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
-    every: int = 1  # take this phase on every n-th training step (e.g. several D steps per G)
+    losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    every: int = 1  # take this phase on every n-th training iteration (e.g. several D updates per G)
+
+    def __init__(self, name: str, optimizer: torch.optim.Optimizer,
+                 losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+                 every: int = 1, *, step: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None):
+        if step is not None:
+            if losses is not None:
+                raise ArtganError(f"Phase {name!r}: step is the old name of losses; give only losses")
+            warnings.warn("Phase(step=...) is renamed Phase(losses=...); the old name works until the next release",
+                          DeprecationWarning, stacklevel=2)
+            losses = step
+        if losses is None:
+            raise TypeError(f"Phase {name!r}: missing the losses function (losses(batch) -> {{name: loss}})")
+        self.name, self.optimizer, self.losses, self.every = name, optimizer, losses, every
+
+    @property
+    def step(self) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        """The old name of :attr:`losses`. No warning yet: artgan's trainer still reads it."""
+        return self.losses
 
 
 @dataclass
@@ -92,7 +113,7 @@ class RecipeConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # Adam's
     ema: float = 0.0  # decay of a moving average of the generator for samples and export; 0: off
     lr_schedule: str = "linear"  # constant, linear or cosine (artgan.training_tricks.LRSchedule)
-    decay_from: int = 0  # the learning rate leaves lr at this step ...
+    decay_from: int = 0  # the learning rate leaves lr at this iteration ...
     decay_to: int = 0  # ... and reaches lr * lr_final at this one (0: constant)
     lr_final: float = 0.0
 
@@ -177,7 +198,11 @@ class GANRecipe:
     arguments into that config: its signature, which the registry checks pipelines against, is
     the config's. ``default_loss`` names the registered adversarial loss used when a pipeline
     names none (:meth:`adversarial_loss`). :meth:`keep_ema` and :meth:`set_lr_schedule` set up
-    the training chores that the default :meth:`after_step` does.
+    the training chores that the default :meth:`after_iteration` does.
+
+    ``after_iteration`` was called ``after_step``: a subclass that still overrides ``after_step``
+    works for one release (the trainer's call reaches it), with a DeprecationWarning when the
+    class is defined.
     """
 
     config_class: ClassVar[type[RecipeConfig] | None] = None
@@ -190,6 +215,11 @@ class GANRecipe:
             cls.__signature__ = cls.config_class.signature()
         elif "__init__" in vars(cls):
             cls.__signature__ = None  # its own __init__ is its signature, not an ancestor's config
+        if "after_step" in vars(cls) and "after_iteration" not in vars(cls):
+            # stacklevel 2: the class statement, in the plugin author's module
+            warnings.warn(f"{cls.__qualname__}.after_step(step) is renamed after_iteration(iteration); "
+                          f"the old name works until the next release", DeprecationWarning, stacklevel=2)
+            cls.after_iteration = _calls_after_step
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
@@ -216,12 +246,18 @@ class GANRecipe:
     def export_spec(self) -> ExportSpec:
         raise NotImplementedError
 
-    def after_step(self, step: int) -> None:
-        """Called after every training step: by default, the learning-rate schedule and the
-        EMA of the generator (each when set up)."""
-        self.apply_lr_schedule(step)
+    def after_iteration(self, iteration: int) -> None:
+        """Called after every training iteration (``iteration`` of them done): by default, the
+        learning-rate schedule and the EMA of the generator (each when set up)."""
+        self.apply_lr_schedule(iteration)
         if self.ema is not None:
             self.ema.update(self._ema_source)
+
+    def after_step(self, step: int) -> None:
+        """The old name of :meth:`after_iteration`: runs the ``after_iteration`` that applies
+        beneath any subclass still overriding ``after_step``. No warning when called: artgan's
+        trainer still calls it (overriding it warns)."""
+        _after_iteration_beneath_old_overrides(type(self))(self, step)
 
     # -- training chores, set up by subclasses ---------------------------------------------------
     def adversarial_loss(self, loss: AdversarialLoss | None) -> AdversarialLoss:
@@ -252,10 +288,10 @@ class GANRecipe:
         self._lr_schedule = schedule
         self._base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
 
-    def apply_lr_schedule(self, step: int) -> None:
+    def apply_lr_schedule(self, iteration: int) -> None:
         if not self._lr_schedule.active:
             return
-        factor = self._lr_schedule.factor(step)
+        factor = self._lr_schedule.factor(iteration)
         for name, opt in self.optimizers.items():
             for group, base in zip(opt.param_groups, self._base_lrs[name]):
                 group["lr"] = base * factor
@@ -283,3 +319,25 @@ class GANRecipe:
         if optimizers:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
+
+
+# -- after_step, the old name of after_iteration ----------------------------------------------------
+
+def _calls_after_step(self: GANRecipe, iteration: int) -> None:
+    """``after_iteration`` of a class that overrides the old ``after_step``: the trainer's call of
+    either name reaches that override."""
+    self.after_step(iteration)
+
+
+def _after_iteration_beneath_old_overrides(cls: type) -> Callable[[GANRecipe, int], None]:
+    """The ``after_iteration`` a recipe class has beneath its ``after_step`` overrides: the first
+    one (not an alias for ``after_step``) in the MRO after the last class overriding
+    ``after_step``. ``GANRecipe.after_step`` runs it, whether the trainer called it directly or
+    an old override called ``super().after_step(step)``."""
+    mro = cls.__mro__
+    last_old = max((i for i, k in enumerate(mro) if k is not GANRecipe and "after_step" in vars(k)), default=-1)
+    for k in mro[last_old + 1:]:
+        method = vars(k).get("after_iteration")
+        if method is not None and method is not _calls_after_step:
+            return method
+    return GANRecipe.after_iteration

@@ -1,16 +1,22 @@
 """What artgan promises plugin authors and users stays what its own files use: shipped pipelines
-and scripts use no deprecated name."""
+and scripts use no deprecated name; the training "step" names renamed in the public API (``Phase``'s
+``losses``, ``GANRecipe.after_iteration``, the hooks' ``iteration``) keep their old names working."""
 
 from __future__ import annotations
 
 import re
+import types
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
-from artgan.pipeline import load_pipeline
-from artgan.plugins import get_registry
+import artgan
+from artgan.pipeline import RunContext, load_pipeline, run_pipeline
+from artgan.plugins import get_registry, make_plugin_manager
+from artgan.recipe import GANRecipe, Phase
+from artgan.training_tricks import LRSchedule
 
 ROOT = Path(__file__).parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -65,3 +71,99 @@ def test_shipped_scripts_set_no_deprecated_name(path):
 def test_the_deprecated_names_are_known():
     # the two checks above would pass vacuously if no old name were found
     assert {"train.steps", "train.architecture.lr_decay_steps", "train.architecture.beta1"} <= _deprecated_overrides()
+
+
+# -- training "step" -> iteration: the new names, and the old ones still working ---------------------
+
+def _losses(batch):
+    return {"loss": torch.zeros(())}
+
+
+def test_phase_takes_losses_and_still_the_old_step_keyword():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert Phase("G", opt, _losses).losses is _losses  # positional: no warning
+    with pytest.warns(DeprecationWarning, match=r"Phase\(step=...\) is renamed Phase\(losses=...\)"):
+        old = Phase("G", opt, step=_losses, every=2)
+    assert old == Phase("G", opt, losses=_losses, every=2) and old.step is _losses
+    with pytest.raises(artgan.errors.ArtganError, match="give only losses"):
+        Phase("G", opt, _losses, step=_losses)
+
+
+class _Chores(GANRecipe):
+    """A recipe whose only chore is a step schedule: lr 1 -> 0 over 10 iterations; ``calls`` logs
+    which after_* methods ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+        self.net = torch.nn.Linear(1, 1)
+        self.modules = {"generator": self.net}
+        self.optimizers = {"generator": torch.optim.SGD(self.net.parameters(), lr=1.0)}
+        self.set_lr_schedule(LRSchedule("linear", 0, 10, 0.0))
+
+    def lr(self):
+        return self.optimizers["generator"].param_groups[0]["lr"]
+
+
+class _New(_Chores):
+    def after_iteration(self, iteration):
+        self.calls.append(("new", iteration))
+        super().after_iteration(iteration)
+
+
+def _old_style(base):
+    with pytest.warns(DeprecationWarning, match=r"_Old.after_step\(step\) is renamed after_iteration\(iteration\)"):
+        class _Old(base):
+            def after_step(self, step):
+                self.calls.append(("old", step))
+                super().after_step(step)
+    return _Old
+
+
+@pytest.mark.parametrize("call", ["after_iteration", "after_step"])  # after_step: the trainer's call today
+@pytest.mark.parametrize("kind", ["new", "old", "old over new"])
+def test_after_iteration_and_old_after_step_overrides_each_run_once_with_the_chores(kind, call):
+    cls = {"new": lambda: _New, "old": lambda: _old_style(_Chores), "old over new": lambda: _old_style(_New)}[kind]()
+    recipe = cls()
+    getattr(recipe, call)(5)
+    expected = {"new": [("new", 5)], "old": [("old", 5)], "old over new": [("old", 5), ("new", 5)]}[kind]
+    assert recipe.calls == expected
+    assert recipe.lr() == pytest.approx(0.5)  # the schedule ran, once per call
+
+
+def _tracker(**hooks):
+    module = types.ModuleType("tracker")
+    for name, function in hooks.items():
+        setattr(module, name, artgan.hookimpl(function))
+    return module
+
+
+def test_the_training_hooks_pass_iteration_and_the_old_step(tmp_path):
+    seen = []
+    new = _tracker(artgan_on_metrics=lambda iteration, metrics: seen.append(("metrics", iteration)),
+                   artgan_on_checkpoint=lambda iteration, path: seen.append(("checkpoint", iteration)))
+    old = _tracker(artgan_on_metrics=lambda step: seen.append(("old metrics", step)))
+    old.__name__ = "old_tracker"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        pm, registry = make_plugin_manager((new,))
+    with pytest.warns(DeprecationWarning, match="artgan_on_metrics: the parameter step is renamed iteration"):
+        pm.register(old, name="old_tracker")
+    pipeline = load_pipeline(text="""
+name: hooks
+stages:
+  - train:
+      dataset: {name: digits, image_size: 16}
+      architecture: {name: dcgan, latent_dim: 8, g_width: 8, d_width: 8}
+      iterations: 2
+      batch_size: 4
+      log_every: 1
+      checkpoint_every: 2
+      sample_count: 4
+      device: cpu
+""", registry=registry)
+    run_pipeline(pipeline, RunContext(run_dir=tmp_path / "run", registry=registry, plugin_manager=pm,
+                                      progress=False, log=lambda msg: None))
+    assert sorted(seen) == [("checkpoint", 2), ("metrics", 1), ("metrics", 2), ("old metrics", 1), ("old metrics", 2)]

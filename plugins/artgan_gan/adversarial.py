@@ -133,9 +133,9 @@ class ImageGANRecipe(GANRecipe):
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step),
                 Phase("G", self.optimizers["generator"], self.generator_step, every=self.g_every)]
 
-    def after_step(self, step: int) -> None:
-        self.apply_lr_schedule(step)
-        if self.ema is not None and step % self.g_every == 0:  # the average follows G's updates
+    def after_iteration(self, iteration: int) -> None:
+        self.apply_lr_schedule(iteration)
+        if self.ema is not None and iteration % self.g_every == 0:  # the average follows G's updates
             self.ema.update(self.G)
 
     # -- sampling and export (sampling_generator: the EMA of G when kept) ------------------------

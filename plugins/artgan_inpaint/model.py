@@ -211,10 +211,10 @@ class InpaintRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.step)]
 
-    def after_step(self, step: int) -> None:
-        self.apply_lr_schedule(step)
+    def after_iteration(self, iteration: int) -> None:
+        self.apply_lr_schedule(iteration)
         if self.ema is not None:
-            self.ema.update(self.net, step=step)
+            self.ema.update(self.net, step=iteration)
 
     # -- samples and export ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

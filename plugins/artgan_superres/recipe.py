@@ -189,10 +189,10 @@ class SuperResRecipe(GANRecipe):
             return [g]  # PSNR-oriented: the discriminator is never trained
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step), g]
 
-    def after_step(self, step: int) -> None:
-        self.apply_lr_schedule(step)
+    def after_iteration(self, iteration: int) -> None:
+        self.apply_lr_schedule(iteration)
         if self.ema is not None:
-            self.ema.update(self.G, step=step)
+            self.ema.update(self.G, step=iteration)
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n = max(1, min(n, 16))  # triptychs: a few say enough
