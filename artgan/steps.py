@@ -7,6 +7,7 @@ height and width may change, e.g. super-resolution). Steps are registered by plu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,15 @@ class OnnxImageStep(Step):
         if len(images) == 1:  # the usual case for large images: no stacked copy
             return self.run_one(images[0])[None]
         return np.stack([self.run_one(im) for im in images])
+
+
+def source_file() -> Path | None:
+    """The image file a step's images come from while ``artgan process`` (or a pipeline's
+    ``process`` stage) runs the chain on it, for a step that needs more of the file than its RGB
+    pixels (inpaint's ``mask=alpha`` reads its transparency); ``None`` elsewhere."""
+    from .process import current_source  # set there, file by file
+
+    return current_source.get()
 
 
 def parse_step_spec(spec: str) -> tuple[str, dict[str, Any]]:

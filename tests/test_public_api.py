@@ -1,9 +1,11 @@
-"""What artgan promises plugin authors and users stays what its own files use: shipped pipelines
-and scripts use no deprecated name; the training "step" names renamed in the public API (``Phase``'s
+"""What artgan promises plugin authors and users stays what its own files use: first-party plugins
+import only what docs/plugins.md lists as public; shipped pipelines and scripts use no deprecated name; the training "step" names renamed in the public API (``Phase``'s
 ``losses``, ``GANRecipe.after_iteration``, the hooks' ``iteration``) keep their old names working."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 import types
 import warnings
@@ -19,9 +21,102 @@ from artgan.recipe import GANRecipe, Phase
 from artgan.training_tricks import LRSchedule
 
 ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs" / "plugins.md"
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 
+
+
+# -- first-party plugins import only the documented public API ---------------------------------------
+
+def documented_public_names() -> set[str]:
+    """The dotted names listed in docs/plugins.md's "Public API" section, one per bullet."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = re.search(r"^## Public API\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
+    assert section, "docs/plugins.md needs a '## Public API' section"
+    return set(re.findall(r"^- `(artgan(?:\.\w+)+)`", section.group(1), flags=re.M))
+
+
+def artgan_names_used(source: str) -> set[str]:
+    """Every ``artgan.*`` name a module imports (``from artgan.x import y`` -> ``artgan.x.y``,
+    ``import artgan.x``) or reaches as an attribute of ``import artgan`` (``artgan.hookimpl``)."""
+    used = set()
+    tree = ast.parse(source)
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}  # a.b of a.b.c: seen as a.b.c
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "artgan":
+            used |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            used |= {a.name for a in node.names if a.name.startswith("artgan.")}
+        elif isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain, value = [], node
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id == "artgan":
+                used.add(".".join(["artgan", *reversed(chain)]))
+    return used
+
+
+def is_public(name: str, public: set[str]) -> bool:
+    """Listed itself, or inside a listed module or class (``artgan.testing.check_step``)."""
+    return any(name == p or name.startswith(p + ".") for p in public)
+
+
+def test_first_party_plugins_import_only_the_documented_public_api():
+    public = documented_public_names()
+    private = {}
+    for path in sorted((ROOT / "plugins").rglob("*.py")):
+        for name in artgan_names_used(path.read_text(encoding="utf-8")):
+            if not is_public(name, public):
+                private.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    assert not private, ("first-party plugins use names docs/plugins.md's Public API does not list (list "
+                         "them there, one line each, or stop using them): " +
+                         "; ".join(f"{n} in {', '.join(ps)}" for n, ps in sorted(private.items())))
+
+
+def _resolve(name: str):
+    """The object a dotted name names: the longest importable module prefix, then attributes."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(name)
+
+
+def test_every_documented_public_name_exists():
+    public = documented_public_names()
+    assert {"artgan.hookimpl", "artgan.recipe.GANRecipe", "artgan.testing"} <= public  # the parse found the list
+    missing = []
+    for name in sorted(public):
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError):
+            missing.append(name)
+    assert not missing, f"docs/plugins.md lists names that do not exist: {missing}"
+
+
+def test_the_import_check_sees_every_form_of_import():
+    source = """
+import artgan
+import artgan.metrics
+from artgan.process import current_source
+def f():
+    from artgan.export import export_onnx
+    return artgan.hookimpl, artgan.recipe.GANRecipe.keep_ema
+"""
+    used = artgan_names_used(source)
+    assert "artgan.recipe" not in used and "artgan.recipe.GANRecipe" not in used  # only the whole chain
+    assert {"artgan.metrics", "artgan.process.current_source", "artgan.export.export_onnx", "artgan.hookimpl",
+            "artgan.recipe.GANRecipe.keep_ema"} <= used
+    public = documented_public_names()
+    assert not is_public("artgan.process.current_source", public) and not is_public("artgan.export.export_onnx", public)
+    assert is_public("artgan.testing.check_step", public) and not is_public("artgan.recipe", public)
 
 def _config_class(architecture: str):
     """The recipe config class of a registered architecture, or None (a recipe without one)."""

@@ -150,9 +150,9 @@ class MaskSource:
         from PIL import Image
 
         from artgan.images import load_image
-        from artgan.process import current_source
+        from artgan.steps import source_file
 
-        path = current_source.get()
+        path = source_file()
         if path is None:
             raise ArtganError(f"{self.step}: mask=alpha reads the transparency of the image file, which "
                               f"only `artgan process` has; give mask=MASK.png or box=x,y,w,h instead")
