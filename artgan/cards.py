@@ -168,6 +168,8 @@ def _evaluation(result: dict[str, Any]) -> list[str]:
     lines = [result.get("protocol", ""), ""] if result.get("protocol") else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if result.get("summary"):  # headline figures that are no column (artgan.evaluation)
+        lines += ["", *(f"- {line}" for line in result["summary"])]
     if result.get("note"):
         lines += ["", result["note"]]
     if result.get("command"):

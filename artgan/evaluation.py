@@ -22,6 +22,13 @@ images in [0, 1] that every method gets, and what ``score(outputs, reference, re
 their outputs with. ``methods(request)`` builds the methods compared (steps, usually with
 ``request.step(...)``). The results JSON (one format for every task) holds each method's mean
 of each metric and its per-file scores; :func:`table_rows` renders it for the terminal and cards.
+
+An evaluation that is not one score per file (augment's trains classifiers over seeds on a
+registry dataset) gives ``run(request, progress)`` instead of ``load``/``score``/``methods``: it
+makes the rows itself and returns the results JSON's own part (``dataset``, ``split``, ``images``,
+``methods`` with each metric's value, optionally ``summary`` lines and facts of its own); the core
+adds the rest and builds the same command without ``--data``, ``--split``, ``--baselines`` and
+``--per-image``, which mean nothing there.
 """
 
 from __future__ import annotations
@@ -64,8 +71,8 @@ class Request:
     """What one ``artgan evaluate TASK`` run asks: passed to the evaluation's functions."""
 
     task: str
-    data: Path
-    split: str
+    data: Path | None  # None for an evaluation with its own data (``Evaluation.run``)
+    split: str | None
     models: list[str]
     baselines: list[str]
     options: dict[str, Any]
@@ -80,13 +87,14 @@ class Request:
 
 @dataclass
 class Evaluation:
-    """A task's evaluation, as its plugin registers it."""
+    """A task's evaluation, as its plugin registers it: ``load``, ``score`` and ``methods`` (one
+    score per file of ``--data``), or ``run`` (a whole protocol with its own data)."""
 
     help: str  # the command's help: what is measured and how, with an example (``\\b`` before it)
     metrics: list[Metric]
-    load: Callable[[Path, Request], tuple[np.ndarray, Any]]
-    score: Callable[[np.ndarray, Any, Request], dict[str, float]]
-    methods: Callable[[Request], dict[str, Method]]
+    load: Callable[[Path, Request], tuple[np.ndarray, Any]] | None = None
+    score: Callable[[np.ndarray, Any, Request], dict[str, float]] | None = None
+    methods: Callable[[Request], dict[str, Method]] | None = None
     baselines: tuple[str, ...] = ()  # compared by default; the first is the one gains are measured from
     options: dict[str, Option] = field(default_factory=dict)
     default_split: str = "all"
@@ -94,10 +102,26 @@ class Evaluation:
     note: str = ""  # shown under the table (what a metric means)
     #: the results' section title in a model card (``--card``); default: ``"DATASET (split SPLIT)"``
     card_title: Callable[[dict[str, Any]], str] | None = None
+    #: instead of load/score/methods: ``run(request, progress)`` -> the results' own part (module docstring)
+    run: Callable[[Request, bool], dict[str, Any]] | None = None
+
+    def __post_init__(self):
+        per_file = [fn for fn in ("load", "score", "methods") if getattr(self, fn) is not None]
+        if self.run is None and len(per_file) < 3:
+            raise ArtganError("Evaluation: give load, score and methods (one score per file), or run")
+        if self.run is not None and per_file:
+            raise ArtganError(f"Evaluation: give run or load/score/methods, not both ({', '.join(per_file)} given)")
+
+    @property
+    def per_file(self) -> bool:
+        """Whether it scores each file of ``--data`` (else ``run`` does everything)."""
+        return self.run is None
 
 
 def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: bool = False) -> dict[str, Any]:
-    """Run every method on every file of the request's split; the results JSON."""
+    """Run every method on every file of the request's split (or the evaluation's ``run``); the results JSON."""
+    if not evaluation.per_file:
+        return _run_protocol(task, evaluation, request, progress)
     from .images import list_images
     from .splits import split_files
 
@@ -119,14 +143,30 @@ def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: b
             except ArtganError as exc:
                 raise ArtganError(f"evaluate {task}: {name} on {path.name}: {exc}") from None
     names = [m.name for m in evaluation.metrics]
-    protocol = evaluation.protocol(request) if callable(evaluation.protocol) else evaluation.protocol
     return {"task": task, "data": str(request.data), "dataset": request.data.name, "split": request.split,
-            "images": len(files), "options": dict(request.options), "protocol": protocol,
-            "metrics": {m.name: {"label": m.label or m.name, "format": m.format, "unit": m.unit}
-                        for m in evaluation.metrics},
-            "baseline": next((b for b in request.baselines if b in methods), None), "note": evaluation.note,
+            "images": len(files), "options": dict(request.options), "protocol": _protocol(evaluation, request),
+            "metrics": _metrics(evaluation), "baseline": next((b for b in request.baselines if b in methods), None),
+            "note": evaluation.note,
             "methods": {name: {**{k: float(np.mean([s[k] for s in per.values()])) for k in names}, "per_image": per}
                         for name, per in scores.items()}}
+
+
+def _run_protocol(task: str, evaluation: Evaluation, request: Request, progress: bool) -> dict[str, Any]:
+    """An evaluation's own ``run``, with the fields every results JSON has (its own win)."""
+    own = evaluation.run(request, progress)
+    missing = [k for k in ("dataset", "split", "images", "methods") if k not in own]
+    if missing:  # a plugin's bug, named so that its author sees what to return
+        raise ArtganError(f"evaluate {task}: its run() returned no {', '.join(missing)}")
+    return {"task": task, "options": dict(request.options), "protocol": _protocol(evaluation, request),
+            "metrics": _metrics(evaluation), "baseline": None, "note": evaluation.note, **own}
+
+
+def _protocol(evaluation: Evaluation, request: Request) -> str:
+    return evaluation.protocol(request) if callable(evaluation.protocol) else evaluation.protocol
+
+
+def _metrics(evaluation: Evaluation) -> dict[str, dict[str, str]]:
+    return {m.name: {"label": m.label or m.name, "format": m.format, "unit": m.unit} for m in evaluation.metrics}
 
 
 def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -155,6 +195,8 @@ def format_table(result: dict[str, Any], per_image: bool = False) -> str:
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [f"{result['dataset']} ({result['images']} images, split {result.get('split', 'all')}): "
              f"{result.get('protocol', '')}", line(header), *map(line, rows)]
+    if result.get("summary"):  # headline figures that are no column (e.g. a ratio of two rows)
+        lines += ["", *result["summary"]]
     if per_image:
         first = next(iter(result["metrics"]))
         names = list(result["methods"])
@@ -196,7 +238,7 @@ def evaluation_command(task: str, evaluation: Evaluation):
 
     from .splits import SPLITS
 
-    def run(data, split, models, baselines, out, card, json_, per_image, quiet, **options):
+    def run(models, out, card, json_, quiet, data=None, split=None, baselines="", per_image=False, **options):
         from .plugins import get_registry
 
         try:
@@ -212,22 +254,26 @@ def evaluation_command(task: str, evaluation: Evaluation):
                 update_card(card, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
         except (ArtganError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(json.dumps(result, indent=2) if json_ else format_table(result, per_image=per_image))
+        click.echo(json.dumps(result, indent=2, default=str) if json_  # default: Path options
+                   else format_table(result, per_image=per_image))
 
+    per_file = evaluation.per_file  # else `run` has its own data, no files to split and no baselines
     params = [
-        click.Option(["--data"], required=True, type=click.Path(exists=True, path_type=Path),
-                     help="A folder of images (or one image)."),
-        click.Option(["--split"], default=evaluation.default_split, show_default=True, type=click.Choice(SPLITS),
-                     help="Which files of --data: all, or artgan.splits' heldout quarter or the rest (train)."),
+        *([click.Option(["--data"], required=True, type=click.Path(exists=True, path_type=Path),
+                        help="A folder of images (or one image)."),
+           click.Option(["--split"], default=evaluation.default_split, show_default=True, type=click.Choice(SPLITS),
+                        help="Which files of --data: all, or artgan.splits' heldout quarter or the rest (train).")]
+          if per_file else []),
         click.Option(["--model", "models"], multiple=True, metavar="NAME|PATH",
                      help="A trained model (name or .onnx); repeatable. Default: the task's own choice."),
-        click.Option(["--baselines"], default=",".join(evaluation.baselines), show_default=True,
-                     help="Baselines to compare with, comma-separated ('' for none)."),
+        *([click.Option(["--baselines"], default=",".join(evaluation.baselines), show_default=True,
+                        help="Baselines to compare with, comma-separated ('' for none).")] if per_file else []),
         click.Option(["--out"], type=click.Path(dir_okay=False, path_type=Path), help="Write the results JSON here."),
         click.Option(["--card"], type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="Add the results to this model card (NAME.card.json; NAME.card.md is re-rendered)."),
         click.Option(["--json", "json_"], is_flag=True, help="Print the results JSON instead of a table."),
-        click.Option(["--per-image"], is_flag=True, help="Also print the first metric per file."),
+        *([click.Option(["--per-image"], is_flag=True, help="Also print the first metric per file.")]
+          if per_file else []),
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar."),
     ]
     for name, opt in evaluation.options.items():

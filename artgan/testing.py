@@ -191,8 +191,8 @@ def check_registered(registry: Registry, kind: str, name: str, workdir: str | Pa
 
 
 def check_evaluation(evaluation: Any, where: str = "evaluation") -> None:
-    """An :class:`artgan.evaluation.Evaluation` with metrics, callables, a known default split
-    and help with an example (the command's help is built from it)."""
+    """An :class:`artgan.evaluation.Evaluation` with metrics, callables (``load``/``score``/``methods``,
+    or ``run``), a known default split and help with an example (the command's help is built from it)."""
     from .evaluation import Evaluation
     from .splits import SPLITS
 
@@ -200,7 +200,7 @@ def check_evaluation(evaluation: Any, where: str = "evaluation") -> None:
         _fail(f"{where}: the factory returned {type(evaluation).__name__}, not an artgan.evaluation.Evaluation")
     if not evaluation.metrics:
         _fail(f"{where}: Evaluation.metrics is empty; list the Metric(s) score() returns")
-    for fn in ("load", "score", "methods"):
+    for fn in ("load", "score", "methods") if evaluation.per_file else ("run",):
         if not callable(getattr(evaluation, fn)):
             _fail(f"{where}: Evaluation.{fn} is not callable")
     if evaluation.default_split not in SPLITS:
