@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from artgan.cli import _add_plugin_commands, cli
+from artgan.cli import cli
 from artgan.errors import ArtganError
 from artgan.plugins import get_registry
 
@@ -108,7 +108,6 @@ def test_export_records_class_names(models, tmp_path):
 # -- artgan synth ---------------------------------------------------------------------------------
 
 def _synth(*args):
-    _add_plugin_commands()  # as `artgan` does at start-up: plugins add their commands
     return CliRunner().invoke(cli, ["synth", *map(str, args)])
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from artgan.cli import _add_plugin_commands, cli
+from artgan.cli import cli
 from artgan.plugins import get_registry
 
 
@@ -65,14 +65,15 @@ def digits_model(tmp_path_factory):
 
 
 def test_evaluate_augment_end_to_end(digits_model, tmp_path):
-    _add_plugin_commands()
-    out = tmp_path / "eval"
+    """Through the command the core builds from the registered evaluation."""
+    runs, out = tmp_path / "runs", tmp_path / "results.json"
     args = ["evaluate", "augment", "--model", str(digits_model), "--k", "2", "--seeds", "0,1",
-            "--synthetic-per-class", "2", "--gan-steps", "2", "--classifier-steps", "3", "--out", str(out),
-            "--card", str(digits_model.with_suffix(".card.json")), "-q"]
+            "--synthetic-per-class", "2", "--gan-steps", "2", "--classifier-steps", "3", "--runs", str(runs),
+            "--out", str(out), "--card", str(digits_model.with_suffix(".card.json")), "-q"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    result = json.loads((out / "results.json").read_text())
+    result = json.loads(out.read_text())
+    assert result["task"] == "augment" and result["options"]["seeds"] == [0, 1]
     assert set(result["accuracy"]) == {"real", "synthetic", "real-k", "real-k+synthetic"}
     assert result["training_images"] == {"real": 1347, "synthetic": 20, "real-k": 20, "real-k+synthetic": 40}
     assert result["images"] == 450 and result["seeds"] == [0, 1]
@@ -80,10 +81,36 @@ def test_evaluate_augment_end_to_end(digits_model, tmp_path):
         assert len(stats["per_seed"]) == 2 and stats["std"] >= 0
     cas = [s / r for s, r in zip(result["accuracy"]["synthetic"]["per_seed"], result["accuracy"]["real"]["per_seed"])]
     assert result["cas"]["per_seed"] == pytest.approx(cas, abs=1e-3)
-    assert (out / "few-shot-seed1" / "checkpoints" / "last.pt").is_file()  # the GAN ran through the trainer
-    assert "CAS (synthetic only / real)" in r.stdout and "real: 2 per class" in r.stdout
+    row = result["methods"]["real: 2 per class"]
+    assert row["images"] == 20 and row["accuracy"] == pytest.approx(100 * result["accuracy"]["real-k"]["mean"])
+    assert (runs / "few-shot-seed1" / "checkpoints" / "last.pt").is_file()  # the GAN ran through the trainer
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("digits (450 images, split test): A fixed small CNN") and "seeds 0, 1" in lines[0]
+    assert lines[1].split()[:3] == ["method", "training", "images"] and lines[4].startswith("real: 2 per class")
+    assert lines[7].startswith("CAS (synthetic only / real): ")  # the summary, under the table
+    assert result["command"] == ("artgan evaluate augment --model " + str(digits_model) + " --k 2 --seeds 0,1 "
+                                 "--synthetic-per-class 2 --gan-steps 2 --classifier-steps 3 --runs " + str(runs))
     md = (digits_model.parent / "tiny-digits.card.md").read_text()
-    assert "## Evaluation: digits: synthetic data for a classifier" in md and "CAS (synthetic only / real)" in md
+    assert "## Evaluation: digits: synthetic data for a classifier" in md
+    assert "\n- CAS (synthetic only / real)" in md and "| real: 2 per class | 20 |" in md
+
+
+def test_evaluate_augment_has_no_data_split_or_baselines_options():
+    r = CliRunner().invoke(cli, ["evaluate", "augment", "--help"])
+    assert r.exit_code == 0 and "--seeds" in r.output and "--runs" in r.output and "--card" in r.output
+    assert not {"--data", "--split", "--baselines", "--per-image"} & set(r.output.split())
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--seeds", "0,x"], 2, "expected whole numbers separated by commas, got '0,x'"),
+    (["--seeds", ","], 2, "give at least one seed"),
+    (["--model", "a.onnx", "--model", "b.onnx"], 1, "Error: evaluate augment: give one --model"),
+    (["--data", "."], 2, "No such option '--data'"),
+])
+def test_evaluate_augment_refuses_bad_options(args, code, message, tmp_path):
+    r = CliRunner().invoke(cli, ["evaluate", "augment", *args, "--runs", str(tmp_path / "runs")])
+    assert r.exit_code == code and message in r.output
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
 
 
 def test_evaluate_augment_refuses_a_model_that_is_not_of_digits(tmp_path):
@@ -93,7 +120,6 @@ def test_evaluate_augment_refuses_a_model_that_is_not_of_digits(tmp_path):
     info = DatasetInfo(image_size=16, channels=1, num_classes=3, class_names=["a", "b", "c"])
     recipe = get_registry().create("architecture", "small-cgan", info=info, loss=None, latent_dim=8, width=4)
     export_onnx(recipe.export_spec(), tmp_path / "abc.onnx", extra_metadata={"run": "t"})
-    _add_plugin_commands()
-    r = CliRunner().invoke(cli, ["evaluate", "augment", "--model", str(tmp_path / "abc.onnx"), "--out",
+    r = CliRunner().invoke(cli, ["evaluate", "augment", "--model", str(tmp_path / "abc.onnx"), "--runs",
                                  str(tmp_path / "o")])
     assert r.exit_code == 1 and "are not the digits 0-9" in r.output and r.output.count("\n") == 1

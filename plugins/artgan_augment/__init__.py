@@ -1,10 +1,11 @@
 """GANs for data augmentation: ``artgan synth`` turns a conditional generator into a labelled
 image-folder dataset (torch-free), the ``small-cgan`` architecture makes such generators from
 few labelled images, and ``artgan evaluate augment`` scores such data by what a fixed
-classifier learns from it (Classification Accuracy Score, Ravuri & Vinyals, 2019).
+classifier learns from it (Classification Accuracy Score, Ravuri & Vinyals, 2019): an
+evaluation (:mod:`.evaluate`) the core makes into a command; the protocol is :mod:`.protocol`.
 
-Registered through the ``artgan`` entry-point group, like any third-party plugin. Only click is
-imported here; each command imports the rest when it runs.
+Registered through the ``artgan`` entry-point group, like any third-party plugin. Everything is
+named lazily: torch is imported only when a model trains or the evaluation runs.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ def artgan_register_architectures(register):
 
 
 @artgan.hookimpl
+def artgan_register_evaluations(register):
+    register("augment", lazy("artgan_augment.evaluate:augment_evaluation"))
+
+
+@artgan.hookimpl
 def artgan_register_commands(cli):
-    from .cli import evaluate_augment, synth
+    from .cli import synth
 
     cli.add_command(synth)
-    cli.commands["evaluate"].add_command(evaluate_augment)
