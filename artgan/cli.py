@@ -656,15 +656,6 @@ def report(run_dir, out):
     click.echo(str(write_report(run_dir, out)))
 
 
-def _add_plugin_commands() -> None:
-    """Deprecated: the command line loads plugins' commands itself when they are asked for."""
-    import warnings
-
-    warnings.warn("artgan.cli._add_plugin_commands is no longer needed (the `cli` group loads plugins' "
-                  "commands on demand); it goes in the next release", DeprecationWarning, stacklevel=2)
-    cli.load_plugin_commands()
-
-
 def _show_plugin_warnings() -> None:
     """A broken plugin, or a deprecated name in a pipeline, is one ``Warning:`` line on stderr,
     not Python's two-line warning (deprecations from artgan are shown: a pipeline's author, not
