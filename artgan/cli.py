@@ -155,7 +155,7 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
     from .plugins import get_plugin_manager, get_registry
 
     from .config import check_factories
-    from .files import claim_new_dir
+    from .files import claim_new_dir, run_lock
 
     registry = get_registry()
     pipeline = load_pipeline(pipeline_file, overrides=list(overrides), registry=registry)
@@ -165,15 +165,18 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
     if dry_run:
         click.echo(dump_pipeline(pipeline), nl=False)
         return
+    explicit_out = out is not None
     if out is None:
         out = (latest_run_dir(runs, pipeline.name) if resume else None) or claim_new_dir(runs, pipeline.name)
-    elif not resume and (out / "checkpoints").exists():
-        raise ArtganError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    log(f"run folder: {out}")
-    ctx = RunContext(run_dir=out, registry=registry, plugin_manager=get_plugin_manager(),
-                     resume=resume, progress=not quiet, log=log)
-    run_pipeline(pipeline, ctx)
+    # one run per folder at a time: two runs given the same --out at once never share it
+    with run_lock(out):
+        if explicit_out and not resume and (out / "checkpoints").exists():
+            raise ArtganError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
+        log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+        log(f"run folder: {out}")
+        ctx = RunContext(run_dir=out, registry=registry, plugin_manager=get_plugin_manager(),
+                         resume=resume, progress=not quiet, log=log)
+        run_pipeline(pipeline, ctx)
     click.echo(str(out))
 
 

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -60,6 +61,66 @@ def claim_new_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             n += 1
             candidate = root / f"{name}-{n}"
+
+
+RUN_LOCK = ".artgan-run.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder`` for one ``artgan run`` at a time: ``folder/.artgan-run.lock`` is created with
+    O_EXCL (atomic: of two runs started at once on the same ``--out``, one gets it), holds the
+    owner's pid, and is removed when the run ends. A lock whose process is gone (a SIGKILLed run)
+    is taken over, so ``--resume`` after a kill just works."""
+    from .errors import ArtganError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the first process holds it for all
+        yield folder
+        return
+    lock = folder / RUN_LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is None:  # created this instant and not yet written: give its writer a moment
+                time.sleep(0.2)
+                owner = _lock_owner(lock)
+            if owner is not None and _alive(owner):
+                raise ArtganError(f"{folder}: another artgan run (pid {owner}) is using this folder; wait for it "
+                                  f"or choose another --out") from None
+            lock.unlink(missing_ok=True)  # its process is gone: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise ArtganError(f"{folder}: could not take {RUN_LOCK}; another run is starting in this folder")
+    try:
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip() or "x")
+    except (OSError, ValueError):
+        return None  # being written this instant, or garbage
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_stale_temporaries(folder: str | Path, max_age_s: float = STALE_AFTER_S,

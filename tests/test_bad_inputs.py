@@ -557,6 +557,51 @@ def test_two_runs_at_once_never_share_a_run_folder(tmp_path):
     assert {p.name for p in made} == {"quick"} | {f"quick-{i}" for i in range(2, 17)}
 
 
+def test_a_run_folder_is_held_by_one_run_at_a_time(tmp_path):
+    """Two runs given the same --out at once: one gets the folder, the other a one-line error; a lock
+    left by a killed run is taken over; the lock goes when the run ends."""
+    import subprocess
+
+    from artgan.errors import ArtganError
+    from artgan.files import RUN_LOCK, run_lock
+
+    out = tmp_path / "run"
+    with run_lock(out):
+        assert (out / RUN_LOCK).read_text() == str(os.getpid())
+        child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from artgan.files import run_lock
+            from artgan.errors import ArtganError
+            try:
+                with run_lock({str(out)!r}):
+                    print("got it")
+            except ArtganError as e:
+                print(e)
+            """)], capture_output=True, text=True, check=True)
+        assert "another artgan run (pid" in child.stdout and "choose another --out" in child.stdout
+    assert not (out / RUN_LOCK).exists()
+    (out / RUN_LOCK).write_text("999999999")  # a SIGKILLed run's lock: no such process
+    with run_lock(out):
+        assert (out / RUN_LOCK).read_text() == str(os.getpid())
+
+
+def test_run_refuses_a_folder_another_run_holds(tiny_pipeline, tmp_path, runner):
+    import subprocess
+
+    from artgan.files import RUN_LOCK
+
+    out = tmp_path / "held"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / RUN_LOCK).write_text(str(sleeper.pid))
+        r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(out), "-q"])
+    finally:
+        sleeper.kill()
+    assert r.exit_code != 0
+    assert f"another artgan run (pid {sleeper.pid})" in r.output and "Traceback" not in r.output
+    assert not (out / "checkpoints").exists()
+
+
 def test_an_unreadable_file_in_a_folder_is_skipped_with_a_warning(images_dir, tmp_path, runner):
     (images_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     r = runner.invoke(cli, ["process", str(images_dir), "--step", "lanczos:scale=1", "--out", str(tmp_path / "o"),
