@@ -144,6 +144,30 @@ def test_recipe_loss_falls_on_a_fixed_batch(folders):
     assert recipe.generator_step(batch)["loss"].item() < 0.7 * first
 
 
+def test_ratio_losses_divide_by_the_photos_own_distance_and_resume_with_it(folders):
+    """With ratios (the default) a term is its distance over the photos' distance to the painting,
+    estimated over the first batches, then fixed; a checkpoint carries the estimate."""
+    torch.manual_seed(0)
+    ds = UnpairedFoldersDataset(str(folders / "photos"), str(folders / "art"), image_size=32, length=4)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("image", "art")}
+    recipe = PatchStyleRecipe(info=ds.info, **TINY_ARCH)
+    recipe.reference.steps = 2
+    for _ in range(3):
+        recipe.generator_step(batch)
+    assert recipe.reference.counts == {"texture": 2, "style": 2, "colour": 2}
+    ref = recipe.reference.sums["texture"] / 2
+    torch.manual_seed(5)
+    expected = M.texture_distance(batch["image"], batch["art"], projections=recipe.cfg.projections)
+    assert ref == pytest.approx(float(expected), rel=0.5)  # a random-projection estimate of the same
+    resumed = PatchStyleRecipe(info=ds.info, **TINY_ARCH)
+    resumed.load_state_dict(recipe.state_dict())
+    assert resumed.reference.sums == recipe.reference.sums and resumed.reference.counts == recipe.reference.counts
+    # raw distances when ratios are off: nothing estimated
+    raw = PatchStyleRecipe(info=ds.info, ratios=False, **TINY_ARCH)
+    raw.generator_step(batch)
+    assert raw.reference.counts == {}
+
+
 def test_sliced_wasserstein_is_a_distance_between_sets():
     torch.manual_seed(0)
     a = torch.rand(500, 5)
