@@ -340,7 +340,7 @@ def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> 
             for phase in run.phases:
                 if step % phase.every == 0:
                     _take_phase(run, phase, batch)
-            run.recipe.after_step(step)
+            run.recipe.after_iteration(step)
             run.window.count += 1
             run.images_seen += next(iter(batch.values())).shape[0] * procs.world
             bar.update(step, run.trained_seconds())
@@ -472,7 +472,7 @@ def _take_phase(run: Run, phase: Phase, batch: dict[str, torch.Tensor]) -> None:
     the optimiser step; the losses go to the log window."""
     phase.optimizer.zero_grad(set_to_none=True)
     with run.autocast():
-        losses = phase.step(batch)
+        losses = phase.losses(batch)
     loss = losses["loss"]
     loss.backward()
     # average gradients across processes, with the loss riding along so every process takes the

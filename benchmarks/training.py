@@ -266,7 +266,7 @@ def images_per_s(recipe, batch, device, bf16: bool, channels_last: bool, steps: 
         for phase in phases:
             phase.optimizer.zero_grad(set_to_none=True)
             with context():
-                losses = phase.step(inputs)
+                losses = phase.losses(inputs)
             losses["loss"].backward()
             phase.optimizer.step()
 

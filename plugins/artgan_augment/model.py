@@ -162,7 +162,7 @@ class SmallCGANRecipe(GANRecipe):
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step),
                 Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    # after_step (the EMA of G) and sampling_generator: GANRecipe's
+    # after_iteration (the EMA of G) and sampling_generator: GANRecipe's
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         # every class in turn: image i has label i % num_classes (what `artgan synth` does too)
