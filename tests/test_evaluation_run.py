@@ -109,3 +109,12 @@ def test_a_protocol_evaluation_meets_the_contract_check():
     from artgan.testing import check_evaluation
 
     check_evaluation(coin_evaluation())
+
+
+def test_a_folder_out_still_gets_results_json_with_a_deprecation(with_coins, tmp_path, runner):
+    """Before 0.2 `evaluate augment --out DIR` wrote DIR/results.json: it still does, with a warning."""
+    folder = tmp_path / "eval"
+    with pytest.warns(DeprecationWarning, match="a folder for the results is deprecated"):
+        r = runner.invoke(with_coins, ["evaluate", "coins", "--tosses", "20", "--out", str(folder), "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((folder / "results.json").read_text())["task"] == "coins"
