@@ -17,7 +17,10 @@ The second table: training speed by precision and layout, bf16 autocast against 
 channels_last against NCHW, for each reference architecture at its reference size. Each reference
 pipeline's train step is built exactly as ``artgan run`` builds it (dataset, recipe, batch size,
 image size); full training steps (forward, backward, optimiser step) run on copies of the recipe in
-the four combinations, interleaved and repeated; the median images/s counts. The last column is what
+the four combinations, interleaved and repeated; the median images/s counts. Each recipe first
+trains ``--settle`` steps itself, untimed, so that what a run does only in its first steps is not
+counted as the training speed (the style recipe measures the photos' own distances to the painting
+over its first 16 batches: about a quarter of its step time then). The last column is what
 ``precision: auto`` picks from the same timings (artgan.precision).
 
     python benchmarks/training.py --table precision --data ../shared/data
@@ -62,6 +65,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--table", choices=("all", "trainer", "precision"), default="all")
     ap.add_argument("--precision-steps", type=int, default=4, help="timed steps per combination and repeat")
+    ap.add_argument("--settle", type=int, default=16,
+                    help="precision table: untimed training steps of each recipe before its copies are timed")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
                     help="the reference data folder (BSDS400, BSD68, style/) for the precision table")
     ap.add_argument("--only", default="", help="precision table: architectures whose label contains this")
@@ -217,6 +222,7 @@ def precision_table(registry, device, args) -> None:
         spec = next(s for kind, s in pipeline.steps if kind == "train")
         dataset, recipe, _, options = build_training(spec, pipeline.seed, registry)
         batch = next(batches(dataset, options.batch_size, options.seed))
+        train_steps(recipe, batch, device, False, False, args.settle)  # past the first steps' one-off work
         rates: dict[tuple[bool, bool], list[float]] = {c: [] for c in COMBOS}
         for r in range(args.repeats):
             order = COMBOS if r % 2 == 0 else COMBOS[::-1]  # a drift in the machine's load cancels out
@@ -249,33 +255,35 @@ def precision_table(registry, device, args) -> None:
 
 
 def images_per_s(recipe, batch, device, bf16: bool, channels_last: bool, steps: int) -> float:
-    """Full training steps on a copy of ``recipe`` (the original is never trained)."""
+    """Full training steps on a copy of ``recipe`` (the original is not trained further)."""
+    probe = copy.deepcopy(recipe)
+    train_steps(probe, batch, device, bf16, channels_last, 1)  # warm-up: kernel selection, allocations, Adam's state
+    t = time.perf_counter()
+    train_steps(probe, batch, device, bf16, channels_last, steps)
+    _sync(device)
+    n = next(iter(batch.values())).shape[0]
+    return steps * n / (time.perf_counter() - t)
+
+
+def train_steps(recipe, batch, device, bf16: bool, channels_last: bool, steps: int) -> None:
+    """``steps`` training steps of ``recipe`` (every phase: forward, backward, optimiser step) on ``batch``."""
     import torch
     from artgan.precision import autocast
 
-    probe = copy.deepcopy(recipe)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for m in probe.modules.values():
+    for m in recipe.modules.values():
         m.to(memory_format=fmt)
     inputs = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and v.is_floating_point() else v
               for k, v in batch.items()}
     context = autocast(device, bf16)
-    phases = probe.phases()
-
-    def step() -> None:
+    phases = recipe.phases()
+    for _ in range(steps):
         for phase in phases:
             phase.optimizer.zero_grad(set_to_none=True)
             with context():
                 losses = phase.losses(inputs)
             losses["loss"].backward()
             phase.optimizer.step()
-
-    step()  # warm-up: kernel selection, allocations, Adam's state
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    n = next(iter(batch.values())).shape[0]
-    return steps * n / (time.perf_counter() - t)
 
 
 def _named(m):
