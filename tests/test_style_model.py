@@ -450,3 +450,35 @@ def test_style_step_tiles_only_when_memory_is_short(registry, tiny_model, monkey
     assert not np.allclose(tiled, whole, atol=1e-4)  # instance norm per tile: not the same picture
     explicit = build_step(registry, f"style:model={tiny_model['path']},tile=64")(image)
     assert np.allclose(explicit, tiled, atol=1e-6)
+
+
+def test_texture_distance_per_image_sees_a_batch_that_matches_only_on_average():
+    """Half the batch flat, half noisy, against a painting that is half of each: pooled over the
+    batch the patch distributions match; each image on its own (the default, as the evaluation
+    scores photos) does not."""
+    torch.manual_seed(0)
+    flat, noisy = torch.zeros(1, 3, 40, 40), (torch.rand(1, 3, 40, 40) * 2 - 1)
+    out = torch.cat([flat, flat, noisy, noisy])
+    art = torch.cat([flat, noisy, flat, noisy])[:, :, torch.randperm(40)]  # another sample of the same mix
+    pooled = M.texture_distance(out, art, points=4000, per_image=False).item()
+    per_image = M.texture_distance(out, art, points=4000).item()
+    assert per_image > 5 * pooled
+    same = M.texture_distance(art, art[torch.randperm(4)], points=4000, per_image=False).item()
+    assert pooled < 3 * same + 1e-3
+
+
+def test_random_patches_per_image_come_from_their_own_image():
+    images = torch.stack([torch.full((3, 8, 9), float(i)) for i in range(3)])
+    p = M.random_patches(images, 3, 20, per_image=True)
+    assert p.shape == (3, 20, 27)
+    assert all((p[i] == i).all() for i in range(3))
+
+
+def test_paired_sliced_wasserstein_is_the_mean_of_the_pairs():
+    torch.manual_seed(0)
+    a = torch.rand(2, 300, 4)
+    b = torch.stack([a[0][torch.randperm(300)], a[1] + 0.5])
+    d = M.paired_sliced_wasserstein(a, b, projections=256).item()
+    torch.manual_seed(1)
+    far = M.sliced_wasserstein(a[1], b[1], projections=256).item()
+    assert d == pytest.approx(far / 2, rel=0.1)
