@@ -482,3 +482,19 @@ def test_paired_sliced_wasserstein_is_the_mean_of_the_pairs():
     torch.manual_seed(1)
     far = M.sliced_wasserstein(a[1], b[1], projections=256).item()
     assert d == pytest.approx(far / 2, rel=0.1)
+
+
+@pytest.mark.parametrize("dim", [-1, -2])
+def test_correlate_is_a_one_channel_convolution(dim):
+    """The banded-matrix filter the edge loss uses gives conv2d's numbers, values and gradients."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 5, 20, 23, requires_grad=True)
+    taps = M._gaussian(1.5, 5)
+    kernel = torch.tensor(taps).view(1, 1, 1, -1) if dim == -1 else torch.tensor(taps).view(1, 1, -1, 1)
+    ours = M._correlate(x, taps, dim)
+    ref = torch.nn.functional.conv2d(x.reshape(-1, 1, 20, 23), kernel).view_as(ours)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    g = torch.rand_like(ours)
+    (grad_ours,) = torch.autograd.grad(ours, x, g)
+    (grad_ref,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(grad_ours, grad_ref, atol=1e-6)

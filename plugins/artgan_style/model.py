@@ -137,18 +137,25 @@ def paired_sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int
 
 
 def random_patches(images: torch.Tensor, size: int, count: int, per_image: bool = False) -> torch.Tensor:
-    """(N, C, H, W) -> (count, size * size * C): patches at uniformly random places (with
-    replacement), gathered directly: cheaper than unfolding every patch and then subsampling.
-    With ``per_image``: (N, count, size * size * C), ``count`` patches of each image."""
-    n, _, h, w = images.shape
+    """(N, C, H, W) -> (count, size * size * C), values in (dy, dx, c) order: patches at uniformly
+    random places (with replacement), gathered directly from the flattened images by one index per
+    value (cheaper than unfolding every patch and subsampling, and than advanced indexing, whose
+    backward is several times slower than ``gather``'s). With ``per_image``:
+    (N, count, size * size * C), ``count`` patches of each image."""
+    n, c, h, w = images.shape
     dev = images.device
     total = n * count if per_image else count
     b = (torch.arange(n, device=dev).repeat_interleave(count) if per_image
-         else torch.randint(n, (count,), device=dev)).view(-1, 1, 1)
-    y = torch.randint(h - size + 1, (total, 1, 1), device=dev)
-    x = torch.randint(w - size + 1, (total, 1, 1), device=dev)
+         else torch.randint(n, (count,), device=dev))
+    y = torch.randint(h - size + 1, (total,), device=dev)
+    x = torch.randint(w - size + 1, (total,), device=dev)
     d = torch.arange(size, device=dev)
-    patches = images[b, :, y + d.view(1, -1, 1), x + d.view(1, 1, -1)].reshape(total, -1)
+    ch = torch.arange(c, device=dev)
+    # flat index of value (patch, dy, dx, channel) in the contiguous (N, C, H, W) images
+    start = (b * c * h + y) * w + x
+    offset = (ch.view(1, 1, -1) * h + d.view(-1, 1, 1)) * w + d.view(1, -1, 1)
+    index = (start.view(-1, 1, 1, 1) + offset).reshape(-1)
+    patches = images.contiguous().view(-1).gather(0, index).view(total, -1)
     return patches.view(n, count, -1) if per_image else patches
 
 
@@ -203,35 +210,48 @@ def colour_distance(out: torch.Tensor, art: torch.Tensor, projections: int = 16,
                               art.permute(0, 2, 3, 1).reshape(-1, 3) / 2, projections, points)
 
 
-def _gaussian(sigma: float, radius: int) -> torch.Tensor:
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+def _gaussian(sigma: float, radius: int) -> list[float]:
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return g / g.sum()
+    return (g / g.sum()).tolist()
+
+
+def _correlate(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+    """Valid 1-D cross-correlation of ``x`` with ``taps`` along ``dim`` (-1 or -2), as a product with
+    a banded matrix: the same numbers as a 1-channel ``conv2d``, but several times cheaper forward
+    and backward on a CPU, where single-channel convolutions take slow kernels."""
+    length, k = x.shape[dim], len(taps)
+    band = x.new_zeros(length, length - k + 1)
+    for i, w in enumerate(taps):
+        band.diagonal(-i).fill_(w)  # band[j + i, j] = taps[i]
+    return x @ band if dim == -1 else band.t() @ x
 
 
 def edge_map(image: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) in [-1, 1] -> (N, 1, H, W): the Sobel edge map that ``artgan evaluate style``
     compares (:func:`artgan_style.measure.edge_map`): BT.601 grey, Gaussian blur sigma 1, Sobel
     magnitude / 4 clipped to [0, 1]; differentiable, with replicated borders."""
-    g = _gaussian(1.0, 4).to(image)
+    g = _gaussian(1.0, 4)
     x = grey(image)
-    x = F.conv2d(F.pad(x, (4, 4, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, 4, 4), mode="replicate"), g.view(1, 1, -1, 1))
-    sobel_x = image.new_tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]).view(1, 1, 3, 3)
+    x = _correlate(F.pad(x, (4, 4, 0, 0), mode="replicate"), g, -1)
+    x = _correlate(F.pad(x, (0, 0, 4, 4), mode="replicate"), g, -2)
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    gx, gy = F.conv2d(padded, sobel_x), F.conv2d(padded, sobel_x.transpose(2, 3))
+    # Sobel, separably: [1, 2, 1] smoothing across the derivative [-1, 0, 1]
+    gx = _correlate(_correlate(padded, [1.0, 2.0, 1.0], -2), [-1.0, 0.0, 1.0], -1)
+    gy = _correlate(_correlate(padded, [-1.0, 0.0, 1.0], -2), [1.0, 2.0, 1.0], -1)
     return (torch.sqrt(gx ** 2 + gy ** 2 + 1e-12) / 4).clamp(0, 1)
 
 
 @_fp32
 def edge_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     """1 - SSIM (11x11 Gaussian window, sigma 1.5) between the edge maps of ``out`` and ``photo``."""
-    a, b = edge_map(out), edge_map(photo)
-    g = _gaussian(1.5, 5).to(a)
-    # the five local means in one separable pass (two 1-D convolutions, 5 channels)
+    a = edge_map(out)
+    with torch.no_grad():
+        b = edge_map(photo)
+    g = _gaussian(1.5, 5)
+    # the five local means in one separable pass over 5 channels
     stats = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(5, 1, 1, 11), groups=5)
-    mu_a, mu_b, aa, bb, ab = F.conv2d(stats, g.view(1, 1, -1, 1).expand(5, 1, 11, 1), groups=5).unbind(1)
+    mu_a, mu_b, aa, bb, ab = _correlate(_correlate(stats, g, -1), g, -2).unbind(1)
     var_a, var_b, cov = aa - mu_a ** 2, bb - mu_b ** 2, ab - mu_a * mu_b
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
