@@ -25,6 +25,8 @@ from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
 
+from .model import edge_map, ssim_loss  # the edge SSIM the evaluation measures, differentiable
+
 
 def _norm(c: int) -> nn.Module:
     # InstanceNorm: style is per-image statistics; exports as ONNX InstanceNormalization
@@ -139,40 +141,6 @@ class ImagePool:
             else:
                 out.append(image)
         return torch.stack(out)
-
-
-def _gaussian(sigma: float, radius: int) -> torch.Tensor:
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return g / g.sum()
-
-
-def edge_map(image: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1] -> (N, 1, H, W): the Sobel edge map that ``artgan evaluate style``
-    compares (:func:`artgan_style.measure.edge_map`): BT.601 grey, Gaussian blur sigma 1, Sobel
-    magnitude / 4 clipped to [0, 1]; differentiable, with replicated borders."""
-    luma = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    grey = ((image + 1) / 2 * luma).sum(1, keepdim=True)
-    g = _gaussian(1.0, 4).to(image)
-    grey = F.conv2d(F.pad(grey, (4, 4, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    grey = F.conv2d(F.pad(grey, (0, 0, 4, 4), mode="replicate"), g.view(1, 1, -1, 1))
-    sobel_x = image.new_tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]).view(1, 1, 3, 3)
-    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
-    gx, gy = F.conv2d(padded, sobel_x), F.conv2d(padded, sobel_x.transpose(2, 3))
-    return (torch.sqrt(gx ** 2 + gy ** 2 + 1e-12) / 4).clamp(0, 1)
-
-
-def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - SSIM of two (N, 1, H, W) maps in [0, 1] (11x11 Gaussian window, sigma 1.5)."""
-    w = _gaussian(1.5, 5).to(a)
-    w = (w[:, None] * w[None, :]).view(1, 1, 11, 11)
-    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
-    var_a = F.conv2d(a * a, w) - mu_a ** 2
-    var_b = F.conv2d(b * b, w) - mu_b ** 2
-    cov = F.conv2d(a * b, w) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return 1 - ssim.mean()
 
 
 def colour_distance(a: torch.Tensor, b: torch.Tensor, projections: int = 32) -> torch.Tensor:

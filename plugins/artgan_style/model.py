@@ -118,11 +118,7 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 64,
     ``projections`` fresh random unit directions. Both sets are subsampled at random to the same
     size (at most ``max_points``), so the sorted projections pair up one to one."""
     n = min(len(a), len(b), max_points)
-    a, b = _subsample(a, n), _subsample(b, n)
-    dirs = _directions(a.shape[1], projections, a)
-    qa = _sorted((a @ dirs).t().contiguous())
-    qb = _sorted((b @ dirs).t().contiguous())
-    return (qa - qb).abs().mean()
+    return paired_sliced_wasserstein(_subsample(a, n)[None], _subsample(b, n)[None], projections)
 
 
 def paired_sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 64) -> torch.Tensor:
@@ -244,10 +240,15 @@ def edge_map(image: torch.Tensor) -> torch.Tensor:
 
 @_fp32
 def edge_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-    """1 - SSIM (11x11 Gaussian window, sigma 1.5) between the edge maps of ``out`` and ``photo``."""
+    """1 - SSIM between the edge maps of ``out`` and ``photo``: the evaluation's edge SSIM."""
     a = edge_map(out)
     with torch.no_grad():
         b = edge_map(photo)
+    return ssim_loss(a, b)
+
+
+def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM of two (N, 1, H, W) maps in [0, 1] (11x11 Gaussian window, sigma 1.5)."""
     g = _gaussian(1.5, 5)
     # the five local means in one separable pass over 5 channels
     stats = torch.cat([a, b, a * a, b * b, a * b], dim=1)
