@@ -19,9 +19,13 @@ Use it from an app::
     images = bundle.generate(16, seed=0)     # a bundle with a generator: noise -> finished images
     images = bundle(images_nhwc)             # any bundle: float32 NHWC in [0, 1] through the chain
 
-A bundle is self-contained: every file it names is a plain file name inside its folder (no path,
+A bundle is closed: every file it names is a plain file name inside its folder (no path,
 no ``..``, no link leading out) with a ``sha256`` that is checked on load; step parameters cannot
-name files outside it. A malformed manifest is one error naming ``bundle.json`` and the key.
+name files outside it. A parameter a step reads a file for (``file_params``/``param_files``, see
+:class:`artgan.steps.Step`: ``reference=starry-night``, a name looked up on the model search path,
+or ``mask=hole.png``) is copied in when the bundle is made; where it runs, a declared file
+parameter that names a file in the current folder, or a built step that read any file outside
+the bundle, is refused. A malformed manifest is one error naming ``bundle.json`` and the key.
 When a bundle is made, the chain is run once on a small input (the generator's output, or an RGB
 image), so steps that do not fit together (channels, sizes) fail then, not at the user's; each
 step records the plugin, distribution and version that provided it.

@@ -364,11 +364,11 @@ def claim_run_folder(run_dir: Path, pipeline: Pipeline, *, resume: bool = False)
 
     if (run_dir / RUN_MARKER).is_file():
         return
-    if resume:
+    present = {p.name for p in run_dir.iterdir()} - {RUN_LOCK}
+    if resume and present:  # (an empty folder is a fresh run, resumed or not)
         raise ArtganError(f"{run_dir}: not an artgan run folder (no {RUN_MARKER}), so --resume will not write "
                           f"into it; run without --resume into a new --out (if a run made it, create "
                           f"{run_dir / RUN_MARKER} to resume it)")
-    present = {p.name for p in run_dir.iterdir()} - {RUN_LOCK}
     clash = [name for name in dict.fromkeys(run_writes(pipeline)) if name in present]
     if clash:
         raise ArtganError(f"{run_dir}: holds {clash[0]}, which the run would write, and is not an artgan run "

@@ -270,6 +270,16 @@ def test_resume_refuses_a_folder_no_run_made(runner, tiny_pipeline, tmp_path):
     assert snapshot(folder) == before
 
 
+def test_resume_into_an_empty_folder_starts_a_run(runner, exported_generator, tmp_path):
+    pipeline = tmp_path / "gen.yaml"
+    pipeline.write_text(GENERATE_ONLY.format(model=exported_generator))
+    folder = tmp_path / "new"
+    folder.mkdir()
+    r = runner.invoke(cli, ["run", str(pipeline), "--out", str(folder), "--resume", "-q"])
+    assert r.exit_code == 0, r.output
+    assert (folder / ".artgan-run").is_file() and (folder / "generated" / "grid.png").is_file()
+
+
 def test_a_failed_resume_leaves_the_runs_pipeline_yaml_as_it_was(runner, tiny_pipeline, tmp_path):
     run = tmp_path / "run"
     r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(run), "-q"])

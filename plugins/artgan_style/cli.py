@@ -6,7 +6,9 @@ everything it makes is in its run folder; then it installs the model where
 colour reference (``color-transfer:reference=NAME``), a card and a contact sheet. The card is the
 export's, through :mod:`artgan.cards`, with what the model is, how it was trained, the ONNX check
 against PyTorch on held-out photos (:func:`artgan.export.verify_on_real_inputs`) and the figures of
-``artgan evaluate style`` (:mod:`.evaluate`) on the first of them.
+``artgan evaluate style`` (:mod:`.evaluate`) on the first of them. The install is atomic
+(:func:`artgan.model_search.installing`: all of the model's files appear together or none), and
+replacing an installed name needs ``--force`` (checked before training).
 
 Photos: ``--photos DIR``, else ``$ARTGAN_STYLE_PHOTOS``, else the project's photo folder
 ``../shared/data/BSDS400`` (beside the source tree or the current folder), else scikit-image's
