@@ -19,9 +19,13 @@ Use it from an app::
     images = bundle.generate(16, seed=0)     # a bundle with a generator: noise -> finished images
     images = bundle(images_nhwc)             # any bundle: float32 NHWC in [0, 1] through the chain
 
-A bundle is self-contained: every file it names is a plain file name inside its folder (no path,
+A bundle is closed: every file it names is a plain file name inside its folder (no path,
 no ``..``, no link leading out) with a ``sha256`` that is checked on load; step parameters cannot
-name files outside it. A malformed manifest is one error naming ``bundle.json`` and the key.
+name files outside it. A parameter a step reads a file for (``file_params``/``param_files``, see
+:class:`artgan.steps.Step`: ``reference=starry-night``, a name looked up on the model search path,
+or ``mask=hole.png``) is copied in when the bundle is made; where it runs, a declared file
+parameter that names a file in the current folder, or a built step that read any file outside
+the bundle, is refused. A malformed manifest is one error naming ``bundle.json`` and the key.
 When a bundle is made, the chain is run once on a small input (the generator's output, or an RGB
 image), so steps that do not fit together (channels, sizes) fail then, not at the user's; each
 step records the plugin, distribution and version that provided it.
@@ -120,12 +124,17 @@ def write_bundle(out: str | Path, steps: list[str | dict[str, Any]], *, registry
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ArtganError(f"{out} is a file; choose a folder for the bundle")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ArtganError(f"{out} exists and is not empty; choose another folder or overwrite it (--force)")
     if not steps and generator is None:
         raise ArtganError("bundle: nothing to bundle; give at least one step or a generator")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _recover_replaced(out)
     remove_stale_temporaries(out.parent, pattern=f".{glob.escape(out.name)}.*.tmp")  # a killed bundler's
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ArtganError(f"{out} exists and is not empty; choose another folder or overwrite it (--force)")
+        if not (out / MANIFEST).is_file():
+            raise ArtganError(f"{out} is not a bundle (no {MANIFEST}) and is not empty; --force only replaces a "
+                              f"bundle: choose another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _ordinary_permissions(tmp)
@@ -181,33 +190,75 @@ def _add_step(i: int, spec: str | dict[str, Any], registry, folder: Path) -> tup
             md = Model(folder / file, providers=["CPUExecutionProvider"]).metadata
         entry.update(model=file, sha256=_sha256(folder / file), metadata={k: md[k] for k in _MODEL_KEYS if k in md})
     files = {}
-    for key, value in list(entry["params"].items()):  # e.g. reference=painting.jpg: it travels too
-        if isinstance(value, str) and value and Path(value).expanduser().is_file():
-            file = f"{i:02d}-{step_name}-{key}{Path(value).suffix}"
-            shutil.copyfile(Path(value).expanduser(), folder / file)
-            files[key] = {"file": file, "sha256": _sha256(folder / file)}
-            del entry["params"][key]
+    # the files the step says it read (reference=starry-night, a shipped name, included), then any
+    # other parameter naming a file (e.g. reference=painting.jpg): they all travel with the bundle
+    read = {key: Path(path) for key, path in (getattr(step, "param_files", None) or {}).items()}
+    for key, value in entry["params"].items():
+        if key not in read and isinstance(value, str) and value and Path(value).expanduser().is_file():
+            read[key] = Path(value).expanduser()
+    for key, source in read.items():
+        file = f"{i:02d}-{step_name}-{key}{source.suffix}"
+        shutil.copyfile(source, folder / file)
+        files[key] = {"file": file, "sha256": _sha256(folder / file)}
+        entry["params"].pop(key, None)
+    for key, value in entry["params"].items():
+        if isinstance(value, str) and _looks_like_path(value):  # the manifest check would refuse it
+            raise ArtganError(f"bundle: step {i} ({step_name}): {key}={value!r} looks like a path but is no file "
+                              f"the step read, so it cannot travel with the bundle; give an existing file, or "
+                              f"leave it out")
     if files:
         entry["files"] = files
     return step, entry
 
 
+def _file_params(registry, step_name: str) -> tuple[str, ...]:
+    """The parameters step ``step_name``'s factory declares as naming files (``file_params``)."""
+    factory = registry.get("step", step_name).factory
+    target = factory.resolve() if hasattr(factory, "resolve") else factory
+    params = getattr(target, "file_params", ())
+    return tuple(params) if isinstance(params, (tuple, list)) else ()
+
+
+def _outside(bundle: Path, file: Path | str) -> bool:
+    """Whether ``file`` (links followed) lies outside the folder ``bundle``."""
+    root = os.path.realpath(bundle)
+    return os.path.commonpath([root, os.path.realpath(file)]) != root
+
+
+#: the suffix of the folder an old bundle waits in while ``--force`` replaces it; not ``.tmp``, so no
+#: clean-up of stale temporaries ever deletes it: :func:`_recover_replaced` puts it back
+REPLACED_SUFFIX = ".replaced"
+
+
 def _move_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished folder ``tmp`` to ``out``; an old ``out`` is kept aside until then,
-    and put back if the rename fails."""
+    and put back if the rename fails (or by the next ``artgan bundle``, if a kill came between)."""
     if not out.exists():
         os.replace(tmp, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=REPLACED_SUFFIX, dir=out.parent))
+    os.replace(out, old / out.name)
     try:
-        os.replace(out, old / out.name)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            os.replace(old / out.name, out)
-            raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old / out.name, out)
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_replaced(out: Path) -> None:
+    """A bundle ``--force`` was replacing when it was killed between its two renames waits in
+    ``.OUT.*.replaced/OUT``: with ``out`` missing, it is put back; beside a whole new ``out`` it is
+    the replaced one, and goes."""
+    if not out.parent.is_dir():
+        return
+    for aside in sorted(out.parent.glob(f".{glob.escape(out.name)}.*{REPLACED_SUFFIX}")):
+        kept = aside / out.name
+        if not out.exists() and (kept / MANIFEST).is_file():
+            os.replace(kept, out)
+        if (out / MANIFEST).is_file():
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def _try_chain(gen, steps: list[Step], generator) -> None:
@@ -286,8 +337,31 @@ class Bundle:
         return path
 
     def _build(self, i: int, entry: dict[str, Any], registry, providers) -> Step:
+        """Step ``i``, built from files the bundle holds only: a parameter that names a file (a
+        declared ``file_params`` one) comes from ``files``, never from the current folder or
+        the model search path; a step that read any file outside the bundle is refused."""
         key = f"steps[{i}]"
         name, params = entry["name"], dict(entry.get("params", {}))
+        try:
+            declared = _file_params(registry, name)
+        except ArtganError:  # the plugin is not installed here: _create says so
+            declared = ()
+        for pkey in declared:
+            value = params.get(pkey)
+            if isinstance(value, str) and os.path.lexists(os.path.expanduser(value)):
+                raise ArtganError(f"{self.manifest_file}: {key}.params.{pkey}: {value!r} names a file outside the "
+                                  f"bundle (here, in the current folder); a bundle only reads files it holds "
+                                  f"(rebuild it with `artgan bundle`)")
+        step = self._build_unchecked(i, key, entry, name, params, registry, providers)
+        read = {"model": _step_model_path(step), **(getattr(step, "param_files", None) or {})}
+        for pkey, path in read.items():
+            if path is not None and _outside(self.path, path):
+                raise ArtganError(f"{self.manifest_file}: {key}.params.{pkey}: the step reads {path}, outside the "
+                                  f"bundle; a bundle only reads files it holds (rebuild it with `artgan bundle`)")
+        return step
+
+    def _build_unchecked(self, i: int, key: str, entry: dict[str, Any], name: str, params: dict[str, Any],
+                         registry, providers) -> Step:
         for pkey, meta in entry.get("files", {}).items():
             params[pkey] = str(self._file(meta["file"], meta["sha256"], f"{key}.files.{pkey}").resolve())
         if "model" not in entry:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtganError
-from .files import write_json, write_text
+from .files import write_text
 
 JSON_SUFFIX, MD_SUFFIX = ".card.json", ".card.md"
 _SHOWN = ("summary", "file", "bytes", "metadata", "verification", "fp16_check", "int8_layers", "training",
@@ -61,10 +61,17 @@ def read_card(path: str | Path) -> dict[str, Any]:
 
 def write_card(path: str | Path, card: dict[str, Any]) -> dict[str, Any]:
     """Write ``card`` as ``NAME.card.json`` and render ``NAME.card.md``, each atomically."""
-    json_path, md_path = card_paths(path)
-    write_json(json_path, card)
-    write_text(md_path, render_markdown(card, name=json_path.name[: -len(JSON_SUFFIX)]))
+    for file, text in card_texts(path, card):
+        write_text(file, text)
     return card
+
+
+def card_texts(path: str | Path, card: dict[str, Any]) -> list[tuple[Path, str]]:
+    """``[(NAME.card.json, its text), (NAME.card.md, its text)]``: what :func:`write_card` writes,
+    for a writer that renames them together with the model (:func:`artgan.files.atomic_paths`)."""
+    json_path, md_path = card_paths(path)
+    return [(json_path, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n"),
+            (md_path, render_markdown(card, name=json_path.name[: -len(JSON_SUFFIX)]))]
 
 
 def update_card(path: str | Path, section: str, data: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ArtganError, cli_error_boundary, cli_errors
+from .errors import ArtganError, Interrupted, cli_error_boundary, cli_errors
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -176,7 +176,10 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
         log(f"run folder: {out}")
         ctx = RunContext(run_dir=out, registry=registry, plugin_manager=get_plugin_manager(),
                          resume=resume, progress=not quiet, log=log)
-        run_pipeline(pipeline, ctx)
+        try:
+            run_pipeline(pipeline, ctx)
+        except Interrupted as exc:  # in a stage that says what state its files are in
+            raise Interrupted(f"{exc}; completed checkpoints are kept (continue with --resume)") from None
     click.echo(str(out))
 
 

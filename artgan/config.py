@@ -248,11 +248,26 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
 }
 
 
+#: The most a data loader may start: each worker is a process with its own copy of the dataset,
+#: so a typo (1000000) must not try to start that many. Far above what helps on any machine.
+MAX_NUM_WORKERS = 64
+
+#: Upper bounds on schema values, by schema class name and field: (highest allowed, why).
+FIELD_MAXIMA: dict[str, dict[str, tuple[float, str]]] = {
+    "TrainStage": {
+        "num_workers": (MAX_NUM_WORKERS, "each is a process; a few per CPU core are plenty"),
+    },
+}
+
+
 def _check_bounds(schema: type, name: str, value: Any) -> str:
     """'' or what is wrong with ``value`` for field ``name`` of ``schema``."""
     rule = FIELD_BOUNDS.get(schema.__name__, {}).get(name)
     if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return ""
+    top = FIELD_MAXIMA.get(schema.__name__, {}).get(name)
+    if top is not None and value > top[0]:
+        return f"must be <= {top[0]:g} ({top[1]}), got {value!r}"
     low, strict, meaning = rule
     if value != value or value in (float("inf"), float("-inf")):
         return f"expected a finite number ({meaning}), got {value!r}"
@@ -462,3 +477,9 @@ class _FactoryCheck:
             example = "export/generator.onnx" if kind == "export" else kind
             raise ConfigError(f"{out!r} leads out of the run folder; everything a run makes stays in it: give a "
                               f"relative path such as {example}", **self.where(path + ("out",)))
+        from .files import RUN_OWN_NAMES
+        first = Path(out).parts[0] if isinstance(out, str) and Path(out).parts else ""
+        if first in RUN_OWN_NAMES:
+            example = "export/generator.onnx" if kind == "export" else kind
+            raise ConfigError(f"{out!r} would overwrite the run's own {first}; give another path such as "
+                              f"{example}", **self.where(path + ("out",)))

@@ -41,6 +41,11 @@ class UnknownNameError(ArtganError):
         super().__init__(msg)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what state the files are in (the CLI prints this message instead of its general
+    one). A KeyboardInterrupt still, so whoever stops on Ctrl-C stops on it."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for a failed read or write: the file, what happened and what to do."""
     import errno
@@ -78,6 +83,8 @@ def cli_error_boundary() -> Iterator[None]:
         yield
     except ArtganError as exc:
         raise click.ClickException(str(exc).replace("\n", " ")) from None
+    except Interrupted as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; completed checkpoints and files are kept "
                                    "(continue with --resume)") from None

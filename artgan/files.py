@@ -48,6 +48,68 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for files that belong together (a model and its card): yields a
+    temporary path beside each; on success all are fsynced, then renamed in the order given with
+    Ctrl-C held off until the last rename, so a Ctrl-C never splits them (it is raised after them as
+    :class:`artgan.errors.Interrupted`, saying they are written). Put the file whose presence
+    means "done" (the model) last: a hard kill between renames leaves it old."""
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(_temporary_beside(Path(p))) for p in paths]
+        yield temps
+        for tmp in temps:
+            _fsync_with_ordinary_mode(tmp)
+        rename_together(list(zip(temps, [Path(p) for p in paths])))
+
+
+def rename_together(renames: list[tuple[Path, Path]]) -> None:
+    """``os.replace`` each (source, destination) in order, with Ctrl-C held off until the last one
+    is done (then raised as :class:`artgan.errors.Interrupted`, saying the files are in place)."""
+    import signal
+    import threading
+
+    from .errors import Interrupted
+
+    caught: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(1)) if main else None
+    try:
+        for source, destination in renames:
+            os.replace(source, destination)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if caught:
+        raise Interrupted(f"interrupted after writing {', '.join(str(d) for _, d in renames)}: they are "
+                          f"complete and belong together")
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, removed unless it was renamed onto it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, pattern=f".{glob.escape(path.name)}.*.tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only or full folder: name the file asked for
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _fsync_with_ordinary_mode(path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def claim_new_dir(root: str | Path, name: str) -> Path:
     """Create ``root/name``, or ``root/name-2``, ``-3``... if taken, with one ``mkdir`` each
     (atomic: two processes asking at once never get the same folder). Returns the folder made."""
@@ -64,6 +126,13 @@ def claim_new_dir(root: str | Path, name: str) -> Path:
 
 
 RUN_LOCK = ".artgan-run.lock"
+#: The file that makes a folder an artgan run folder: written when a run first takes the folder,
+#: so a later run only ever writes over what a run made (never a user's own pipeline.yaml or
+#: metrics.jsonl in a folder given as ``--out``).
+RUN_MARKER = ".artgan-run"
+#: What a run writes at the top of its folder, besides its stages' ``out:`` paths.
+RUN_OWN_NAMES = ("pipeline.yaml", "report.html", "report.png", "metrics.jsonl", "evaluations.jsonl",
+                 "evaluation.json", "checkpoints", "samples", "tensorboard", RUN_MARKER, RUN_LOCK)
 
 
 @contextlib.contextmanager

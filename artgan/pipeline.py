@@ -319,6 +319,9 @@ class RunContext:
 
 def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_folder(ctx.run_dir, pipeline, resume=ctx.resume)
+    if ctx.resume:  # checked before the run's own pipeline.yaml is replaced by this one
+        check_resumable(pipeline, ctx)
     write_text(ctx.run_dir / "pipeline.yaml", dump_pipeline(pipeline))
     finished = False
     try:
@@ -336,6 +339,63 @@ def run_pipeline(pipeline: Pipeline, ctx: RunContext) -> RunContext:
                     raise
                 ctx.log(f"  no report: {exc}")
     return ctx
+
+
+def run_writes(pipeline: Pipeline) -> list[str]:
+    """The names a run of ``pipeline`` writes at the top of its folder."""
+    from .files import RUN_OWN_NAMES
+
+    names = list(RUN_OWN_NAMES)
+    for _, spec in pipeline.stages:
+        out = getattr(spec, "out", None)
+        if isinstance(out, str) and Path(out).parts:
+            first = Path(out).parts[0]
+            names += [first] if len(Path(out).parts) > 1 else [first, *(Path(first).stem + s for s in
+                                                                       (".card.json", ".card.md"))]
+    return names
+
+
+def claim_run_folder(run_dir: Path, pipeline: Pipeline, *, resume: bool = False) -> None:
+    """A run writes only over what a run made. A folder is a run folder when it holds
+    ``.artgan-run`` (:data:`artgan.files.RUN_MARKER`), written the first time a run takes it; a
+    folder without it (a user's ``--out``) is taken only when it holds nothing the run would
+    write (its files are left beside the run's), and is never resumed."""
+    from .files import RUN_LOCK, RUN_MARKER
+
+    if (run_dir / RUN_MARKER).is_file():
+        return
+    present = {p.name for p in run_dir.iterdir()} - {RUN_LOCK}
+    if resume and present:  # (an empty folder is a fresh run, resumed or not)
+        raise ArtganError(f"{run_dir}: not an artgan run folder (no {RUN_MARKER}), so --resume will not write "
+                          f"into it; run without --resume into a new --out (if a run made it, create "
+                          f"{run_dir / RUN_MARKER} to resume it)")
+    clash = [name for name in dict.fromkeys(run_writes(pipeline)) if name in present]
+    if clash:
+        raise ArtganError(f"{run_dir}: holds {clash[0]}, which the run would write, and is not an artgan run "
+                          f"folder (no {RUN_MARKER}); choose another --out, an empty or new folder")
+    write_text(run_dir / RUN_MARKER, "This folder is an artgan run folder: `artgan run` writes and rewrites "
+                                     "its files.\n")
+
+
+def check_resumable(pipeline: Pipeline, ctx: RunContext) -> None:
+    """On ``--resume``: the run's last checkpoint fits the pipeline's (first) train stage, so a
+    resume that cannot work fails before anything in the run folder is rewritten."""
+    from . import checkpoints
+    from .train import checkpoint_path
+
+    train_stage = next((spec for kind, spec in pipeline.stages if kind == "train"), None)
+    ckpt_file = checkpoint_path(ctx.run_dir)
+    if train_stage is None or not ckpt_file.exists():
+        return
+    ckpt = checkpoints.load(ckpt_file, map_location="cpu", require=("state",))
+    _, recipe, _, _ = build_training(train_stage, pipeline.seed, ctx.registry)
+    try:
+        recipe.load_state_dict(ckpt["state"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ArtganError(f"--resume: {ckpt_file} does not fit the pipeline's train stage (was the architecture "
+                          f"changed? {detail}); {ctx.run_dir / 'pipeline.yaml'} is unchanged: resume with it, "
+                          f"or run without --resume into a new folder") from None
 
 
 def _is_main_process() -> bool:

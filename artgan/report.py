@@ -208,8 +208,8 @@ def render_html(data: dict[str, Any], summary_png: Path | None = None, max_grids
             idx = sorted({round(i * (len(shown) - 1) / (max_grids - 1)) for i in range(max_grids)})
             shown = [shown[i] for i in idx]
         out.append("<h2>Samples over time</h2><div class='grids'>")
-        out += [f"<figure><img class='grid' alt='{p.stem}' src='{_img(p)}'><figcaption>{p.stem}</figcaption></figure>"
-                for p in shown]
+        out += [f"<figure><img class='grid' alt='{html.escape(p.stem)}' src='{_img(p)}'>"
+                f"<figcaption>{html.escape(p.stem)}</figcaption></figure>" for p in shown]
         out.append("</div>")
     if data["pipeline"]:
         out.append(f"<h2>Configuration</h2><pre>{html.escape(data['pipeline'])}</pre>")

@@ -8,7 +8,8 @@ height and width may change, e.g. super-resolution). Steps are registered by plu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -17,9 +18,19 @@ from .errors import ArtganError
 
 
 class Step:
-    """Base class for post-processing steps. Subclasses set ``name`` and implement ``__call__``."""
+    """Base class for post-processing steps. Subclasses set ``name`` and implement ``__call__``.
+
+    A step that reads files named by its parameters says so, for bundles (:mod:`artgan.bundle`):
+    the class (or factory function) lists those parameters in ``file_params`` (e.g.
+    ``("reference",)``), and the built step maps each one it read to the file in ``param_files``
+    (``{"reference": Path(".../starry-night.reference.json")}``), whether the value was a path or
+    a name it looked up. A bundle copies those files in and refuses, where it runs, a step that
+    read one outside the bundle.
+    """
 
     name = "step"
+    file_params: tuple[str, ...] = ()
+    param_files: Mapping[str, Path] = MappingProxyType({})
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..cards import write_card
-from ..errors import ArtganError
-from ..files import atomic_path
+from ..cards import card_paths, card_texts
+from ..errors import ArtganError, Interrupted
+from ..files import atomic_paths
 from ..recipe import ExportSpec
 from .checks import check_export_mode, check_graph
 from .common import (DEFAULT_OPSET, METADATA_PREFIX, PRECISIONS, QUANTIZATIONS, REQUIRED_METADATA, TOLERANCES,
@@ -59,31 +59,41 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     to_export, rewrites = optimized(module, inputs) if optimize else (module, [])
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
-    with atomic_path(path) as tmp:
-        model = _traced_and_checked(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
-        calibration, int8_layers = "", None
-        if quantize == "int8":
-            model, calibration, int8_layers = _quantized(model, tmp, spec, metadata, calibration_samples, seed)
+    json_path, md_path = card_paths(path)
+    try:
+        # the card files and the model are renamed into place together, the model last: a new model
+        # never sits beside an old card, and Ctrl-C is held off until all three are in place
+        with atomic_paths(json_path, md_path, path) as (tmp_json, tmp_md, tmp):
+            model = _traced_and_checked(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
+            calibration, int8_layers = "", None
+            if quantize == "int8":
+                model, calibration, int8_layers = _quantized(model, tmp, spec, metadata, calibration_samples, seed)
 
-        # fp16 by policy: NaN, Inf or a blank image refuse the export, --no-verify or not
-        fp16 = fp16_check(module, inputs, metadata, seed=seed, onnx_path=tmp if precision == "fp16" else None)
-        if precision == "fp16" and not fp16["safe"]:
-            raise ArtganError(f"fp16 export refused: {fp16['problem']}; nothing written to {path}. "
-                              f"Export in fp32 (the default) for this model")
-        report: dict[str, Any] = {"verified": False}
-        if verify:
-            report = verify_export(module, tmp, inputs, seed=seed, metadata=metadata)
-            report.update(precision=kind, tolerance=tolerance, min_psnr=min_psnr)
-            _enforce(report, tolerance, min_psnr, path, kind)
-        metadata = _json_safe(_stamp(metadata, kind=kind, fp16=fp16, opset=opset, inputs=inputs,
-                                     outputs=spec.outputs, rewrites=rewrites, calibration=calibration,
-                                     report=report))
-        set_metadata(model, metadata)
-        onnx.save(model, str(tmp))
-
-    card = _json_safe({"file": path.name, "bytes": path.stat().st_size, "metadata": metadata,
-                       "verification": report, "fp16_check": fp16, "int8_layers": int8_layers})
-    return write_card(path, card)
+            # fp16 by policy: NaN, Inf or a blank image refuse the export, --no-verify or not
+            fp16 = fp16_check(module, inputs, metadata, seed=seed, onnx_path=tmp if precision == "fp16" else None)
+            if precision == "fp16" and not fp16["safe"]:
+                raise ArtganError(f"fp16 export refused: {fp16['problem']}; nothing written to {path}. "
+                                  f"Export in fp32 (the default) for this model")
+            report: dict[str, Any] = {"verified": False}
+            if verify:
+                report = verify_export(module, tmp, inputs, seed=seed, metadata=metadata)
+                report.update(precision=kind, tolerance=tolerance, min_psnr=min_psnr)
+                _enforce(report, tolerance, min_psnr, path, kind)
+            metadata = _json_safe(_stamp(metadata, kind=kind, fp16=fp16, opset=opset, inputs=inputs,
+                                         outputs=spec.outputs, rewrites=rewrites, calibration=calibration,
+                                         report=report))
+            set_metadata(model, metadata)
+            onnx.save(model, str(tmp))
+            card = _json_safe({"file": path.name, "bytes": tmp.stat().st_size, "metadata": metadata,
+                               "verification": report, "fp16_check": fp16, "int8_layers": int8_layers})
+            for (_, text), tmp_card in zip(card_texts(path, card), (tmp_json, tmp_md)):
+                tmp_card.write_text(text, encoding="utf-8")
+    except Interrupted as exc:  # after the renames: the new model and its card are in place
+        raise Interrupted(f"interrupted after the export was written: {path} and its card are "
+                          f"complete") from exc
+    except KeyboardInterrupt:
+        raise Interrupted(f"export interrupted: nothing written; {path} and its card are as they were") from None
+    return card
 
 
 def _checked_options(precision: str, quantize: str | None, tolerance: float | None,

@@ -45,6 +45,13 @@ def class_names(gen: Generator) -> list[str]:
     for name in names:  # each becomes a folder name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ArtganError(f"{gen.path.name}: class name {name!r} cannot be a folder name")
+    seen: dict[str, str] = {}
+    for name in map(str, names):  # one folder per class: two names for one folder would mix classes
+        if name.casefold() in seen:
+            raise ArtganError(f"{gen.path.name}: metadata class_names names two classes {seen[name.casefold()]!r} "
+                              f"and {name!r} (one folder each, so they must differ, also in case); re-export "
+                              f"the model with distinct class names")
+        seen[name.casefold()] = name
     return [str(n) for n in names]
 
 

@@ -17,6 +17,7 @@ For use from Python, ``step.inpaint(image, hole)`` fills one HWC float image wit
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,12 @@ class InpaintingStep(Step):
         if self.mask is None:
             raise ArtganError(f"{self.name}: no hole given; use mask=MASK.png or box=x,y,w,h")
         return np.stack([self.inpaint(im, self.mask.for_image(*im.shape[:2])) for im in images])
+
+    @property
+    def param_files(self) -> dict[str, Path]:
+        """The mask file read, for bundles (:class:`artgan.steps.Step`)."""
+        path = getattr(self.mask, "path", None)
+        return {"mask": path} if path is not None else {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.mask!r}>"
@@ -196,3 +203,8 @@ ns_step.contract_params = _CONTRACT_HOLE
 biharmonic_step.contract_params = _CONTRACT_HOLE
 # the shipped model, found by name as superres's and style's checks find theirs
 inpaint_step.contract_params = {"model": DEFAULT_MODEL, **_CONTRACT_HOLE}
+
+
+# the parameter naming a file, for bundles (artgan.steps.Step)
+for _factory in (inpaint_step, telea_step, ns_step, biharmonic_step):
+    _factory.file_params = ("mask",)

@@ -6,7 +6,9 @@ everything it makes is in its run folder; then it installs the model where
 colour reference (``color-transfer:reference=NAME``), a card and a contact sheet. The card is the
 export's, through :mod:`artgan.cards`, with what the model is, how it was trained, the ONNX check
 against PyTorch on held-out photos (:func:`artgan.export.verify_on_real_inputs`) and the figures of
-``artgan evaluate style`` (:mod:`.evaluate`) on the first of them.
+``artgan evaluate style`` (:mod:`.evaluate`) on the first of them. The install is atomic
+(:func:`artgan.model_search.installing`: all of the model's files appear together or none), and
+replacing an installed name needs ``--force`` (checked before training).
 
 Photos: ``--photos DIR``, else ``$ARTGAN_STYLE_PHOTOS``, else the project's photo folder
 ``../shared/data/BSDS400`` (beside the source tree or the current folder), else scikit-image's
@@ -156,7 +158,8 @@ def style():
 @click.option("--runs", default=Path("runs"), show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the run folder goes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or step logs.")
-def style_train(painting, name, minutes, photos, to, runs, quiet):
+@click.option("--force", is_flag=True, help="Replace an installed model of this --name.")
+def style_train(painting, name, minutes, photos, to, runs, quiet, force):
     """Train a photo -> painting style model from one painting, on the CPU, within --minutes.
 
     A progress bar runs, a preview image (photos | styled) lands in RUN/samples/ every few
@@ -173,20 +176,22 @@ def style_train(painting, name, minutes, photos, to, runs, quiet):
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
             raise ArtganError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it becomes a file name)")
         check_painting(painting)
-        _train(painting, name, minutes, photos, to, runs, quiet)
+        _train(painting, name, minutes, photos, to, runs, quiet, force)
     except ArtganError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: Path | None, runs: Path,
-           quiet: bool) -> None:
+           quiet: bool, force: bool = False) -> None:
     from artgan.errors import ArtganError
     from artgan.files import claim_new_dir
+    from artgan.model_search import check_installable
     from artgan.pipeline import RunContext, load_pipeline, run_pipeline
     from artgan.plugins import get_plugin_manager, get_registry
 
     t0 = time.monotonic()
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    check_installable("style", name, models_root(to), force=force)  # before the training, not after
     run_dir = claim_new_dir(runs, f"style-{name}")
     photo_dir, photo_source = find_photos(photos, run_dir)
     log(f"run folder: {run_dir}; photos: {photo_dir} ({photo_source}); previews: {run_dir / 'samples'}")
@@ -212,30 +217,39 @@ def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: P
         export_only = load_pipeline(text=yaml.safe_dump(export_stage), registry=registry)
         ctx.checkpoint = ckpt
         run_pipeline(export_only, ctx)
-    installed = install(run_dir, name, painting, photo_dir, to, time.monotonic() - t0, photo_source, stopped, log)
+    installed = install(run_dir, name, painting, photo_dir, to, time.monotonic() - t0, photo_source, stopped, log,
+                        force=force)
     click.echo(str(installed))
 
 
 def install(run_dir: Path, name: str, painting: Path, photo_dir: Path, to: Path | None, seconds: float,
-            photo_source: str, stopped: bool, log) -> Path:
-    """Copy the export into the model folder with its reference, card and contact sheet."""
+            photo_source: str, stopped: bool, log, force: bool = False) -> Path:
+    """Install the export in the model folder with its reference, card and contact sheet, all
+    together or not at all (:func:`artgan.model_search.installing`)."""
+    from artgan.model_search import installing
+
+    with installing("style", name, models_root(to), force=force) as staging:
+        _install_files(staging, run_dir, name, painting, photo_dir, seconds, photo_source, stopped, log)
+    return models_root(to) / "style" / f"{name}.onnx"
+
+
+def _install_files(folder: Path, run_dir: Path, name: str, painting: Path, photo_dir: Path, seconds: float,
+                   photo_source: str, stopped: bool, log) -> None:
+    """Write the model and its files into ``folder`` (the install's staging folder)."""
     import shutil
 
     from artgan.cards import update_card
-    from artgan.files import atomic_path, read_jsonl
+    from artgan.files import read_jsonl
     from artgan.images import list_images, load_image, save_image, to_float
     from artgan.splits import split_files
 
     from .classical import Reference
 
-    folder = models_root(to) / "style"
-    folder.mkdir(parents=True, exist_ok=True)
     model = folder / f"{name}.onnx"
     for suffix in (".onnx", ".card.json"):
         src = run_dir / "export" / f"{name}{suffix}"
         if src.exists():
-            with atomic_path(folder / src.name) as tmp:
-                shutil.copyfile(src, tmp)
+            shutil.copyfile(src, folder / src.name)
     Reference.from_image(to_float(load_image(painting)), name=name).save(folder / f"{name}.reference.json")
     metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
     update_card(model, "summary", card_summary(name))
@@ -253,8 +267,7 @@ def install(run_dir: Path, name: str, painting: Path, photo_dir: Path, to: Path 
     save_image(run_dir / f"contact-{name}.png", sheet)
     m = result["methods"][name]
     log(f"  {len(held)} held-out photos: colour ratio {m['color_ratio']:.3f}, texture ratio "
-        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {folder / f'{name}.contact.png'}")
-    return model
+        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {name}.contact.png")
 
 
 def card_summary(name: str) -> dict:

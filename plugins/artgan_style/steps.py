@@ -56,19 +56,25 @@ def list_references() -> list[str]:
 
 def find_reference(value: Any, step: str) -> Reference:
     """A reference from an image path, a ``.reference.json`` path or a shipped name."""
+    return _reference_from_file(str(reference_file(value, step)))
+
+
+def reference_file(value: Any, step: str) -> Path:
+    """The file a ``reference=`` value names: an image or ``.reference.json`` path, or a shipped
+    name's ``style/NAME.reference.json`` on the model search path."""
     if not isinstance(value, str) or not value:
         raise ArtganError(f"{step}: reference must be a painting name or an image path, got {value!r}; "
                           f"shipped: {', '.join(list_references()) or 'none'}")
     path = Path(value).expanduser()
     if path.is_file():
-        return _reference_from_file(str(path.resolve()))
+        return path.resolve()
     if path.suffix or "/" in value:
         raise ArtganError(f"{step}: reference file {value} not found")
     from artgan.model_search import model_search_path
     for root in model_search_path():
         candidate = root / "style" / (value + REFERENCE_SUFFIX)
         if candidate.is_file():
-            return _reference_from_file(str(candidate))
+            return candidate
     raise ArtganError(f"{step}: no reference named {value!r}; shipped: {', '.join(list_references()) or 'none'}; "
                       f"or pass reference=PATH to a painting image")
 
@@ -88,10 +94,13 @@ class ColorTransferStep(Step):
     """Reinhard colour transfer to a painting's CIELAB mean and spread."""
 
     name = "color-transfer"
+    file_params = ("reference",)
 
     def __init__(self, reference: str | None = None, strength: float = 1.0):
         self.strength = check_strength(strength, self.name)
-        self.reference = find_reference(reference, self.name)
+        file = reference_file(reference, self.name)
+        self.reference = _reference_from_file(str(file))
+        self.param_files = {"reference": file}
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.stack([blend(im, color_transfer(im, self.reference), self.strength) for im in images])
@@ -101,10 +110,13 @@ class HistogramMatchStep(Step):
     """Per-channel histogram matching to a painting."""
 
     name = "histogram-match"
+    file_params = ("reference",)
 
     def __init__(self, reference: str | None = None, strength: float = 1.0):
         self.strength = check_strength(strength, self.name)
-        self.reference = find_reference(reference, self.name)
+        file = reference_file(reference, self.name)
+        self.reference = _reference_from_file(str(file))
+        self.param_files = {"reference": file}
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.stack([blend(im, histogram_match(im, self.reference), self.strength) for im in images])
