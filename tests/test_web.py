@@ -93,15 +93,55 @@ def test_missing_runtime_and_no_registry_is_one_line_with_the_fix(runner, tmp_pa
     assert not (tmp_path / "site").exists()
 
 
-def test_export_target_web_names_a_transposed_convolution():
+def test_export_target_web_rewrites_transposed_convolutions(runner, tiny_pipeline, tmp_path):
+    """The tiny DCGAN has transposed convolutions (dcgan's default): --target web exports them as
+    exactly equivalent sub-pixel convolutions, verified against PyTorch, and the file passes."""
+    import onnx
+
+    from artgan.web.ops import check_file
+
+    run = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(tmp_path / "run"), "-q"])
+    assert run.exit_code == 0, run.output
+    plain, web = tmp_path / "plain.onnx", tmp_path / "web.onnx"
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert runner.invoke(cli, ["export", ckpt, "--out", str(plain)]).exit_code == 0
+    with pytest.raises(ArtganError, match="op ConvTranspose"):
+        check_file(plain)
+    result = runner.invoke(cli, ["export", ckpt, "--out", str(web), "--target", "web"])
+    assert result.exit_code == 0, result.output
+    assert "ConvTranspose" not in {n.op_type for n in onnx.load(str(web)).graph.node}
+    check_file(web)
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(web)).metadata_props}
+    assert meta["artgan.target"] == "web" and "sub-pixel convolutions (for the web)" in meta["artgan.rewrites"]
+    assert meta["artgan.verification"]["max_abs_diff"] < 1e-3
+
+
+@pytest.mark.parametrize("k,s,p,extra,h,w", [(4, 2, 1, 0, 5, 7), (4, 2, 1, 0, 1, 1), (3, 2, 1, 1, 6, 4),
+                                             (5, 3, 2, 0, 4, 5), (3, 1, 2, 0, 5, 5)])
+def test_sub_pixel_form_equals_the_transposed_convolution(k, s, p, extra, h, w):
+    import torch
     from torch import nn
 
-    from artgan.export.web import check_module
+    from artgan.export.web import SubPixelTransposedConv
 
-    g = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.ConvTranspose2d(8, 3, 4, 2, 1)))
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(6, 5, k, s, p, output_padding=extra)
+    x = torch.randn(2, 6, h, w)
+    with torch.no_grad():
+        want, got = deconv(x), SubPixelTransposedConv(deconv)(x)
+    assert got.shape == want.shape and (got - want).abs().max() < 1e-5
+
+
+def test_export_target_web_names_a_transposed_convolution_it_cannot_rewrite():
+    from torch import nn
+
+    from artgan.export.web import check_module, transposed_convs_as_subpixel
+
+    g, n = transposed_convs_as_subpixel(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(
+        nn.ConvTranspose2d(8, 3, 4, (2, 1), 1))))
+    assert n == 0
     with pytest.raises(ArtganError, match=r"layer '1\.0' \(ConvTranspose2d\).*upsample: nearest"):
         check_module(g)
-    check_module(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(3, 3, 3)))
 
 
 # -- the page in a browser -----------------------------------------------------------------------------

@@ -68,6 +68,9 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     # below is always the module as trained
     to_export, rewrites = optimized(module, inputs) if optimize else (module, [])
     if target == "web":
+        to_export, subpixel = web.transposed_convs_as_subpixel(to_export)
+        if subpixel:
+            rewrites.append(f"{subpixel} transposed convolution(s) as sub-pixel convolutions (for the web)")
         web.check_module(to_export)
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
