@@ -2,6 +2,7 @@
 headless Chromium (target < 2 s) and the page's load time (target < 3 s).
 
     python benchmarks/web.py [--repeat 3] [--size 512]
+    python benchmarks/web.py --fp16 runs/quickstart/checkpoints/last.pt   # + fp16 against fp32 for the web
 
 Needs Chromium (apt-get install -y chromium) and playwright (pip install -e '.[web]'). The site is
 built with `artgan web` into a temporary folder and served on 127.0.0.1 twice: by a plain static
@@ -96,10 +97,68 @@ def python_run(image: Path, threads: int, repeat: int) -> list[float]:
     return times
 
 
+def fp16_table(exe: str, checkpoint: Path, repeat: int) -> None:
+    """Export CHECKPOINT for the web in fp32 and fp16, generate 64 images with each in the browser
+    (WASM), and compare them with onnxruntime Python's fp32 images of the same latents."""
+    import base64
+    import io
+    import subprocess
+
+    from playwright.sync_api import sync_playwright
+
+    from artgan.images import to_uint8
+    from artgan.runtime import Generator
+    from artgan.web import build_site
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, extra in (("fp32", []), ("fp16", ["--precision", "fp16"])):
+            subprocess.run([sys.executable, "-m", "artgan", "export", str(checkpoint), "--out", str(tmp / f"{name}.onnx"),
+                            "--target", "web", *extra], check=True, capture_output=True)
+        build_site([tmp / "fp32.onnx", tmp / "fp16.onnx"], tmp / "site", webgpu=False)
+        httpd, url = serve(tmp / "site", False)
+        print("\n| generator | file MB | 64 images ms (median) | max 8-bit diff vs fp32 Python | PSNR dB |")
+        print("|---|---|---|---|---|")
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+                for name in ("fp32", "fp16"):
+                    page = browser.new_page()
+                    page.goto(f"{url}?model={name}&backend=wasm")
+                    page.wait_for_function("window.artgan.ready")
+                    page.select_option("#count", "64")
+                    page.wait_for_function("window.artgan.last.n === 64")
+                    times = []
+                    for seed in range(1, repeat + 2):
+                        page.evaluate("window.artgan.runs = 0")
+                        page.fill("#seed", str(seed))
+                        page.dispatch_event("#seed", "change")
+                        page.wait_for_function("window.artgan.runs >= 1")
+                        times.append(page.evaluate("window.artgan.last.ms"))
+                    last = page.evaluate("window.artgan.last")
+                    data = page.evaluate("document.getElementById('grid').toDataURL()")
+                    grid = np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",")[1]))).convert("RGB"))
+                    gen = Generator(tmp / "fp32.onnx")
+                    ref = to_uint8(gen.from_latents(np.asarray(last["latents"], np.float32).reshape(64, -1)))
+                    side, cols = ref.shape[1], last["cols"]
+                    got = np.stack([grid[(i // cols) * side:(i // cols + 1) * side, (i % cols) * side:(i % cols + 1) * side,
+                                         :ref.shape[-1]] for i in range(64)])
+                    d = got.astype(np.float64) - ref
+                    psnr = 10 * np.log10(255 ** 2 / np.mean(d ** 2)) if d.any() else float("inf")
+                    print(f"| {name} | {(tmp / f'{name}.onnx').stat().st_size / 1e6:.2f} | {statistics.median(times):.0f} | "
+                          f"{int(np.abs(d).max())} | {psnr:.1f} |")
+                    page.close()
+                browser.close()
+        finally:
+            httpd.shutdown()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--fp16", type=Path, metavar="CHECKPOINT", default=None,
+                    help="also: a generator's fp32 and fp16 web exports in the browser against fp32 Python")
     args = ap.parse_args()
     exe = os.environ.get("ARTGAN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
@@ -132,6 +191,8 @@ def main() -> None:
     for t, times in py.items():
         print(f"| onnxruntime Python | CPU, {t} thread{'s' if t > 1 else ''} | | | {statistics.median(times):.2f} | 1.00x |")
     print("targets: image < 2 s (WASM), page load < 3 s")
+    if args.fp16:
+        fp16_table(exe, args.fp16, args.repeat)
 
 
 if __name__ == "__main__":

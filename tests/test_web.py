@@ -56,6 +56,19 @@ def test_unsupported_op_is_one_line_naming_it(runner, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_artgan_web_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    bad = _onnx_model(tmp_path / "deconv.onnx")
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom artgan.cli import cli\n"
+            f"r = CliRunner().invoke(cli, ['web', {str(X2)!r}, {str(bad)!r}, '--out', {str(tmp_path / 's')!r}])\n"
+            "assert r.exit_code == 1 and 'ConvTranspose' in r.output, r.output\n"
+            "assert 'torch' not in sys.modules, 'artgan web imported torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_op_check_accepts_the_shipped_models_and_reads_opsets():
     from artgan.web.ops import MAX_OPSET, check_file
 
