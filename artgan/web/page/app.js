@@ -214,6 +214,7 @@ function imagePanel(ort, session, model) {
     const out = await run(hwc, h, w, mask);
     const ms = performance.now() - start;
     if (mask) {  // known pixels come back exactly as given (as the inpaint step pastes them)
+      $('mask').style.opacity = '0';  // show the result; painting again shows the hole again
       const known = toFloat(img, channels);
       for (let p = 0; p < h * w; p++) if (!mask[p]) for (let k = 0; k < out.c; k++) out.data[p * out.c + k] = known[p * channels + k];
     }
@@ -274,10 +275,14 @@ function imagePanel(ort, session, model) {
     ctx.arc(x, y, (+$('brush').value / 2) * (m.width / r.width), 0, 2 * Math.PI);
     ctx.fill();
   };
-  $('mask').addEventListener('pointerdown', (e) => { painting = true; paint(e); });
+  $('mask').addEventListener('pointerdown', (e) => { painting = true; $('mask').style.opacity = ''; paint(e); });
   $('mask').addEventListener('pointermove', paint);
   window.addEventListener('pointerup', () => { painting = false; });
-  $('clear-mask').addEventListener('click', () => { const m = $('mask'); m.getContext('2d').clearRect(0, 0, m.width, m.height); });
+  $('clear-mask').addEventListener('click', () => {
+    const m = $('mask');
+    m.getContext('2d').clearRect(0, 0, m.width, m.height);
+    m.style.opacity = '';
+  });
   $('run-inpaint').addEventListener('click', () => source && process());
 
   $('split').addEventListener('input', split);
