@@ -201,8 +201,10 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
 @click.option("--no-optimize", is_flag=True,
               help="Trace the layers as they are (by default upsample + 3x3 conv pairs become exactly "
                    "equivalent sub-pixel convolutions, faster on onnxruntime).")
+@click.option("--target", type=click.Choice(["onnxruntime", "web"]), default="onnxruntime", show_default=True,
+              help="web: a model onnxruntime-web runs (no ConvTranspose, its opsets and ops; `artgan web`).")
 @friendly_errors
-def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_verify, no_optimize):
+def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_verify, no_optimize, target):
     """Export a checkpoint's generator to ONNX and verify it against PyTorch.
 
     The model is exported in eval mode with a dynamic batch (and dynamic height and width for
@@ -214,6 +216,7 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
       artgan export runs/quickstart/checkpoints/last.pt --out digits.onnx
       artgan export runs/quickstart/checkpoints/last.pt --out digits-fp16.onnx --precision fp16
       artgan export runs/quickstart/checkpoints/last.pt --out digits-int8.onnx --quantize int8
+      artgan export runs/quickstart/checkpoints/last.pt --out digits-web.onnx --target web
     """
     from .checkpoints import load_recipe
     from .export import DEFAULT_OPSET, export_onnx
@@ -222,7 +225,7 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
     recipe, state = load_recipe(checkpoint, get_registry())
     card = export_onnx(recipe.export_spec(), out, opset=opset or DEFAULT_OPSET, precision=precision,
                        quantize=quantize, verify=not no_verify, tolerance=tolerance, min_psnr=min_psnr,
-                       optimize=not no_optimize,
+                       optimize=not no_optimize, target=target,
                        extra_metadata={"run": checkpoint.parent.parent.name, "train_steps": int(state["step"]),
                                        "architecture": state["recipe"]["architecture"]})
     v = card["verification"]
@@ -395,6 +398,40 @@ def bundle(steps, generator, out, name, description, force):
     chain = (["generator"] if manifest["generator"] else []) + [
         s["name"] + (f" ({s['model']})" if "model" in s else "") for s in manifest["steps"]]
     click.echo(f"bundle {manifest['name']}: {' -> '.join(chain)}", err=True)
+    click.echo(str(out))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="The site folder: new, empty, or a site built before (replaced).")
+@click.option("--no-webgpu", is_flag=True, help="WASM only: leaves out the 29 MB WebGPU build.")
+@click.option("--ort-web", "ort_tarball", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="onnxruntime-web's tarball (`npm pack onnxruntime-web@VERSION`) instead of the registry.")
+@click.option("--fetch-runtime", is_flag=True, help="Only fetch onnxruntime-web into the cache (CI does this first).")
+@friendly_errors
+def web(models, out, no_webgpu, ort_tarball, fetch_runtime):
+    """Write a static web page that runs MODELS in the browser (onnxruntime-web: WASM, WebGPU
+    where the browser has it), offline, from any static file server. Each model is checked
+    against onnxruntime-web's ops first (docs/web.md).
+
+    \b
+    Examples:
+      artgan web exports/superres/x2-gan.onnx exports/style/great-wave.onnx --out site
+      python -m http.server -d site 8000     # then open http://localhost:8000
+    """
+    from .web import build_site
+    from .web.ortweb import runtime_files
+
+    if fetch_runtime:
+        click.echo(str(runtime_files(ort_tarball)))
+        return
+    if not models or out is None:
+        raise click.UsageError("give MODEL.onnx... and --out SITE (or --fetch-runtime)")
+    site = build_site(models, out, webgpu=not no_webgpu, ort_tarball=ort_tarball)
+    for m in site["models"]:
+        note = f"; WebGPU runs {', '.join(m['webgpu_fallback'])} on WASM" if m["webgpu_fallback"] else ""
+        click.echo(f"{m['name']}: {m['metadata']['task']}, opset {m['opset']}, web ops ok{note}", err=True)
     click.echo(str(out))
 
 

@@ -35,7 +35,8 @@ from .verify import _enforce, fp16_check, verify_export
 def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSET, precision: str = "fp32",
                 quantize: str | None = None, verify: bool = True, tolerance: float | None = None,
                 min_psnr: float | None = None, extra_metadata: dict[str, Any] | None = None,
-                seed: int = 0, calibration_samples: int = 256, optimize: bool = True) -> dict[str, Any]:
+                seed: int = 0, calibration_samples: int = 256, optimize: bool = True,
+                target: str = "onnxruntime") -> dict[str, Any]:
     """Export ``spec.module`` to ``path``; return the model card (also written beside it).
 
     ``precision`` "fp16" computes in half precision with float32 inputs and outputs (for GPUs);
@@ -46,9 +47,18 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     ``optimize``, layer patterns with an exactly equivalent faster form are rewritten before
     tracing (:func:`artgan.export.rewrites.optimized`); verification still
     compares with the original module.
+    ``target`` "web" also makes the file pass onnxruntime-web's op check (:mod:`.web`), or
+    refuses with the layer named.
     Raises :class:`ArtganError` naming the problem (and the layer, where one is to blame).
     """
     import onnx
+
+    from . import web
+    if target not in web.TARGETS:
+        raise ArtganError(f"target must be one of {', '.join(web.TARGETS)}, got {target!r}")
+    if target == "web":
+        web.check_opset(opset)
+        optimize = True  # the rewrites are what remove a latent's transposed convolution
 
     kind, tolerance, min_psnr = _checked_options(precision, quantize, tolerance, min_psnr)
     path = Path(path)
@@ -57,6 +67,11 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     # what is traced may be rewritten into an equivalent, faster form; what it is verified against
     # below is always the module as trained
     to_export, rewrites = optimized(module, inputs) if optimize else (module, [])
+    if target == "web":
+        to_export, subpixel = web.transposed_convs_as_subpixel(to_export)
+        if subpixel:
+            rewrites.append(f"{subpixel} transposed convolution(s) as sub-pixel convolutions (for the web)")
+        web.check_module(to_export)
     to_export = HalfPrecision(to_export) if precision == "fp16" else to_export
 
     json_path, md_path = card_paths(path)
@@ -65,6 +80,9 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
         # never sits beside an old card, and Ctrl-C is held off until all three are in place
         with atomic_paths(json_path, md_path, path) as (tmp_json, tmp_md, tmp):
             model = _traced_and_checked(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
+            if target == "web":
+                web.check_graph(model)
+                metadata["target"] = "web"
             calibration, int8_layers = "", None
             if quantize == "int8":
                 model, calibration, int8_layers = _quantized(model, tmp, spec, metadata, calibration_samples, seed)
