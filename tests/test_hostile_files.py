@@ -420,7 +420,7 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     old one (replaced with --force) is as it was, and `style:model=NAME` never finds a half model."""
     from artgan_style import cli as style_cli
 
-    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "patch-style", "width": 8, "blocks": 1, "style_scales": 2})
+    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
     monkeypatch.setattr(style_cli, "CROP", 32)
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5

@@ -79,7 +79,7 @@ def tiny_and_quick(monkeypatch):
     """A tiny network at 32 px crops and a budget of well under a second."""
     from artgan_style import cli as style_cli
 
-    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "patch-style", "width": 8, "blocks": 1, "style_scales": 2})
+    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
     monkeypatch.setattr(style_cli, "CROP", 32)
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
@@ -92,7 +92,7 @@ def _check_installed(models, name, runner, cli, data):
     for suffix in (".onnx", ".card.json", ".card.md", ".reference.json", ".contact.png"):
         assert (style / f"{name}{suffix}").exists(), suffix
     card = json.loads((style / f"{name}.card.json").read_text())
-    assert card["metadata"]["architecture"] == "patch-style" and card["command"].endswith(f"--name {name}")
+    assert card["metadata"]["architecture"] == "perceptual-style" and card["command"].endswith(f"--name {name}")
     (title, result), = card["evaluation"].items()
     assert title == "photos (split heldout, first 2), painting, strength 1"
     assert set(result["methods"]) == {"color-transfer", "histogram-match", "another photo", name,

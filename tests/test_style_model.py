@@ -267,7 +267,8 @@ def test_style_step_by_name_and_strength(registry, tiny_model, monkeypatch):
     assert np.allclose(half, (image + full) / 2, atol=1e-5) and np.array_equal(zero, image)
     with pytest.raises(ArtganError, match="no model named 'stripe'; available: stripes"):
         build_step(registry, "style:model=stripe")
-    with pytest.raises(ArtganError, match="name a model, e.g. style:model=starry-night; available: stripes"):
+    with pytest.raises(ArtganError, match="name a model, e.g. style:model=starry-night, or any painting at once "
+                                          "with style:painting=PATH; available: stripes"):
         build_step(registry, "style")
     with pytest.raises(ArtganError, match="strength must be a number from 0 to 1, got -1"):
         build_step(registry, "style:model=stripes,strength=-1")

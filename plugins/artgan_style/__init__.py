@@ -29,6 +29,7 @@ def artgan_register_datasets(register):
 
 @artgan.hookimpl
 def artgan_register_architectures(register):
+    register("perceptual-style", lazy("artgan_style.perceptual:PerceptualStyleRecipe"))
     register("patch-style", lazy("artgan_style.model:PatchStyleRecipe"))
     register("cyclegan", lazy("artgan_style.cyclegan:CycleGANRecipe"))
 

