@@ -660,9 +660,7 @@ def report(run_dir, out):
 
 
 def _show_plugin_warnings() -> None:
-    """A broken plugin, or a deprecated name in a pipeline, is one ``Warning:`` line on stderr,
-    not Python's two-line warning (deprecations from artgan are shown: a pipeline's author, not
-    only a developer, has to act on them)."""
+    """A broken plugin is one ``Warning:`` line on stderr, not Python's two-line warning."""
     import warnings
 
     show = warnings.showwarning
@@ -670,13 +668,12 @@ def _show_plugin_warnings() -> None:
     def showwarning(message, category, filename, lineno, file=None, line=None):
         from .plugins import PluginWarning  # imported only when there is a warning to show
 
-        if issubclass(category, (PluginWarning, DeprecationWarning)):
+        if issubclass(category, PluginWarning):
             click.echo(f"Warning: {message}", err=True)
         else:
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = showwarning
-    warnings.filterwarnings("default", category=DeprecationWarning, module=r"artgan(\.|$)")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ArtganError, ConfigError
 
-Path_ = tuple  # a key path: ("steps", 0, "train", "steps")
+Path_ = tuple  # a key path: ("stages", 0, "train", "iterations")
 
 
 class Located:
@@ -140,9 +140,9 @@ def _dotted(path: tuple) -> str:
 # -- overrides ----------------------------------------------------------------------------------
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.steps=200"`` -> (["train", "steps"], 200). Values are parsed as YAML."""
+    """``"train.iterations=200"`` -> (["train", "iterations"], 200). Values are parsed as YAML."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.iterations=200")
     key, value = text.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
@@ -226,11 +226,11 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
     "TrainStage": {
         "iterations": (1, False, "training iterations"),
         "batch_size": (1, False, "images per batch"),
-        "log_every": (1, False, "steps between log lines"),
-        "checkpoint_every": (1, False, "steps between checkpoints"),
+        "log_every": (1, False, "iterations between log lines"),
+        "checkpoint_every": (1, False, "iterations between checkpoints"),
         "num_workers": (0, False, "data loader processes; 0: load in this process"),
         "sample_count": (1, False, "images in each sample grid"),
-        "eval_every": (0, False, "steps between evaluations; 0: never"),
+        "eval_every": (0, False, "iterations between evaluations; 0: never"),
         "eval_samples": (1, False, "images per evaluation"),
         "collapse_ratio": (0, False, "0: off"),
         "seconds": (0, False, "a time budget in seconds; 0: none"),
@@ -368,13 +368,12 @@ def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, 
     now, as one line with the YAML's file:line, the key and the plugin. With ``build_them=False``
     (a real run, which builds them as it goes) only the parameters' types are checked against the
     factories' annotations, and ``out:`` paths: both cheap."""
-    from .pipeline import apply_overrides, rename_deprecated_keys  # here: pipeline imports this module
+    from .pipeline import apply_overrides  # here: pipeline imports this module
 
     if pipeline.source and Path(pipeline.source).is_file():
         doc = load_yaml(pipeline.source)
-        rename_deprecated_keys(doc, warn=False)  # load_pipeline warned
         try:
-            apply_overrides(doc, list(overrides), warn=False)
+            apply_overrides(doc, list(overrides))
         except Exception:  # already applied and checked once by load_pipeline; lines are what we need
             pass
     else:

@@ -233,20 +233,6 @@ def add_evaluation_commands(group, registry) -> None:
         group.add_command(evaluation_command(task, evaluation))
 
 
-def _results_file(out: Path) -> Path:
-    """``--out``: the results JSON. Before 0.2, ``evaluate augment --out`` was a folder that got
-    ``results.json``: a folder (existing, or named without ``.json``) still works, with a warning."""
-    out = Path(out)
-    if out.is_dir() or out.suffix.lower() != ".json":
-        import warnings
-
-        warnings.warn(f"--out {out}: a folder for the results is deprecated; writing {out / 'results.json'} "
-                      f"(give the JSON file itself, e.g. --out {out / 'results.json'})", DeprecationWarning,
-                      stacklevel=2)
-        return out / "results.json"
-    return out
-
-
 def evaluation_command(task: str, evaluation: Evaluation):
     import click
 
@@ -261,7 +247,7 @@ def evaluation_command(task: str, evaluation: Evaluation):
             result = evaluate(task, evaluation, request, progress=not quiet)
             if out:
                 from .files import write_json
-                write_json(_results_file(out), result)
+                write_json(out, result)
             if card:
                 from .cards import update_card
                 title = (evaluation.card_title or _card_title)(result)
@@ -282,8 +268,8 @@ def evaluation_command(task: str, evaluation: Evaluation):
                      help="A trained model (name or .onnx); repeatable. Default: the task's own choice."),
         *([click.Option(["--baselines"], default=",".join(evaluation.baselines), show_default=True,
                         help="Baselines to compare with, comma-separated ('' for none).")] if per_file else []),
-        click.Option(["--out"], type=click.Path(path_type=Path),
-                     help="Write the results JSON here (a folder, deprecated: FOLDER/results.json)."),
+        click.Option(["--out"], type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the results JSON here."),
         click.Option(["--card"], type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="Add the results to this model card (NAME.card.json; NAME.card.md is re-rendered)."),
         click.Option(["--json", "json_"], is_flag=True, help="Print the results JSON instead of a table."),

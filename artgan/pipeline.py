@@ -2,10 +2,9 @@
 
 Everything is validated (keys, types, plugin names and their parameters) before anything runs.
 
-Names: in artgan's public API a *step* is a post-processing step (``artgan.steps.Step``, the
+Names (docs/glossary.md): a *step* is a post-processing step (``artgan.steps.Step``, the
 ``process`` stage's ``steps:``, ``artgan process --step``). A pipeline is a list of *stages*, and
-training runs for ``iterations``. The old names (a pipeline's ``steps:``, ``train.steps``,
-``TrainStep`` ...) keep working for one release, with a DeprecationWarning.
+training runs for ``iterations``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import dataclasses
 import inspect
 import re
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -48,11 +46,6 @@ class TrainStage:
     eval_samples: int = 5000
     collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
     tensorboard: bool = False
-
-    @property
-    def steps(self) -> int:
-        _deprecated("TrainStep.steps", "TrainStage.iterations")
-        return self.iterations
 
 
 @dataclass
@@ -99,79 +92,15 @@ class Pipeline:
     source: str = ""
     raw: dict = field(default_factory=dict)  # the resolved mapping, saved in the run folder
 
-    @property
-    def steps(self) -> list:
-        _deprecated("Pipeline.steps", "Pipeline.stages")
-        return self.stages
-
-    @steps.setter
-    def steps(self, stages: list) -> None:
-        _deprecated("Pipeline.steps", "Pipeline.stages")
-        self.stages = stages
-
-
-# -- old names, kept for one release ---------------------------------------------------------------
-
-#: Deprecated module attributes -> their new names
-_RENAMED = {"TrainStep": "TrainStage", "ExportStep": "ExportStage", "GenerateStep": "GenerateStage",
-            "ProcessStep": "ProcessStage", "STEP_KINDS": "STAGE_KINDS"}
-
-
-def _deprecated(old: str, new: str, where: str = "", stacklevel: int = 3) -> None:
-    warnings.warn(f"{where}{old} is deprecated, use {new} (a step is a post-processing step; the old name "
-                  f"goes in the next release)", DeprecationWarning, stacklevel=stacklevel)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        _deprecated(f"artgan.pipeline.{name}", f"artgan.pipeline.{_RENAMED[name]}")
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def rename_deprecated_keys(doc: Located, *, warn: bool = True) -> None:
-    """A pipeline's ``steps:`` list becomes ``stages:`` and a train stage's ``steps:`` becomes
-    ``iterations:``, lines and all, so the rest reads only the new keys (one warning each)."""
-    data = doc.data
-    if not isinstance(data, dict):
-        return
-    if "steps" in data and "stages" not in data:
-        _rename_key(doc, (), "steps", "stages", warn)
-    for i, item in enumerate(data.get("stages") if isinstance(data.get("stages"), list) else []):
-        train = item.get("train") if isinstance(item, dict) else None
-        if isinstance(train, dict) and "steps" in train and "iterations" not in train:
-            _rename_key(doc, ("stages", i, "train"), "steps", "iterations", warn)
-
-
-def _rename_key(doc: Located, parent: tuple, old: str, new: str, warn: bool) -> None:
-    if warn:
-        line = doc.line(parent + (old,))
-        where = f"{doc.file}:{line}: " if line else f"{doc.file}: "
-        shown = "train." if parent else ""
-        _deprecated(f"`{shown}{old}:`", f"`{shown}{new}:`", where, stacklevel=4)
-    container: Any = doc.data
-    for key in parent:
-        container = container[key]
-    items = list(container.items())  # the same order, so the saved pipeline.yaml reads as written
-    container.clear()
-    container.update((new if k == old else k, v) for k, v in items)
-    n = len(parent)
-    for path in [p for p in doc.lines if p[:n + 1] == parent + (old,)]:
-        doc.lines[parent + (new,) + path[n + 1:]] = doc.lines.pop(path)
-
 
 # -- loading ---------------------------------------------------------------------------------------
 
-def apply_overrides(doc: Located, overrides: list[str], *, warn: bool = True) -> None:
+def apply_overrides(doc: Located, overrides: list[str]) -> None:
     """``train.iterations=200``: the first part is a top-level key or the kind of a stage (its
     first occurrence); the rest walks into that stage's mapping."""
     data = doc.data
     for text in overrides:
         parts, value = parse_override(text)
-        if parts[:1] == ["train"] and parts[1:] == ["steps"]:
-            parts = ["train", "iterations"]
-            if warn:
-                _deprecated("--set train.steps", "--set train.iterations", stacklevel=3)
         stages = data.get("stages") if isinstance(data, dict) else None
         target: Any = data
         if isinstance(stages, list) and parts[0] in STAGE_KINDS:
@@ -198,7 +127,6 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
     doc = loads_yaml(text, str(path or "<string>")) if text is not None else load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError("a pipeline is a mapping with 'name:' and 'stages:'", file=doc.file, line=1)
-    rename_deprecated_keys(doc)
     apply_overrides(doc, list(overrides))
     data = doc.data
     for key in data:
@@ -389,10 +317,9 @@ def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
     summary = train(
         recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,
         progress=ctx.progress,
-        # step=: the hooks' old name of iteration, still passed to plugins that take it
-        on_metrics=(lambda i, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), iteration=i, step=i,
+        on_metrics=(lambda i, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), iteration=i,
                                                            metrics=m)) if pm else None,
-        on_checkpoint=(lambda i, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), iteration=i, step=i,
+        on_checkpoint=(lambda i, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), iteration=i,
                                                                  path=str(p))) if pm else None,
         evaluate=evaluate, log=ctx.log,
     )

@@ -50,7 +50,7 @@ def build_models(quickstart: Path | None, upsample: str | None, dcgan64: tuple[s
         models["quickstart"] = (recipe, f"{quickstart} ({state['step']} steps, {recipe.upsample})")
     else:
         import yaml
-        arch = yaml.safe_load((ROOT / "pipelines" / "quickstart.yaml").read_text())["steps"][0]["train"]["architecture"]
+        arch = yaml.safe_load((ROOT / "pipelines" / "quickstart.yaml").read_text())["stages"][0]["train"]["architecture"]
         params = {k: v for k, v in arch.items() if k != "name" and k not in ("g_lr", "d_lr")}
         if upsample:
             params["upsample"] = upsample

@@ -57,7 +57,7 @@ def main() -> None:
     for name in args.recipes.split(","):
         overrides = [*RECIPES[name], f"train.device={args.device}", *args.extra]
         if args.steps:
-            overrides.append(f"train.steps={args.steps}")
+            overrides.append(f"train.iterations={args.steps}")
         pipeline = load_pipeline(PIPELINE, overrides=overrides, registry=registry)
         out = Path(args.out) / name
         ctx = RunContext(run_dir=out, registry=registry, resume=True, progress=sys.stderr.isatty(),
@@ -66,7 +66,7 @@ def main() -> None:
         run_pipeline(pipeline, ctx)
         train = ctx.results["train"]
         if evaluator is None:
-            spec = dict(pipeline.steps[0][1].dataset)
+            spec = dict(pipeline.stages[0][1].dataset)
             dataset = registry.create("dataset", spec.pop("name"), **spec)
             evaluator = Evaluator(dataset, samples=args.samples, real_samples=args.samples, seed=0)
         device = pick_device(args.device)

@@ -219,7 +219,7 @@ def precision_table(registry, device, args) -> None:
             continue
         text = (ROOT / path).read_text().replace("/work/shared/data", args.data).replace("../shared/data", args.data)
         pipeline = load_pipeline(text=text, overrides=overrides, registry=registry)
-        spec = next(s for kind, s in pipeline.steps if kind == "train")
+        spec = next(s for kind, s in pipeline.stages if kind == "train")
         dataset, recipe, _, options = build_training(spec, pipeline.seed, registry)
         batch = next(batches(dataset, options.batch_size, options.seed))
         train_steps(recipe, batch, device, False, False, args.settle)  # past the first steps' one-off work

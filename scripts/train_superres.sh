@@ -12,8 +12,8 @@
 # OUT_DIR/superres/* to exports/superres/.
 #
 # Training length: SUPERRES_ITERATIONS=N trains every model N iterations, its cosine decay ending
-# there (the cards' figures were made so; SUPERRES_STEPS, the old name the cards' commands use, still
-# works). Without it, each model trains its pipeline's iterations under a time budget of SUPERRES_SECONDS (default
+# there (the cards' figures were made so).
+# Without it, each model trains its pipeline's iterations under a time budget of SUPERRES_SECONDS (default
 # 180) s (train.seconds: training ends at a checkpoint once the budget is spent; the learning rate's
 # cosine then stops where the run stopped). SUPERRES_MODELS="x2-psnr x4-psnr" picks models; x2-gan starts from
 # x2-psnr: its run in OUT_DIR, else OUT_DIR/superres/x2-psnr.onnx, else the shipped
@@ -53,7 +53,7 @@ for name in $MODELS; do
     echo "== x2-gan starts from $init ==" >&2
     sets+=(--set "train.architecture.init_from=$init")
   fi
-  iterations=${SUPERRES_ITERATIONS:-${SUPERRES_STEPS:-}}
+  iterations=${SUPERRES_ITERATIONS:-}
   if [ -n "$iterations" ]; then
     length=(--set "train.iterations=$iterations" --set "train.architecture.decay_to=$iterations")
     echo "== $name: training $iterations iterations ==" >&2

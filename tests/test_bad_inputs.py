@@ -678,7 +678,7 @@ ALIAS_BOMB_VALUE = "[&a [1,1,1,1,1,1,1,1,1], " + ", ".join(
 
 
 @pytest.mark.parametrize("args", [
-    ["run", "PIPELINE", "--set", f"train.steps={ALIAS_BOMB_VALUE}", "--dry-run"],
+    ["run", "PIPELINE", "--set", f"train.iterations={ALIAS_BOMB_VALUE}", "--dry-run"],
     ["process", "IMAGES", "--step", f"lanczos:scale={ALIAS_BOMB_VALUE}", "--out", "OUT"],
 ])
 def test_an_alias_bomb_on_the_command_line_is_refused_quickly(args, tiny_pipeline, images_dir, tmp_path, runner):

@@ -76,11 +76,11 @@ def test_a_failed_run_still_gets_a_report(runner, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("""\
 name: bad
-steps:
+stages:
   - train:
       dataset: {name: digits, image_size: 16}
       architecture: {name: dcgan, latent_dim: 8, g_width: 4, d_width: 4}
-      steps: 2
+      iterations: 2
       batch_size: 8
       sample_count: 4
   - generate: {model: missing.onnx}

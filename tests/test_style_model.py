@@ -111,14 +111,14 @@ def test_recipe_learns_reports_its_terms_and_decays(folders):
     before = [p.clone() for p in recipe.G.parameters()]
     (phase,) = recipe.phases()
     phase.optimizer.zero_grad()
-    losses = phase.step(batch)
+    losses = phase.losses(batch)
     assert set(losses) == {"loss", "texture", "style", "colour", "edges"} and torch.isfinite(losses["loss"])
     losses["loss"].backward()
     phase.optimizer.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
-    recipe.after_step(2)
+    recipe.after_iteration(2)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - 0.45))
-    recipe.after_step(3)
+    recipe.after_iteration(3)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4)
     assert recipe.sample({}).shape == (2, 3, 32, 64)  # photo | stylised
     # a term with weight 0 is neither computed nor reported
@@ -136,7 +136,7 @@ def test_recipe_loss_falls_on_a_fixed_batch(folders):
     first = None
     for _ in range(30):
         phase.optimizer.zero_grad()
-        loss = phase.step(batch)["loss"]
+        loss = phase.losses(batch)["loss"]
         loss.backward()
         phase.optimizer.step()
         first = first if first is not None else loss.item()

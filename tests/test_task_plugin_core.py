@@ -8,16 +8,6 @@ import sys
 import pytest
 
 
-def test_artgan_models_is_a_deprecated_name_of_model_search():
-    import artgan.model_search
-
-    sys.modules.pop("artgan.models", None)
-    with pytest.warns(DeprecationWarning, match="artgan.model_search"):
-        old = importlib.import_module("artgan.models")
-    assert old.find_model is artgan.model_search.find_model
-    assert old.list_models is artgan.model_search.list_models
-
-
 def test_held_out_split_is_every_fourth_sorted_file_from_index_3():
     from artgan.splits import held_out, split_files
 

@@ -14,11 +14,11 @@ import pytest
 PIPELINE = """\
 name: ddp
 seed: 0
-steps:
+stages:
   - train:
       dataset: {name: digits, image_size: 16}
       architecture: {name: dcgan, latent_dim: 8, g_width: 4, d_width: 4, ema: 0.9, r1: 0.1}
-      steps: 8
+      iterations: 8
       batch_size: 8
       checkpoint_every: 4
       log_every: 2
@@ -56,7 +56,7 @@ def test_two_process_gloo_training_then_resume(tmp_path):
     assert (out / "report.html").exists()
 
     # resume the two-process run for 4 more steps (the weight-divergence check runs at each save)
-    cmd_resume = [*cmd, "--resume", "--set", "train.steps=12"]
+    cmd_resume = [*cmd, "--resume", "--set", "train.iterations=12"]
     proc = subprocess.run(cmd_resume, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert checkpoints.load(out / "checkpoints" / "last.pt")["step"] == 12

@@ -57,27 +57,27 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(registry, tmp_path
 
 
 class _Collapsing(GANRecipe):
-    """A 'generator' whose outputs are diverse until step 12, then all the same picture."""
+    """A 'generator' whose outputs are diverse until iteration 12, then all the same picture."""
 
     def __init__(self):
         super().__init__()
         self.w = nn.Linear(1, 1)
         self.optimizers = {"g": torch.optim.SGD(self.w.parameters(), lr=0.0)}
         self.modules = {"g": self.w}
-        self.step_no = 0
+        self.iteration = 0
 
     def phases(self):
         return [Phase("G", self.optimizers["g"], lambda b: {"loss": self.w.weight.sum() * 0})]
 
-    def after_step(self, step):
-        self.step_no = step
+    def after_iteration(self, iteration):
+        self.iteration = iteration
 
     def fixed_inputs(self, n, generator):
         return {"z": torch.rand(n, 1, 8, 8, generator=generator)}
 
     def sample(self, inputs):
         z = inputs["z"]
-        return z * 2 - 1 if self.step_no < 12 else torch.zeros_like(z)
+        return z * 2 - 1 if self.iteration < 12 else torch.zeros_like(z)
 
 
 def test_collapse_warning_when_diversity_falls(tmp_path):

@@ -39,7 +39,7 @@ def test_without_a_budget_the_bar_counts_steps():
 
 
 def test_a_budgeted_run_shows_the_budget_on_stderr(runner, tiny_pipeline, tmp_path):
-    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(tmp_path / "run"), "--set", "train.steps=1000000",
+    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(tmp_path / "run"), "--set", "train.iterations=1000000",
                             "--set", "train.seconds=1", "--set", "generate.n=1"])
     assert r.exit_code == 0, r.output
     assert "/1 s of the time budget" in r.stderr and "1000000" not in r.stderr

@@ -20,12 +20,12 @@ from artgan.files import read_jsonl
 PIPELINE = """\
 name: crash
 seed: 3
-steps:
+stages:
   - train:
       dataset: {{name: digits, image_size: 16}}
       architecture: {{name: dcgan, latent_dim: 8, g_width: 4, d_width: 4, ema: 0.9,
                      diffaugment: "color,translation,cutout", r1: 0.1}}
-      steps: {steps}
+      iterations: {steps}
       batch_size: 8
       checkpoint_every: {ckpt}
       log_every: 1
