@@ -5,7 +5,7 @@ PyTorch, fp16 safety); everything after adds one section with :func:`update_card
 rewrites both files atomically:
 
     from artgan.cards import update_card
-    update_card("exports/superres/x2-psnr.onnx", "training", {"steps": 7300, ...})
+    update_card("exports/superres/x2-psnr.onnx", "training", {"iterations": 7300, ...})
     update_card(path, "evaluation/Set5 x2", result)        # a results JSON of `artgan evaluate`
 
 Sections the Markdown knows how to show (any other is shown as a list of its fields):
@@ -123,7 +123,7 @@ def _model_facts(card: dict[str, Any]) -> list[str]:
     md, f = card["metadata"], card.get("fp16_check") or {}
     inputs = ", ".join(f"`{k}` {md.get('input_dtypes', {}).get(k, '?')}" for k in md.get("inputs", []))
     lines = [f"An artgan {md.get('architecture', '')} model, task `{md.get('task')}`, exported from run "
-             f"`{md.get('run', '?')}` (step {md.get('train_steps', '?')}) by artgan {md.get('version')}.", "",
+             f"`{md.get('run', '?')}` (iteration {md.get('train_iterations', '?')}) by artgan {md.get('version')}.", "",
              "| | |", "|---|---|",
              f"| precision | {md.get('precision')} (inputs and outputs float32) |",
              f"| inputs | {inputs} |",

@@ -220,7 +220,7 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
     card = export_onnx(recipe.export_spec(), out, opset=opset or DEFAULT_OPSET, precision=precision,
                        quantize=quantize, verify=not no_verify, tolerance=tolerance, min_psnr=min_psnr,
                        optimize=not no_optimize,
-                       extra_metadata={"run": checkpoint.parent.parent.name, "train_steps": int(state["step"]),
+                       extra_metadata={"run": checkpoint.parent.parent.name, "train_iterations": int(state["iteration"]),
                                        "architecture": state["recipe"]["architecture"]})
     v = card["verification"]
     if v.get("verified"):

@@ -42,7 +42,7 @@ class TrainStage:
     precision: str = "auto"  # auto: bf16 autocast where measured faster (CUDA GPUs, CPUs with native bf16); fp32; bf16
     channels_last: bool | None = None  # None: on for CUDA, measured on CPU
     seconds: float = 0  # time budget: training ends at the first checkpoint after this many seconds; 0: none
-    eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n steps; 0: never
+    eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n iterations; 0: never
     eval_samples: int = 5000
     collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
     tensorboard: bool = False
@@ -111,7 +111,7 @@ def apply_overrides(doc: Located, overrides: list[str]) -> None:
                 found[0][parts[0]] = {}
             target, parts = found[0][parts[0]], parts[1:]
             if not parts or not isinstance(target, dict):
-                raise ConfigError(f"--set {text}: name a key inside the step, e.g. --set {text.split('=')[0]}.iterations=200",
+                raise ConfigError(f"--set {text}: name a key inside the stage, e.g. --set {text.split('=')[0]}.iterations=200",
                                   file=doc.file)
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
@@ -288,7 +288,7 @@ def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dic
                      "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name,
                      "dataset_params": ds_params}
     options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
-                              if f.name != "steps" and hasattr(spec, f.name)}, steps=spec.iterations)
+                              if hasattr(spec, f.name)})
     options.seed = seed if spec.seed is None else spec.seed
     seed_everything(options.seed)
     return dataset, build_recipe(registry, recipe_config), recipe_config, options
@@ -326,7 +326,7 @@ def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
     ctx.checkpoint = Path(summary["checkpoint"])
     ctx.results["train"] = summary
     budget = " (time budget reached)" if summary["stopped_by"] == "seconds" else ""
-    ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
+    ctx.log(f"  trained {summary['iterations']} iterations (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
 
 
 def _run_export(spec: ExportStage, pipeline: Pipeline, ctx: RunContext) -> None:
@@ -342,7 +342,7 @@ def _run_export(spec: ExportStage, pipeline: Pipeline, ctx: RunContext) -> None:
     card = export_onnx(recipe.export_spec(), out, opset=spec.opset or DEFAULT_OPSET, precision=spec.precision,
                        quantize=spec.quantize, verify=spec.verify, tolerance=spec.tolerance, min_psnr=spec.min_psnr,
                        optimize=spec.optimize,
-                       extra_metadata={"run": ctx.run_dir.name, "train_steps": int(state["step"]),
+                       extra_metadata={"run": ctx.run_dir.name, "train_iterations": int(state["iteration"]),
                                        "architecture": state["recipe"]["architecture"]})
     ctx.model = out
     ctx.results["export"] = card

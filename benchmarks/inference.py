@@ -47,7 +47,7 @@ def build_models(quickstart: Path | None, upsample: str | None, dcgan64: tuple[s
     models = {}
     if quickstart:
         recipe, state = load_recipe(quickstart, get_registry())
-        models["quickstart"] = (recipe, f"{quickstart} ({state['step']} steps, {recipe.upsample})")
+        models["quickstart"] = (recipe, f"{quickstart} ({state['iteration']} iterations, {recipe.upsample})")
     else:
         import yaml
         arch = yaml.safe_load((ROOT / "pipelines" / "quickstart.yaml").read_text())["stages"][0]["train"]["architecture"]

@@ -20,11 +20,11 @@ def test_tiny_pipeline_trains_exports_and_generates(runner, tiny_pipeline, tmp_p
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert (out / "checkpoints" / "last.pt").is_file()
-    # a sample grid per checkpoint (every 3 steps of 6)
-    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
+    # a sample grid per checkpoint (every 3 iterations of 6)
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["iteration_000003.png", "iteration_000006.png"]
     precision, *metrics = read_jsonl(out / "metrics.jsonl")
-    assert precision["step"] == 0 and "fp32" in precision["precision"]["reason"]
-    assert [m["step"] for m in metrics] == [2, 4, 6]
+    assert precision["iteration"] == 0 and "fp32" in precision["precision"]["reason"]
+    assert [m["iteration"] for m in metrics] == [2, 4, 6]
     assert all("D_loss" in m and "G_loss" in m for m in metrics)
     assert (out / "export" / "generator.onnx").is_file()
     card = json.loads((out / "export" / "generator.card.json").read_text())
@@ -40,13 +40,13 @@ def test_resume_continues_the_same_loss_sequence(runner, tiny_pipeline, tmp_path
     full, part = tmp_path / "full", tmp_path / "part"
     log = ("--set", "train.log_every=1")
     assert run_cli(runner, "run", tiny_pipeline, "--out", full, "-q", *log).exit_code == 0
-    # stop after 3 steps (as if killed after the checkpoint at step 3), then resume to 6
+    # stop after 3 iterations (as if killed after the checkpoint at iteration 3), then resume to 6
     r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--set", "train.iterations=3", *log)
     assert r.exit_code == 0, r.output
     r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--resume", *log)
     assert r.exit_code == 0, r.output
-    a = {m["step"]: m for m in read_jsonl(full / "metrics.jsonl") if "precision" not in m}
-    b = {m["step"]: m for m in read_jsonl(part / "metrics.jsonl") if "precision" not in m}
+    a = {m["iteration"]: m for m in read_jsonl(full / "metrics.jsonl") if "precision" not in m}
+    b = {m["iteration"]: m for m in read_jsonl(part / "metrics.jsonl") if "precision" not in m}
     assert sorted(b) == [1, 2, 3, 4, 5, 6]
     for step in (4, 5, 6):
         assert b[step]["D_loss"] == pytest.approx(a[step]["D_loss"], rel=1e-5)

@@ -130,8 +130,8 @@ def test_batch_order_is_a_function_of_seed_and_batch_index():
 
 def test_checkpoint_loads_weights_only_and_rejects_foreign_files(tmp_path):
     from artgan import checkpoints
-    checkpoints.save(tmp_path / "c.pt", {"step": 3, "rng": checkpoints.rng_state()})
-    assert checkpoints.load(tmp_path / "c.pt")["step"] == 3
+    checkpoints.save(tmp_path / "c.pt", {"iteration": 3, "rng": checkpoints.rng_state()})
+    assert checkpoints.load(tmp_path / "c.pt")["iteration"] == 3
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ArtganError, match="not an artgan checkpoint"):
         checkpoints.load(tmp_path / "other.pt")

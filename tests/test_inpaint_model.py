@@ -260,7 +260,7 @@ stages:
     res = runner.invoke(cli, ["run", str(pipe), "--out", str(run), "-q"])
     assert res.exit_code == 0, res.output
     assert len(list((run / "processed").glob("*.png"))) == 8
-    assert (run / "samples" / "step_000004.png").exists()
+    assert (run / "samples" / "iteration_000004.png").exists()
     from artgan_inpaint.card import main as add_to_card
     model = run / "export" / "tiny.onnx"
     assert add_to_card([str(model), "--checkpoint", str(run / "checkpoints" / "last.pt"),
@@ -271,12 +271,12 @@ stages:
     assert [ln.split()[0] for ln in res.stdout.splitlines()[2:]] == ["telea", "tiny"]
     md = (run / "export" / "tiny.card.md").read_text()
     for section in ("# inpaint `tiny`: hole filling", "- use: `artgan process", "## Data and training",
-                    "- training: 4 steps in ", "## Reproduce", "make tiny", "## Speed",
+                    "- training: 4 iterations in ", "## Reproduce", "make tiny", "## Speed",
                     "## Evaluation: photos (split all)", "| tiny |", "on real inputs (img00.png, 64x48, a "):
         assert section in md, section
     card = json.loads((run / "export" / "tiny.card.json").read_text())
     assert card["real_inputs"]["min_psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
-    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["steps"] == 4
+    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["iterations"] == 4
     assert add_to_card([str(model), "--checkpoint", str(tmp_path / "nope.pt"), "--image",
                         str(image_folder / "img00.png")]) == 1
 

@@ -324,11 +324,11 @@ def test_pipeline_trains_exports_and_processes(runner, folders, tmp_path, monkey
     result = runner.invoke(cli, ["run", "p.yaml", "--out", "run", "-q"])
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "run" / "export" / "style.card.json").read_text())
-    assert card["metadata"]["step"] == "style" and card["metadata"]["train_steps"] == 2
+    assert card["metadata"]["step"] == "style" and card["metadata"]["train_iterations"] == 2
     outs = sorted((tmp_path / "run" / "processed").glob("*.png"))
     assert len(outs) == 8
     assert load_image(outs[1]).shape == load_image(folders / "photos" / "001.png").shape
-    assert (tmp_path / "run" / "samples" / "step_000002.png").exists()
+    assert (tmp_path / "run" / "samples" / "iteration_000002.png").exists()
 
 
 def test_cyclegan_trains_two_steps_and_exports_a_style_model(runner, folders, tmp_path):
@@ -344,7 +344,7 @@ def test_cyclegan_trains_two_steps_and_exports_a_style_model(runner, folders, tm
     assert result.exit_code == 0, result.output
     model = tmp_path / "run" / "export" / "style.onnx"
     card = json.loads(model.with_name("style.card.json").read_text())
-    assert card["metadata"]["architecture"] == "cyclegan" and card["metadata"]["train_steps"] == 2
+    assert card["metadata"]["architecture"] == "cyclegan" and card["metadata"]["train_iterations"] == 2
     assert card["verification"]["psnr_db"] >= 50
     image = np.random.default_rng(0).random((1, 36, 52, 3), dtype=np.float32)
     out = build_step(_registry(), f"style:model={model}")(image)

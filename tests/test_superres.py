@@ -203,7 +203,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     assert model.run({"lr": np.zeros((1, 3, 7, 9), np.float32)}).shape == (1, 3, 14, 18)  # dynamic H, W
     metrics = [json.loads(line) for line in (tmp_path / "psnr" / "metrics.jsonl").read_text().splitlines()]
     assert "G/l1" in metrics[-1] and "D_loss" not in metrics[-1]
-    assert (tmp_path / "psnr" / "samples" / "step_000003.png").exists()
+    assert (tmp_path / "psnr" / "samples" / "iteration_000003.png").exists()
 
     # the card: what the model is, how it was trained, and ONNX vs PyTorch on a real image
     from artgan.cards import read_card
@@ -213,7 +213,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     card_main([str(onnx_path), "--run", str(tmp_path / "psnr"), "--command", "artgan run psnr.yaml",
                "--real-image", str(sorted((tmp_path / "hr").glob("*.png"))[1])])
     card = read_card(onnx_path)
-    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["steps"] == 3
+    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["iterations"] == 3
     assert card["real_inputs"]["count"] == 1 and card["real_inputs"]["inputs"].endswith("56x40")
     assert card["real_inputs"]["min_psnr_db"] is None or card["real_inputs"]["min_psnr_db"] > 60
     md = (tmp_path / "psnr" / "export" / "x2-psnr.card.md").read_text()
@@ -235,7 +235,7 @@ def test_init_from_a_different_generator_is_named(tmp_path):
     from artgan_superres.recipe import SuperResRecipe
 
     other = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1)
-    path = checkpoints.save(tmp_path / "c.pt", {"step": 1, "recipe": {"architecture": "superres-gan",
+    path = checkpoints.save(tmp_path / "c.pt", {"iteration": 1, "recipe": {"architecture": "superres-gan",
                                                                          "params": {"width": 8, "blocks": 1}},
                                                 "state": other.state_dict()})
     SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, init_from=str(path))  # same: fine
