@@ -162,8 +162,6 @@ def _verification(card: dict[str, Any]) -> list[str]:
 
 
 def _evaluation(result: dict[str, Any]) -> list[str]:
-    from .evaluation import table_rows
-
     header, rows = table_rows(result)
     lines = [result.get("protocol", ""), ""] if result.get("protocol") else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -175,3 +173,22 @@ def _evaluation(result: dict[str, Any]) -> list[str]:
     if result.get("command"):
         lines += ["", f"Reproduce: `{result['command']}`"]
     return lines
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a results JSON's table: each method's mean of each metric and,
+    with a baseline, the gain in the first metric over it."""
+    metrics = result.get("metrics") or {k: {} for k, v in next(iter(result["methods"].values())).items()
+                                        if isinstance(v, (int, float))}
+    baseline = result.get("baseline")
+    first = next(iter(metrics))
+    base = result["methods"].get(baseline, {}).get(first) if baseline else None
+    header = ["method", *(m.get("label") or k for k, m in metrics.items())] + ([f"vs {baseline}"] if base is not None else [])
+    rows = []
+    for name, r in result["methods"].items():
+        row = [name] + [format(r[k], m.get("format", ".4f")) if k in r else "-" for k, m in metrics.items()]
+        if base is not None:
+            unit = metrics[first].get("unit", "")
+            row.append(f"{r[first] - base:+{metrics[first].get('format', '.4f')}}{' ' + unit if unit else ''}")
+        rows.append(row)
+    return header, rows

@@ -154,7 +154,7 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
     from .pipeline import RunContext, dump_pipeline, latest_run_dir, load_pipeline, run_pipeline
     from .plugins import get_plugin_manager, get_registry
 
-    from .config import check_factories
+    from .pipeline import check_factories
     from .files import claim_new_dir, run_lock
 
     registry = get_registry()

@@ -21,7 +21,7 @@ For each file of the split, ``load(path, request)`` gives ``(inputs, reference)`
 images in [0, 1] that every method gets, and what ``score(outputs, reference, request)`` compares
 their outputs with. ``methods(request)`` builds the methods compared (steps, usually with
 ``request.step(...)``). The results JSON (one format for every task) holds each method's mean
-of each metric and its per-file scores; :func:`table_rows` renders it for the terminal and cards.
+of each metric and its per-file scores; :func:`artgan.cards.table_rows` renders it for the terminal and cards.
 
 An evaluation that is not one score per file (augment's trains classifiers over seeds on a
 registry dataset) gives ``run(request, progress)`` instead of ``load``/``score``/``methods``: it
@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cards import table_rows
 from .errors import ArtganError
 
 Method = Callable[[np.ndarray], np.ndarray]  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
@@ -167,25 +168,6 @@ def _protocol(evaluation: Evaluation, request: Request) -> str:
 
 def _metrics(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     return {m.name: {"label": m.label or m.name, "format": m.format, "unit": m.unit} for m in evaluation.metrics}
-
-
-def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The header and rows of a results JSON's table: each method's mean of each metric and,
-    with a baseline, the gain in the first metric over it."""
-    metrics = result.get("metrics") or {k: {} for k, v in next(iter(result["methods"].values())).items()
-                                        if isinstance(v, (int, float))}
-    baseline = result.get("baseline")
-    first = next(iter(metrics))
-    base = result["methods"].get(baseline, {}).get(first) if baseline else None
-    header = ["method", *(m.get("label") or k for k, m in metrics.items())] + ([f"vs {baseline}"] if base is not None else [])
-    rows = []
-    for name, r in result["methods"].items():
-        row = [name] + [format(r[k], m.get("format", ".4f")) if k in r else "-" for k, m in metrics.items()]
-        if base is not None:
-            unit = metrics[first].get("unit", "")
-            row.append(f"{r[first] - base:+{metrics[first].get('format', '.4f')}}{' ' + unit if unit else ''}")
-        rows.append(row)
-    return header, rows
 
 
 def format_table(result: dict[str, Any], per_image: bool = False) -> str:
