@@ -30,6 +30,7 @@ from typing import Any, Callable
 import torch
 
 from .errors import ArtganError
+from .recipe import run_phases
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: bf16 is chosen on a CPU only when its measured iteration is at least this much faster than fp32's:
@@ -154,11 +155,7 @@ def iteration_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for i in range(1 + repeats):
                 t = time.perf_counter()
-                for phase in phases:
-                    phase.optimizer.zero_grad(set_to_none=True)
-                    with context():
-                        losses = phase.losses(inputs)
-                    losses["loss"].backward()
+                run_phases(phases, inputs, autocast=context, update=False)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if i:  # the first is a warm-up (kernel selection, allocations)

@@ -13,6 +13,7 @@ of the generator, the schedule, the default adversarial loss by its registry nam
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import typing
@@ -61,6 +62,33 @@ class Phase:
     optimizer: torch.optim.Optimizer
     losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     every: int = 1  # take this phase on every n-th training iteration (e.g. several D updates per G)
+
+
+def run_phases(phases: list[Phase], batch: dict[str, torch.Tensor], iteration: int | None = None, *,
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+               after_backward: Callable[[Phase, dict[str, torch.Tensor]], None] | None = None,
+               update: bool = True) -> dict[str, dict[str, torch.Tensor]]:
+    """One training iteration of ``phases`` on ``batch``, the one place that runs them (the
+    trainer, the precision probe and benchmarks/training.py). For each phase due at ``iteration``
+    (every phase when it is None): zero its gradients, compute its losses in ``autocast()``,
+    back-propagate ``"loss"``, call ``after_backward(phase, losses)`` (the trainer averages the
+    gradients across processes and guards against non-finite values there), then the optimiser's
+    update, unless ``update`` is False (the probe times forward and backward only). Returns each
+    phase's losses by phase name."""
+    taken = {}
+    for phase in phases:
+        if iteration is not None and iteration % phase.every:
+            continue
+        phase.optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            losses = phase.losses(batch)
+        losses["loss"].backward()
+        if after_backward is not None:
+            after_backward(phase, losses)
+        if update:
+            phase.optimizer.step()
+        taken[phase.name] = losses
+    return taken
 
 
 @dataclass

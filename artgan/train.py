@@ -36,7 +36,7 @@ from .errors import ArtganError
 from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
 from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, iteration_timer
-from .recipe import GANRecipe, Phase
+from .recipe import GANRecipe, Phase, run_phases
 
 
 class CollapseWarning(UserWarning):
@@ -337,9 +337,8 @@ def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> 
             run.iteration = iteration
             # -- one training iteration: every phase of the recipe that is due
             batch = {k: _to_device(v, run.device, run.memory_format) for k, v in next(data).items()}
-            for phase in run.phases:
-                if iteration % phase.every == 0:
-                    _take_phase(run, phase, batch)
+            run_phases(run.phases, batch, iteration, autocast=run.autocast,
+                       after_backward=lambda phase, losses: _after_backward(run, phase, losses))
             run.recipe.after_iteration(iteration)
             run.window.count += 1
             run.images_seen += next(iter(batch.values())).shape[0] * procs.world
@@ -465,16 +464,12 @@ def _choose_precision(run: Run, ckpt: dict[str, Any] | None, data: Iterator[dict
     return choose_precision(device, options.precision, options.channels_last), data
 
 
-# -- one phase of a training iteration --------------------------------------------------------------
+# -- between a phase's backward and its optimiser step ----------------------------------------------
 
-def _take_phase(run: Run, phase: Phase, batch: dict[str, torch.Tensor]) -> None:
-    """Zero grads, losses, backward, gradients averaged across processes, the non-finite guard,
-    the optimiser step; the losses go to the log window."""
-    phase.optimizer.zero_grad(set_to_none=True)
-    with run.autocast():
-        losses = phase.losses(batch)
+def _after_backward(run: Run, phase: Phase, losses: dict[str, torch.Tensor]) -> None:
+    """Gradients averaged across processes, the non-finite guard (before the update), and the
+    losses into the log window."""
     loss = losses["loss"]
-    loss.backward()
     # average gradients across processes, with the loss riding along so every process takes the
     # same decision about a non-finite value
     grads = [p.grad for g in phase.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -485,7 +480,6 @@ def _take_phase(run: Run, phase: Phase, batch: dict[str, torch.Tensor]) -> None:
             raise _nonfinite_error(run, f"{phase.name} loss ({shared.item()}) at iteration {run.iteration}")
     else:
         run.nonfinite |= ~torch.isfinite(shared).all()
-    phase.optimizer.step()
     run.window.add(phase.name, losses)
 
 

@@ -269,6 +269,7 @@ def train_iterations(recipe, batch, device, bf16: bool, channels_last: bool, ite
     """``iterations`` training iterations of ``recipe`` (every phase: forward, backward, optimiser step) on ``batch``."""
     import torch
     from artgan.precision import autocast
+    from artgan.recipe import run_phases
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for m in recipe.modules.values():
@@ -278,12 +279,7 @@ def train_iterations(recipe, batch, device, bf16: bool, channels_last: bool, ite
     context = autocast(device, bf16)
     phases = recipe.phases()
     for _ in range(iterations):
-        for phase in phases:
-            phase.optimizer.zero_grad(set_to_none=True)
-            with context():
-                losses = phase.losses(inputs)
-            losses["loss"].backward()
-            phase.optimizer.step()
+        run_phases(phases, inputs, autocast=context)
 
 
 def _named(m):

@@ -88,3 +88,32 @@ def test_cyclegan_default_loss_is_the_registered_one_with_its_papers_generator_t
     assert recipe.loss.generator(fake).item() == pytest.approx((0.25 + 4) / 2)  # an MSE, not half of it
     with pytest.raises(ArtganError, match="color_weight"):
         registry.create("architecture", "cyclegan", info=DatasetInfo(image_size=32), color_weight=0.5)
+
+
+def test_run_phases_takes_the_phases_due_in_order_and_the_update_when_asked():
+    from artgan.recipe import Phase, run_phases
+
+    calls = []
+    w = torch.nn.Parameter(torch.ones(1))
+
+    def phase(name, every):
+        opt = torch.optim.SGD([w], lr=0.5)
+        return Phase(name, opt, lambda batch: calls.append(name) or {"loss": (w * batch["x"]).sum()}, every)
+
+    phases = [phase("D", 1), phase("G", 2)]
+    seen = []
+    taken = run_phases(phases, {"x": torch.ones(1)}, 1, after_backward=lambda p, losses: seen.append((p.name, float(w.grad))))
+    assert calls == ["D"] and list(taken) == ["D"] and seen == [("D", 1.0)] and float(w) == 0.5  # G is not due
+    run_phases(phases, {"x": torch.ones(1)}, 2)
+    assert calls == ["D", "D", "G"] and float(w) == pytest.approx(-0.5)
+    run_phases(phases, {"x": torch.ones(1)}, update=False)  # every phase, forward and backward only
+    assert calls[-2:] == ["D", "G"] and float(w) == pytest.approx(-0.5) and float(w.grad) == 1.0
+
+
+def test_the_trainer_the_precision_probe_and_the_benchmark_run_phases_one_way():
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    for path in ("artgan/train.py", "artgan/precision.py", "benchmarks/training.py"):
+        source = (root / path).read_text(encoding="utf-8")
+        assert "run_phases(" in source and ".losses(" not in source, path
