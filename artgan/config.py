@@ -223,7 +223,7 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
 #: what the value means). A bad value is one located line before anything runs, not a traceback
 #: (or a silent no-op) an hour into training. None always passes (it means "the default").
 FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
-    "TrainStage": {
+    "TrainOptions": {
         "iterations": (1, False, "training iterations"),
         "batch_size": (1, False, "images per batch"),
         "log_every": (1, False, "iterations between log lines"),

@@ -22,31 +22,10 @@ import yaml
 from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, param_type_error, parse_override
 from .errors import ArtganError, ConfigError
 from .files import write_text
+from .train_options import TrainOptions
 
 
 # -- the schema of each pipeline stage -------------------------------------------------------------
-
-@dataclass
-class TrainStage:
-    dataset: Any  # a dataset name, or {name: ..., params}
-    architecture: Any  # an architecture name, or {name: ..., params}
-    loss: Any = None  # a loss name, or {name: ..., params}; None: the architecture's default
-    iterations: int = 1000  # training iterations (optimiser updates of every phase that is due)
-    batch_size: int = 64
-    seed: int | None = None  # default: the pipeline's seed
-    device: str = "auto"
-    log_every: int = 50
-    checkpoint_every: int = 250
-    num_workers: int = 0
-    sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast where measured faster (CUDA GPUs, CPUs with native bf16); fp32; bf16
-    channels_last: bool | None = None  # None: on for CUDA, measured on CPU
-    seconds: float = 0  # time budget: training ends at the first checkpoint after this many seconds; 0: none
-    eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n iterations; 0: never
-    eval_samples: int = 5000
-    collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
-    tensorboard: bool = False
-
 
 @dataclass
 class ExportStage:
@@ -79,7 +58,7 @@ class ProcessStage:
     out: str = "processed"
 
 
-STAGE_KINDS: dict[str, type] = {"train": TrainStage, "export": ExportStage,
+STAGE_KINDS: dict[str, type] = {"train": TrainOptions, "export": ExportStage,
                                 "generate": GenerateStage, "process": ProcessStage}
 
 
@@ -158,6 +137,10 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
                               f"stages: {', '.join(STAGE_KINDS)}", file=doc.file, key=_dotted(path + (kind,)),
                               line=doc.line(path + (kind,)))
         spec = build(STAGE_KINDS[kind], body, doc, path + (kind,))
+        for key in getattr(spec, "REQUIRED_IN_A_PIPELINE", ()):
+            if getattr(spec, key) is None:
+                raise ConfigError(f"missing required key {key!r} (a {key} name, or a mapping with 'name:')",
+                                  file=doc.file, key=_dotted(path + (kind,)), line=doc.line(path + (kind,)))
         stages.append((kind, spec))
         if registry is not None:
             _check_plugins(kind, spec, registry, doc, path + (kind,))
@@ -373,11 +356,12 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The dataset, recipe, recipe config and ``TrainOptions`` a train stage describes (the
-    recipe's initial weights follow ``seed``). Benchmarks build reference models through this too."""
+def build_training(spec: TrainOptions, seed: int, registry) -> tuple[Any, Any, dict[str, Any], TrainOptions]:
+    """The dataset, recipe, recipe config and options (the stage with its seed resolved) a train
+    stage describes (the recipe's initial weights follow ``seed``). Benchmarks build reference
+    models through this too."""
     from .checkpoints import build_recipe
-    from .train import TrainOptions, seed_everything
+    from .train import seed_everything
 
     ds_name, ds_params = named_mapping(spec.dataset, Located({}, {}, ""), (), "dataset")
     dataset = registry.create("dataset", ds_name, **ds_params)
@@ -389,14 +373,12 @@ def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dic
     recipe_config = {"architecture": arch_name, "params": arch_params,
                      "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name,
                      "dataset_params": ds_params}
-    options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
-                              if hasattr(spec, f.name)})
-    options.seed = seed if spec.seed is None else spec.seed
+    options = dataclasses.replace(spec, seed=seed if spec.seed is None else spec.seed)
     seed_everything(options.seed)
     return dataset, build_recipe(registry, recipe_config), recipe_config, options
 
 
-def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_train(spec: TrainOptions, pipeline: Pipeline, ctx: RunContext) -> None:
     from .train import train
 
     dataset, recipe, recipe_config, options = build_training(spec, pipeline.seed, ctx.registry)

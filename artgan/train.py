@@ -17,6 +17,7 @@ way for the same reasons).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -37,29 +38,11 @@ from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
 from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, iteration_timer
 from .recipe import GANRecipe, Phase, run_phases
+from .train_options import TrainOptions
 
 
 class CollapseWarning(UserWarning):
     """Sample diversity fell sharply: the generator may be collapsing onto few modes."""
-
-
-@dataclass
-class TrainOptions:
-    iterations: int = 1000
-    batch_size: int = 64  # per process
-    seed: int = 0
-    device: str = "auto"  # auto: CUDA when present (cuda:LOCAL_RANK under torchrun), else CPU
-    log_every: int = 50
-    checkpoint_every: int = 250  # a sample grid is written with every checkpoint
-    num_workers: int = 0
-    sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast where measured faster (artgan.precision); fp32; bf16
-    channels_last: bool | None = None  # None: on for CUDA, measured on CPU; true/false forces it
-    seconds: float = 0  # time budget: end at a checkpoint once training has run this long; 0: none
-    eval_every: int = 0  # run the dataset's metrics every n iterations (and at the end); 0: never
-    eval_samples: int = 5000  # generated images per evaluation during training
-    collapse_ratio: float = 0.5  # warn when sample diversity drops below this x its best; 0: off
-    tensorboard: bool = False  # also log to run_dir/tensorboard (needs `pip install tensorboard`)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -306,6 +289,8 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
     iterations, or at the first checkpoint once ``options.seconds`` of training have passed (counted
     across resumes). Returns a summary (iterations, seconds, checkpoint, precision, stopped_by).
     """
+    if options.seed is None:  # outside a pipeline, which gives its own seed
+        options = dataclasses.replace(options, seed=0)
     if options.seconds < 0:
         raise ArtganError(f"train.seconds must be >= 0 (0: no time budget), got {options.seconds}")
     if options.eval_every and evaluate is None:

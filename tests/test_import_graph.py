@@ -107,7 +107,7 @@ LAYERS = [
     ("contracts", ["artgan", "errors", "files", "images", "hookspecs", "splits", "metrics", "tiling", "model_search",
                    "runtime", "steps", "process", "cards", "config"]),
     ("plugin machinery", ["plugins"]),
-    ("training contracts", ["data", "recipe", "training_tricks", "checkpoints", "precision"]),
+    ("training contracts", ["train_options", "data", "recipe", "training_tricks", "checkpoints", "precision"]),
     ("engines", ["train", "export", "gan_metrics", "evaluation", "bundle", "report"]),
     ("orchestration", ["pipeline", "testing", "plugin_template", "doctor"]),
     ("command line", ["cli", "__main__"]),

@@ -32,3 +32,15 @@ def test_the_old_keys_are_errors_that_name_the_line():
         P.load_pipeline(text=NEW.replace("stages:", "steps:"))
     with pytest.raises(ConfigError, match=r"<string>:6.*steps"):
         P.load_pipeline(text=NEW.replace("iterations: 7", "steps: 7"))
+
+
+def test_a_train_stage_is_the_trainers_options_and_names_what_to_train():
+    from artgan.train import TrainOptions
+
+    stage = P.load_pipeline(text=NEW).stages[0][1]
+    assert type(stage) is TrainOptions and P.STAGE_KINDS["train"] is TrainOptions
+    assert stage.dataset == "digits" and stage.iterations == 7
+    for key in ("dataset", "architecture"):
+        text = NEW.replace(f"      {key}: {'digits' if key == 'dataset' else 'dcgan'}\n", "")
+        with pytest.raises(ConfigError, match=rf"<string>:3.*stages\[0\].train: missing required key '{key}'"):
+            P.load_pipeline(text=text)

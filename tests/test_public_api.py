@@ -182,7 +182,7 @@ def test_the_old_module_and_class_names_are_gone():
         importlib.import_module("artgan.models")
     for name in ("TrainStep", "ExportStep", "GenerateStep", "ProcessStep", "STEP_KINDS"):
         assert not hasattr(artgan.pipeline, name), name
-    assert not hasattr(artgan.pipeline.Pipeline, "steps") and not hasattr(artgan.pipeline.TrainStage, "steps")
+    assert not hasattr(artgan.pipeline.Pipeline, "steps") and not hasattr(artgan.pipeline.TrainOptions, "steps")
     assert not hasattr(GANRecipe, "after_step")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(TypeError):
