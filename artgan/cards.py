@@ -5,7 +5,7 @@ PyTorch, fp16 safety); everything after adds one section with :func:`update_card
 rewrites both files atomically:
 
     from artgan.cards import update_card
-    update_card("exports/superres/x2-psnr.onnx", "training", {"steps": 7300, ...})
+    update_card("exports/superres/x2-psnr.onnx", "training", {"iterations": 7300, ...})
     update_card(path, "evaluation/Set5 x2", result)        # a results JSON of `artgan evaluate`
 
 Sections the Markdown knows how to show (any other is shown as a list of its fields):
@@ -130,7 +130,7 @@ def _model_facts(card: dict[str, Any]) -> list[str]:
     md, f = card["metadata"], card.get("fp16_check") or {}
     inputs = ", ".join(f"`{k}` {md.get('input_dtypes', {}).get(k, '?')}" for k in md.get("inputs", []))
     lines = [f"An artgan {md.get('architecture', '')} model, task `{md.get('task')}`, exported from run "
-             f"`{md.get('run', '?')}` (step {md.get('train_steps', '?')}) by artgan {md.get('version')}.", "",
+             f"`{md.get('run', '?')}` (iteration {md.get('train_iterations', '?')}) by artgan {md.get('version')}.", "",
              "| | |", "|---|---|",
              f"| precision | {md.get('precision')} (inputs and outputs float32) |",
              f"| inputs | {inputs} |",
@@ -169,8 +169,6 @@ def _verification(card: dict[str, Any]) -> list[str]:
 
 
 def _evaluation(result: dict[str, Any]) -> list[str]:
-    from .evaluation import table_rows
-
     header, rows = table_rows(result)
     lines = [result.get("protocol", ""), ""] if result.get("protocol") else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -182,3 +180,22 @@ def _evaluation(result: dict[str, Any]) -> list[str]:
     if result.get("command"):
         lines += ["", f"Reproduce: `{result['command']}`"]
     return lines
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a results JSON's table: each method's mean of each metric and,
+    with a baseline, the gain in the first metric over it."""
+    metrics = result.get("metrics") or {k: {} for k, v in next(iter(result["methods"].values())).items()
+                                        if isinstance(v, (int, float))}
+    baseline = result.get("baseline")
+    first = next(iter(metrics))
+    base = result["methods"].get(baseline, {}).get(first) if baseline else None
+    header = ["method", *(m.get("label") or k for k, m in metrics.items())] + ([f"vs {baseline}"] if base is not None else [])
+    rows = []
+    for name, r in result["methods"].items():
+        row = [name] + [format(r[k], m.get("format", ".4f")) if k in r else "-" for k, m in metrics.items()]
+        if base is not None:
+            unit = metrics[first].get("unit", "")
+            row.append(f"{r[first] - base:+{metrics[first].get('format', '.4f')}}{' ' + unit if unit else ''}")
+        rows.append(row)
+    return header, rows

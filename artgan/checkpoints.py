@@ -1,8 +1,9 @@
 """Checkpoints: written atomically, read with ``weights_only=True`` (never unpickle code).
 
 A checkpoint holds everything to continue or rebuild a run: the recipe's constructor arguments
-(architecture name and params, dataset info, loss), its state (modules and optimisers), the step,
-the data position and every random number generator state.
+(architecture name and params, dataset info, loss), its state (modules and optimisers), the
+``iteration`` it was written after (the data position follows from it) and every random number
+generator state.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu",
                           f"use an earlier checkpoint or train again") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ArtganError(f"{path}: not an artgan checkpoint (format {FORMAT})")
+    if "iteration" not in ckpt and "recipe" in ckpt and "state" in ckpt:  # counted under another name before 0.2
+        raise ArtganError(f"{path}: this checkpoint predates artgan 0.2 (it has no 'iteration'); train again "
+                          f"with this version, or export it with artgan 0.1")
     missing = [k for k in require if k not in ckpt or (k in ("recipe", "state") and not isinstance(ckpt[k], dict))]
     if missing:
         raise ArtganError(f"{path}: an incomplete artgan checkpoint (missing or malformed: {', '.join(missing)}); "
@@ -107,8 +111,9 @@ def build_recipe(registry, recipe_config: dict[str, Any]):
 
 
 def load_recipe(path: str | Path, registry, device: str | torch.device = "cpu"):
-    """A recipe with its trained weights, ready for sampling or export."""
-    ckpt = load(path, map_location=device, require=("recipe", "state", "step"))
+    """``(recipe, checkpoint)``: the recipe rebuilt with its trained weights, ready for sampling or
+    export, and the checkpoint's dict (``iteration``, ``recipe``, ``train_seconds`` ...)."""
+    ckpt = load(path, map_location=device, require=("recipe", "state", "iteration"))
     try:
         recipe = build_recipe(registry, ckpt["recipe"])
     except (KeyError, TypeError) as exc:

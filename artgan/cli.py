@@ -154,7 +154,7 @@ def run(pipeline_file, overrides, out, runs, resume, dry_run, quiet):
     from .pipeline import RunContext, dump_pipeline, latest_run_dir, load_pipeline, run_pipeline
     from .plugins import get_plugin_manager, get_registry
 
-    from .config import check_factories
+    from .pipeline import check_factories
     from .files import claim_new_dir, run_lock
 
     registry = get_registry()
@@ -226,7 +226,7 @@ def export(checkpoint, out, opset, precision, quantize, tolerance, min_psnr, no_
     card = export_onnx(recipe.export_spec(), out, opset=opset or DEFAULT_OPSET, precision=precision,
                        quantize=quantize, verify=not no_verify, tolerance=tolerance, min_psnr=min_psnr,
                        optimize=not no_optimize, target=target,
-                       extra_metadata={"run": checkpoint.parent.parent.name, "train_steps": int(state["step"]),
+                       extra_metadata={"run": checkpoint.parent.parent.name, "train_iterations": int(state["iteration"]),
                                        "architecture": state["recipe"]["architecture"]})
     v = card["verification"]
     if v.get("verified"):
@@ -700,9 +700,7 @@ def report(run_dir, out):
 
 
 def _show_plugin_warnings() -> None:
-    """A broken plugin, or a deprecated name in a pipeline, is one ``Warning:`` line on stderr,
-    not Python's two-line warning (deprecations from artgan are shown: a pipeline's author, not
-    only a developer, has to act on them)."""
+    """A broken plugin is one ``Warning:`` line on stderr, not Python's two-line warning."""
     import warnings
 
     show = warnings.showwarning
@@ -710,13 +708,12 @@ def _show_plugin_warnings() -> None:
     def showwarning(message, category, filename, lineno, file=None, line=None):
         from .plugins import PluginWarning  # imported only when there is a warning to show
 
-        if issubclass(category, (PluginWarning, DeprecationWarning)):
+        if issubclass(category, PluginWarning):
             click.echo(f"Warning: {message}", err=True)
         else:
             show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = showwarning
-    warnings.filterwarnings("default", category=DeprecationWarning, module=r"artgan(\.|$)")
 
 
 def main() -> None:

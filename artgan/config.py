@@ -15,9 +15,9 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ArtganError, ConfigError
+from .errors import ConfigError
 
-Path_ = tuple  # a key path: ("steps", 0, "train", "steps")
+Path_ = tuple  # a key path: ("stages", 0, "train", "iterations")
 
 
 class Located:
@@ -140,9 +140,9 @@ def _dotted(path: tuple) -> str:
 # -- overrides ----------------------------------------------------------------------------------
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.steps=200"`` -> (["train", "steps"], 200). Values are parsed as YAML."""
+    """``"train.iterations=200"`` -> (["train", "iterations"], 200). Values are parsed as YAML."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.iterations=200")
     key, value = text.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
@@ -223,14 +223,14 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
 #: what the value means). A bad value is one located line before anything runs, not a traceback
 #: (or a silent no-op) an hour into training. None always passes (it means "the default").
 FIELD_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
-    "TrainStage": {
+    "TrainOptions": {
         "iterations": (1, False, "training iterations"),
         "batch_size": (1, False, "images per batch"),
-        "log_every": (1, False, "steps between log lines"),
-        "checkpoint_every": (1, False, "steps between checkpoints"),
+        "log_every": (1, False, "iterations between log lines"),
+        "checkpoint_every": (1, False, "iterations between checkpoints"),
         "num_workers": (0, False, "data loader processes; 0: load in this process"),
         "sample_count": (1, False, "images in each sample grid"),
-        "eval_every": (0, False, "steps between evaluations; 0: never"),
+        "eval_every": (0, False, "iterations between evaluations; 0: never"),
         "eval_samples": (1, False, "images per evaluation"),
         "collapse_ratio": (0, False, "0: off"),
         "seconds": (0, False, "a time budget in seconds; 0: none"),
@@ -374,112 +374,3 @@ def unknown_param_hint(factory: Any, params: dict[str, Any]) -> str:
             if close:
                 return f" (did you mean {close[0]!r} for {name!r}?)"
     return ""
-
-
-def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, build_them: bool = True) -> None:
-    """What ``--dry-run`` adds to schema checks: each plugin factory a pipeline names is called
-    with its parameters (dataset, then architecture and loss with the dataset's info; process
-    steps), and the files it reads must exist, so every value error a factory would raise shows
-    now, as one line with the YAML's file:line, the key and the plugin. With ``build_them=False``
-    (a real run, which builds them as it goes) only the parameters' types are checked against the
-    factories' annotations, and ``out:`` paths: both cheap."""
-    from .pipeline import apply_overrides, rename_deprecated_keys  # here: pipeline imports this module
-
-    if pipeline.source and Path(pipeline.source).is_file():
-        doc = load_yaml(pipeline.source)
-        rename_deprecated_keys(doc, warn=False)  # load_pipeline warned
-        try:
-            apply_overrides(doc, list(overrides), warn=False)
-        except Exception:  # already applied and checked once by load_pipeline; lines are what we need
-            pass
-    else:
-        doc = Located(pipeline.raw, {}, pipeline.source or "<string>")
-    check = _FactoryCheck(doc, registry, build_them)
-    for i, (kind, spec) in enumerate(pipeline.stages):
-        path = ("stages", i, kind)
-        check.out_path(spec, path, kind)
-        if kind == "train":
-            check.train(spec, path)
-        elif kind == "process":
-            check.file(spec.input, path + ("input",))
-            check.steps(spec.steps, path + ("steps",))
-        else:
-            key = "checkpoint" if kind == "export" else "model"
-            check.file(getattr(spec, key, None), path + (key,))
-
-
-class _FactoryCheck:
-    """The checks of :func:`check_factories`, each error located in ``doc``."""
-
-    def __init__(self, doc: Located, registry: Any, build_them: bool):
-        self.doc, self.registry, self.build_them = doc, registry, build_them
-
-    def where(self, path: tuple) -> dict[str, Any]:
-        return dict(file=self.doc.file, key=_dotted(path), line=self.doc.line(path))
-
-    def make(self, kind: str, value: Any, path: tuple, **extra: Any) -> Any:
-        """Check the parameters of ``value`` (a name or {name, params}) against its factory's
-        annotations, and call it when building; None when not."""
-        name, params = named_mapping(value, self.doc, path, kind)
-        try:
-            reg = self.registry.get(kind, name)
-        except Exception as exc:
-            raise ConfigError(str(exc), **self.where(path)) from None
-        who = f"{kind} {name!r} (plugin {reg.plugin!r})"
-        bad_key, bad = param_type_error(reg.factory, params)
-        if bad:
-            at = path + ((bad_key,) if isinstance(value, dict) else ())
-            raise ConfigError(f"{who}: {bad}", **self.where(at)) from None
-        if not self.build_them:
-            return None
-        try:
-            return self.registry.create(kind, name, **params, **extra)
-        except ConfigError:
-            raise
-        except Exception as exc:  # ArtganError or a plain ValueError/TypeError from the plugin's factory
-            message = " ".join(str(exc).split())
-            if not message.startswith(f"{kind} {name!r}"):
-                message = f"{who}: {message if isinstance(exc, ArtganError) else f'{type(exc).__name__}: {message}'}"
-            raise ConfigError(message, **self.where(path)) from None
-
-    def train(self, spec: Any, path: tuple) -> None:
-        dataset = self.make("dataset", spec.dataset, path + ("dataset",))
-        loss = self.make("loss", spec.loss, path + ("loss",)) if spec.loss is not None else None
-        info = getattr(dataset, "info", None)
-        if self.build_them and info is None:
-            raise ConfigError("the dataset has no `info` (DatasetInfo); its plugin breaks the dataset contract",
-                              **self.where(path + ("dataset",)))
-        self.make("architecture", spec.architecture, path + ("architecture",),
-                  **({"info": info, "loss": loss} if self.build_them else {}))
-
-    def steps(self, items: list, path: tuple) -> None:
-        from .steps import parse_step_spec
-
-        for j, item in enumerate(items):
-            try:
-                if isinstance(item, str):
-                    name, params = parse_step_spec(item)
-                    item = {"name": name, **params}
-            except ArtganError as exc:
-                raise ConfigError(str(exc), **self.where(path + (j,))) from None
-            self.make("step", item, path + (j,))
-
-    def file(self, value: str | None, path: tuple) -> None:
-        """A file a step reads (a checkpoint, a model, input images) exists, when building."""
-        if self.build_them and value and not Path(value).exists():
-            raise ConfigError(f"{value}: no such file or folder (paths are relative to where you run artgan)",
-                              **self.where(path))
-
-    def out_path(self, spec: Any, path: tuple, kind: str) -> None:
-        """Everything a run makes stays in its run folder."""
-        out = getattr(spec, "out", None)
-        if isinstance(out, str) and (Path(out).is_absolute() or ".." in Path(out).parts or not out.strip()):
-            example = "export/generator.onnx" if kind == "export" else kind
-            raise ConfigError(f"{out!r} leads out of the run folder; everything a run makes stays in it: give a "
-                              f"relative path such as {example}", **self.where(path + ("out",)))
-        from .files import RUN_OWN_NAMES
-        first = Path(out).parts[0] if isinstance(out, str) and Path(out).parts else ""
-        if first in RUN_OWN_NAMES:
-            example = "export/generator.onnx" if kind == "export" else kind
-            raise ConfigError(f"{out!r} would overwrite the run's own {first}; give another path such as "
-                              f"{example}", **self.where(path + ("out",)))

@@ -21,7 +21,7 @@ For each file of the split, ``load(path, request)`` gives ``(inputs, reference)`
 images in [0, 1] that every method gets, and what ``score(outputs, reference, request)`` compares
 their outputs with. ``methods(request)`` builds the methods compared (steps, usually with
 ``request.step(...)``). The results JSON (one format for every task) holds each method's mean
-of each metric and its per-file scores; :func:`table_rows` renders it for the terminal and cards.
+of each metric and its per-file scores; :func:`artgan.cards.table_rows` renders it for the terminal and cards.
 
 An evaluation that is not one score per file (augment's trains classifiers over seeds on a
 registry dataset) gives ``run(request, progress)`` instead of ``load``/``score``/``methods``: it
@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cards import table_rows
 from .errors import ArtganError
 
 Method = Callable[[np.ndarray], np.ndarray]  # NHWC float32 [0, 1] -> NHWC float32 [0, 1]
@@ -169,25 +170,6 @@ def _metrics(evaluation: Evaluation) -> dict[str, dict[str, str]]:
     return {m.name: {"label": m.label or m.name, "format": m.format, "unit": m.unit} for m in evaluation.metrics}
 
 
-def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The header and rows of a results JSON's table: each method's mean of each metric and,
-    with a baseline, the gain in the first metric over it."""
-    metrics = result.get("metrics") or {k: {} for k, v in next(iter(result["methods"].values())).items()
-                                        if isinstance(v, (int, float))}
-    baseline = result.get("baseline")
-    first = next(iter(metrics))
-    base = result["methods"].get(baseline, {}).get(first) if baseline else None
-    header = ["method", *(m.get("label") or k for k, m in metrics.items())] + ([f"vs {baseline}"] if base is not None else [])
-    rows = []
-    for name, r in result["methods"].items():
-        row = [name] + [format(r[k], m.get("format", ".4f")) if k in r else "-" for k, m in metrics.items()]
-        if base is not None:
-            unit = metrics[first].get("unit", "")
-            row.append(f"{r[first] - base:+{metrics[first].get('format', '.4f')}}{' ' + unit if unit else ''}")
-        rows.append(row)
-    return header, rows
-
-
 def format_table(result: dict[str, Any], per_image: bool = False) -> str:
     """The results as a plain-text table (what ``artgan evaluate TASK`` prints)."""
     header, rows = table_rows(result)
@@ -233,20 +215,6 @@ def add_evaluation_commands(group, registry) -> None:
         group.add_command(evaluation_command(task, evaluation))
 
 
-def _results_file(out: Path) -> Path:
-    """``--out``: the results JSON. Before 0.2, ``evaluate augment --out`` was a folder that got
-    ``results.json``: a folder (existing, or named without ``.json``) still works, with a warning."""
-    out = Path(out)
-    if out.is_dir() or out.suffix.lower() != ".json":
-        import warnings
-
-        warnings.warn(f"--out {out}: a folder for the results is deprecated; writing {out / 'results.json'} "
-                      f"(give the JSON file itself, e.g. --out {out / 'results.json'})", DeprecationWarning,
-                      stacklevel=2)
-        return out / "results.json"
-    return out
-
-
 def evaluation_command(task: str, evaluation: Evaluation):
     import click
 
@@ -261,7 +229,7 @@ def evaluation_command(task: str, evaluation: Evaluation):
             result = evaluate(task, evaluation, request, progress=not quiet)
             if out:
                 from .files import write_json
-                write_json(_results_file(out), result)
+                write_json(out, result)
             if card:
                 from .cards import update_card
                 title = (evaluation.card_title or _card_title)(result)
@@ -282,8 +250,8 @@ def evaluation_command(task: str, evaluation: Evaluation):
                      help="A trained model (name or .onnx); repeatable. Default: the task's own choice."),
         *([click.Option(["--baselines"], default=",".join(evaluation.baselines), show_default=True,
                         help="Baselines to compare with, comma-separated ('' for none).")] if per_file else []),
-        click.Option(["--out"], type=click.Path(path_type=Path),
-                     help="Write the results JSON here (a folder, deprecated: FOLDER/results.json)."),
+        click.Option(["--out"], type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the results JSON here."),
         click.Option(["--card"], type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="Add the results to this model card (NAME.card.json; NAME.card.md is re-rendered)."),
         click.Option(["--json", "json_"], is_flag=True, help="Print the results JSON instead of a table."),

@@ -415,7 +415,7 @@ def evaluate_target(target: str | Path, *, samples: int = 26000, real_samples: i
         ds_name, ds_params = dataset_name or cfg.get("dataset", ""), dict(cfg.get("dataset_params") or {})
         wanted = {"image_size": cfg["info"]["image_size"], "channels": cfg["info"]["channels"]}
         sample_fn = lambda n, s: sample_images(recipe, n, s, dev)
-        what = {"checkpoint": str(ckpt), "train_steps": int(state["step"])}
+        what = {"checkpoint": str(ckpt), "train_iterations": int(state["iteration"])}
     try:
         reg = registry.get("dataset", ds_name)
     except ArtganError as exc:

@@ -101,28 +101,20 @@ def artgan_register_commands(cli: Any) -> None:
     """
 
 
-def _step_renamed(hook: str) -> dict[str, Warning]:
-    # a hook parameter cannot be renamed under an implementation that takes it: ``step`` is still
-    # passed (the same number as ``iteration``), and taking it warns when the plugin is registered
-    return {"step": DeprecationWarning(f"{hook}: the parameter step is renamed iteration (a step is a "
-                                       f"post-processing step); step goes when the hook API version rises")}
-
-
-@hookspec(warn_on_impl_args=_step_renamed("artgan_on_metrics"))
-def artgan_on_metrics(run_dir: str, iteration: int, metrics: dict[str, float], step: int) -> None:
+@hookspec
+def artgan_on_metrics(run_dir: str, iteration: int, metrics: dict[str, float]) -> None:
     """Called by the trainer each time it logs metrics (every ``log_every`` iterations).
 
     ``run_dir`` is the run folder, ``iteration`` the number of completed training iterations and
     ``metrics`` the scalars just appended to ``metrics.jsonl``. For loggers and trackers.
-    ``step`` is the old name of ``iteration`` (deprecated). Returns nothing; an exception here
-    stops training.
+    Returns nothing; an exception here stops training.
     """
 
 
-@hookspec(warn_on_impl_args=_step_renamed("artgan_on_checkpoint"))
-def artgan_on_checkpoint(run_dir: str, iteration: int, path: str, step: int) -> None:
+@hookspec
+def artgan_on_checkpoint(run_dir: str, iteration: int, path: str) -> None:
     """Called by the trainer after a checkpoint has been written (atomically) to ``path``, after
-    ``iteration`` training iterations. ``step`` is the old name of ``iteration`` (deprecated).
+    ``iteration`` training iterations.
 
     Returns nothing.
     """

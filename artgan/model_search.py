@@ -1,7 +1,5 @@
 """Finding exported ``.onnx`` models by name along a search path (no torch).
 
-(Was ``artgan.models``; that name still works, with a DeprecationWarning, for one release.)
-
 ``find_model("superres", "x2-psnr")`` looks for ``superres/x2-psnr.onnx`` in, in order: each folder of
 ``ARTGAN_MODEL_PATH`` (os.pathsep-separated), the user's ``~/.local/share/artgan/models``, and the
 ``exports/`` folder of the artgan source tree (the reference models we ship). A value that is a path to an

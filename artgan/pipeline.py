@@ -2,10 +2,9 @@
 
 Everything is validated (keys, types, plugin names and their parameters) before anything runs.
 
-Names: in artgan's public API a *step* is a post-processing step (``artgan.steps.Step``, the
+Names (docs/glossary.md): a *step* is a post-processing step (``artgan.steps.Step``, the
 ``process`` stage's ``steps:``, ``artgan process --step``). A pipeline is a list of *stages*, and
-training runs for ``iterations``. The old names (a pipeline's ``steps:``, ``train.steps``,
-``TrainStep`` ...) keep working for one release, with a DeprecationWarning.
+training runs for ``iterations``.
 """
 
 from __future__ import annotations
@@ -14,46 +13,19 @@ import dataclasses
 import inspect
 import re
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
 
-from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, parse_override
+from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, param_type_error, parse_override
 from .errors import ArtganError, ConfigError
-from .files import write_text
+from .files import RUN_OWN_NAMES, write_text
+from .train_options import TrainOptions
 
 
 # -- the schema of each pipeline stage -------------------------------------------------------------
-
-@dataclass
-class TrainStage:
-    dataset: Any  # a dataset name, or {name: ..., params}
-    architecture: Any  # an architecture name, or {name: ..., params}
-    loss: Any = None  # a loss name, or {name: ..., params}; None: the architecture's default
-    iterations: int = 1000  # training iterations (optimiser updates of every phase that is due)
-    batch_size: int = 64
-    seed: int | None = None  # default: the pipeline's seed
-    device: str = "auto"
-    log_every: int = 50
-    checkpoint_every: int = 250
-    num_workers: int = 0
-    sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast where measured faster (CUDA GPUs, CPUs with native bf16); fp32; bf16
-    channels_last: bool | None = None  # None: on for CUDA, measured on CPU
-    seconds: float = 0  # time budget: training ends at the first checkpoint after this many seconds; 0: none
-    eval_every: int = 0  # dataset metrics (modes, FD, precision/recall) every n steps; 0: never
-    eval_samples: int = 5000
-    collapse_ratio: float = 0.5  # warn when sample diversity < this x its best; 0: off
-    tensorboard: bool = False
-
-    @property
-    def steps(self) -> int:
-        _deprecated("TrainStep.steps", "TrainStage.iterations")
-        return self.iterations
-
 
 @dataclass
 class ExportStage:
@@ -86,7 +58,7 @@ class ProcessStage:
     out: str = "processed"
 
 
-STAGE_KINDS: dict[str, type] = {"train": TrainStage, "export": ExportStage,
+STAGE_KINDS: dict[str, type] = {"train": TrainOptions, "export": ExportStage,
                                 "generate": GenerateStage, "process": ProcessStage}
 
 
@@ -99,79 +71,15 @@ class Pipeline:
     source: str = ""
     raw: dict = field(default_factory=dict)  # the resolved mapping, saved in the run folder
 
-    @property
-    def steps(self) -> list:
-        _deprecated("Pipeline.steps", "Pipeline.stages")
-        return self.stages
-
-    @steps.setter
-    def steps(self, stages: list) -> None:
-        _deprecated("Pipeline.steps", "Pipeline.stages")
-        self.stages = stages
-
-
-# -- old names, kept for one release ---------------------------------------------------------------
-
-#: Deprecated module attributes -> their new names
-_RENAMED = {"TrainStep": "TrainStage", "ExportStep": "ExportStage", "GenerateStep": "GenerateStage",
-            "ProcessStep": "ProcessStage", "STEP_KINDS": "STAGE_KINDS"}
-
-
-def _deprecated(old: str, new: str, where: str = "", stacklevel: int = 3) -> None:
-    warnings.warn(f"{where}{old} is deprecated, use {new} (a step is a post-processing step; the old name "
-                  f"goes in the next release)", DeprecationWarning, stacklevel=stacklevel)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        _deprecated(f"artgan.pipeline.{name}", f"artgan.pipeline.{_RENAMED[name]}")
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def rename_deprecated_keys(doc: Located, *, warn: bool = True) -> None:
-    """A pipeline's ``steps:`` list becomes ``stages:`` and a train stage's ``steps:`` becomes
-    ``iterations:``, lines and all, so the rest reads only the new keys (one warning each)."""
-    data = doc.data
-    if not isinstance(data, dict):
-        return
-    if "steps" in data and "stages" not in data:
-        _rename_key(doc, (), "steps", "stages", warn)
-    for i, item in enumerate(data.get("stages") if isinstance(data.get("stages"), list) else []):
-        train = item.get("train") if isinstance(item, dict) else None
-        if isinstance(train, dict) and "steps" in train and "iterations" not in train:
-            _rename_key(doc, ("stages", i, "train"), "steps", "iterations", warn)
-
-
-def _rename_key(doc: Located, parent: tuple, old: str, new: str, warn: bool) -> None:
-    if warn:
-        line = doc.line(parent + (old,))
-        where = f"{doc.file}:{line}: " if line else f"{doc.file}: "
-        shown = "train." if parent else ""
-        _deprecated(f"`{shown}{old}:`", f"`{shown}{new}:`", where, stacklevel=4)
-    container: Any = doc.data
-    for key in parent:
-        container = container[key]
-    items = list(container.items())  # the same order, so the saved pipeline.yaml reads as written
-    container.clear()
-    container.update((new if k == old else k, v) for k, v in items)
-    n = len(parent)
-    for path in [p for p in doc.lines if p[:n + 1] == parent + (old,)]:
-        doc.lines[parent + (new,) + path[n + 1:]] = doc.lines.pop(path)
-
 
 # -- loading ---------------------------------------------------------------------------------------
 
-def apply_overrides(doc: Located, overrides: list[str], *, warn: bool = True) -> None:
+def apply_overrides(doc: Located, overrides: list[str]) -> None:
     """``train.iterations=200``: the first part is a top-level key or the kind of a stage (its
     first occurrence); the rest walks into that stage's mapping."""
     data = doc.data
     for text in overrides:
         parts, value = parse_override(text)
-        if parts[:1] == ["train"] and parts[1:] == ["steps"]:
-            parts = ["train", "iterations"]
-            if warn:
-                _deprecated("--set train.steps", "--set train.iterations", stacklevel=3)
         stages = data.get("stages") if isinstance(data, dict) else None
         target: Any = data
         if isinstance(stages, list) and parts[0] in STAGE_KINDS:
@@ -182,7 +90,7 @@ def apply_overrides(doc: Located, overrides: list[str], *, warn: bool = True) ->
                 found[0][parts[0]] = {}
             target, parts = found[0][parts[0]], parts[1:]
             if not parts or not isinstance(target, dict):
-                raise ConfigError(f"--set {text}: name a key inside the step, e.g. --set {text.split('=')[0]}.iterations=200",
+                raise ConfigError(f"--set {text}: name a key inside the stage, e.g. --set {text.split('=')[0]}.iterations=200",
                                   file=doc.file)
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
@@ -198,7 +106,6 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
     doc = loads_yaml(text, str(path or "<string>")) if text is not None else load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError("a pipeline is a mapping with 'name:' and 'stages:'", file=doc.file, line=1)
-    rename_deprecated_keys(doc)
     apply_overrides(doc, list(overrides))
     data = doc.data
     for key in data:
@@ -230,6 +137,10 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
                               f"stages: {', '.join(STAGE_KINDS)}", file=doc.file, key=_dotted(path + (kind,)),
                               line=doc.line(path + (kind,)))
         spec = build(STAGE_KINDS[kind], body, doc, path + (kind,))
+        for key in getattr(spec, "REQUIRED_IN_A_PIPELINE", ()):
+            if getattr(spec, key) is None:
+                raise ConfigError(f"missing required key {key!r} (a {key} name, or a mapping with 'name:')",
+                                  file=doc.file, key=_dotted(path + (kind,)), line=doc.line(path + (kind,)))
         stages.append((kind, spec))
         if registry is not None:
             _check_plugins(kind, spec, registry, doc, path + (kind,))
@@ -277,6 +188,113 @@ def _bind_error(factory: Callable, params: dict[str, Any], extra: tuple[str, ...
         from .config import unknown_param_hint
         return f"{exc}{unknown_param_hint(factory, params)}; accepted parameters: {', '.join(accepted) or 'none'}"
     return ""
+
+
+# -- --dry-run: every plugin factory built with its parameters --------------------------------
+
+def check_factories(pipeline: Any, registry: Any, overrides: list[str] = (), *, build_them: bool = True) -> None:
+    """What ``--dry-run`` adds to schema checks: each plugin factory a pipeline names is called
+    with its parameters (dataset, then architecture and loss with the dataset's info; process
+    steps), and the files it reads must exist, so every value error a factory would raise shows
+    now, as one line with the YAML's file:line, the key and the plugin. With ``build_them=False``
+    (a real run, which builds them as it goes) only the parameters' types are checked against the
+    factories' annotations, and ``out:`` paths: both cheap."""
+    if pipeline.source and Path(pipeline.source).is_file():
+        doc = load_yaml(pipeline.source)
+        try:
+            apply_overrides(doc, list(overrides))
+        except Exception:  # already applied and checked once by load_pipeline; lines are what we need
+            pass
+    else:
+        doc = Located(pipeline.raw, {}, pipeline.source or "<string>")
+    check = _FactoryCheck(doc, registry, build_them)
+    for i, (kind, spec) in enumerate(pipeline.stages):
+        path = ("stages", i, kind)
+        check.out_path(spec, path, kind)
+        if kind == "train":
+            check.train(spec, path)
+        elif kind == "process":
+            check.file(spec.input, path + ("input",))
+            check.steps(spec.steps, path + ("steps",))
+        else:
+            key = "checkpoint" if kind == "export" else "model"
+            check.file(getattr(spec, key, None), path + (key,))
+
+
+class _FactoryCheck:
+    """The checks of :func:`check_factories`, each error located in ``doc``."""
+
+    def __init__(self, doc: Located, registry: Any, build_them: bool):
+        self.doc, self.registry, self.build_them = doc, registry, build_them
+
+    def where(self, path: tuple) -> dict[str, Any]:
+        return dict(file=self.doc.file, key=_dotted(path), line=self.doc.line(path))
+
+    def make(self, kind: str, value: Any, path: tuple, **extra: Any) -> Any:
+        """Check the parameters of ``value`` (a name or {name, params}) against its factory's
+        annotations, and call it when building; None when not."""
+        name, params = named_mapping(value, self.doc, path, kind)
+        try:
+            reg = self.registry.get(kind, name)
+        except Exception as exc:
+            raise ConfigError(str(exc), **self.where(path)) from None
+        who = f"{kind} {name!r} (plugin {reg.plugin!r})"
+        bad_key, bad = param_type_error(reg.factory, params)
+        if bad:
+            at = path + ((bad_key,) if isinstance(value, dict) else ())
+            raise ConfigError(f"{who}: {bad}", **self.where(at)) from None
+        if not self.build_them:
+            return None
+        try:
+            return self.registry.create(kind, name, **params, **extra)
+        except ConfigError:
+            raise
+        except Exception as exc:  # ArtganError or a plain ValueError/TypeError from the plugin's factory
+            message = " ".join(str(exc).split())
+            if not message.startswith(f"{kind} {name!r}"):
+                message = f"{who}: {message if isinstance(exc, ArtganError) else f'{type(exc).__name__}: {message}'}"
+            raise ConfigError(message, **self.where(path)) from None
+
+    def train(self, spec: Any, path: tuple) -> None:
+        dataset = self.make("dataset", spec.dataset, path + ("dataset",))
+        loss = self.make("loss", spec.loss, path + ("loss",)) if spec.loss is not None else None
+        info = getattr(dataset, "info", None)
+        if self.build_them and info is None:
+            raise ConfigError("the dataset has no `info` (DatasetInfo); its plugin breaks the dataset contract",
+                              **self.where(path + ("dataset",)))
+        self.make("architecture", spec.architecture, path + ("architecture",),
+                  **({"info": info, "loss": loss} if self.build_them else {}))
+
+    def steps(self, items: list, path: tuple) -> None:
+        from .steps import parse_step_spec  # here: steps loads only for a process stage
+
+        for j, item in enumerate(items):
+            try:
+                if isinstance(item, str):
+                    name, params = parse_step_spec(item)
+                    item = {"name": name, **params}
+            except ArtganError as exc:
+                raise ConfigError(str(exc), **self.where(path + (j,))) from None
+            self.make("step", item, path + (j,))
+
+    def file(self, value: str | None, path: tuple) -> None:
+        """A file a step reads (a checkpoint, a model, input images) exists, when building."""
+        if self.build_them and value and not Path(value).exists():
+            raise ConfigError(f"{value}: no such file or folder (paths are relative to where you run artgan)",
+                              **self.where(path))
+
+    def out_path(self, spec: Any, path: tuple, kind: str) -> None:
+        """Everything a run makes stays in its run folder."""
+        out = getattr(spec, "out", None)
+        if isinstance(out, str) and (Path(out).is_absolute() or ".." in Path(out).parts or not out.strip()):
+            example = "export/generator.onnx" if kind == "export" else kind
+            raise ConfigError(f"{out!r} leads out of the run folder; everything a run makes stays in it: give a "
+                              f"relative path such as {example}", **self.where(path + ("out",)))
+        first = Path(out).parts[0] if isinstance(out, str) and Path(out).parts else ""
+        if first in RUN_OWN_NAMES:
+            example = "export/generator.onnx" if kind == "export" else kind
+            raise ConfigError(f"{out!r} would overwrite the run's own {first}; give another path such as "
+                              f"{example}", **self.where(path + ("out",)))
 
 
 def dump_pipeline(pipeline: Pipeline) -> str:
@@ -403,11 +421,12 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The dataset, recipe, recipe config and ``TrainOptions`` a train stage describes (the
-    recipe's initial weights follow ``seed``). Benchmarks build reference models through this too."""
+def build_training(spec: TrainOptions, seed: int, registry) -> tuple[Any, Any, dict[str, Any], TrainOptions]:
+    """The dataset, recipe, recipe config and options (the stage with its seed resolved) a train
+    stage describes (the recipe's initial weights follow ``seed``). Benchmarks build reference
+    models through this too."""
     from .checkpoints import build_recipe
-    from .train import TrainOptions, seed_everything
+    from .train import seed_everything
 
     ds_name, ds_params = named_mapping(spec.dataset, Located({}, {}, ""), (), "dataset")
     dataset = registry.create("dataset", ds_name, **ds_params)
@@ -419,14 +438,12 @@ def build_training(spec: TrainStage, seed: int, registry) -> tuple[Any, Any, dic
     recipe_config = {"architecture": arch_name, "params": arch_params,
                      "info": dataset.info.to_dict(), "loss": loss, "dataset": ds_name,
                      "dataset_params": ds_params}
-    options = TrainOptions(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainOptions)
-                              if f.name != "steps" and hasattr(spec, f.name)}, steps=spec.iterations)
-    options.seed = seed if spec.seed is None else spec.seed
+    options = dataclasses.replace(spec, seed=seed if spec.seed is None else spec.seed)
     seed_everything(options.seed)
     return dataset, build_recipe(registry, recipe_config), recipe_config, options
 
 
-def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
+def _run_train(spec: TrainOptions, pipeline: Pipeline, ctx: RunContext) -> None:
     from .train import train
 
     dataset, recipe, recipe_config, options = build_training(spec, pipeline.seed, ctx.registry)
@@ -449,17 +466,16 @@ def _run_train(spec: TrainStage, pipeline: Pipeline, ctx: RunContext) -> None:
     summary = train(
         recipe, dataset, ctx.run_dir, options, recipe_config=recipe_config, resume=ctx.resume,
         progress=ctx.progress,
-        # step=: the hooks' old name of iteration, still passed to plugins that take it
-        on_metrics=(lambda i, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), iteration=i, step=i,
+        on_metrics=(lambda i, m: pm.hook.artgan_on_metrics(run_dir=str(ctx.run_dir), iteration=i,
                                                            metrics=m)) if pm else None,
-        on_checkpoint=(lambda i, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), iteration=i, step=i,
+        on_checkpoint=(lambda i, p: pm.hook.artgan_on_checkpoint(run_dir=str(ctx.run_dir), iteration=i,
                                                                  path=str(p))) if pm else None,
         evaluate=evaluate, log=ctx.log,
     )
     ctx.checkpoint = Path(summary["checkpoint"])
     ctx.results["train"] = summary
     budget = " (time budget reached)" if summary["stopped_by"] == "seconds" else ""
-    ctx.log(f"  trained {summary['steps']} steps (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
+    ctx.log(f"  trained {summary['iterations']} iterations (from {summary['resumed_from']}) in {summary['seconds']:.1f}s{budget}")
 
 
 def _run_export(spec: ExportStage, pipeline: Pipeline, ctx: RunContext) -> None:
@@ -475,7 +491,7 @@ def _run_export(spec: ExportStage, pipeline: Pipeline, ctx: RunContext) -> None:
     card = export_onnx(recipe.export_spec(), out, opset=spec.opset or DEFAULT_OPSET, precision=spec.precision,
                        quantize=spec.quantize, verify=spec.verify, tolerance=spec.tolerance, min_psnr=spec.min_psnr,
                        optimize=spec.optimize,
-                       extra_metadata={"run": ctx.run_dir.name, "train_steps": int(state["step"]),
+                       extra_metadata={"run": ctx.run_dir.name, "train_iterations": int(state["iteration"]),
                                        "architecture": state["recipe"]["architecture"]})
     ctx.model = out
     ctx.results["export"] = card

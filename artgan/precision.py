@@ -30,12 +30,13 @@ from typing import Any, Callable
 import torch
 
 from .errors import ArtganError
+from .recipe import run_phases
 
 PRECISIONS = ("auto", "fp32", "bf16")
-#: bf16 is chosen on a CPU only when its measured step is at least this much faster than fp32's:
+#: bf16 is chosen on a CPU only when its measured iteration is at least this much faster than fp32's:
 #: timings on a shared machine move by a few percent, and a tie should stay in fp32.
 BF16_MARGIN = 1.05
-PROBE_REPEATS = 2  # timed steps per candidate, after one warm-up step; the fastest counts
+PROBE_REPEATS = 2  # timed iterations per candidate, after one warm-up iteration; the fastest counts
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class PrecisionChoice:
     bf16: bool
     channels_last: bool
     reason: str
-    #: seconds per training step of each candidate measured (``"bf16/channels_last"``: s)
+    #: seconds per training iteration of each candidate measured (``"bf16/channels_last"``: s)
     measured: dict[str, float] | None = None
 
     def describe(self) -> str:
@@ -78,7 +79,7 @@ def choose_precision(device: torch.device, precision: str, channels_last: bool |
                      measure: Callable[[bool, bool], float] | None = None) -> PrecisionChoice:
     """Decide bf16 and the layout for ``device``.
 
-    ``measure(bf16, channels_last)`` returns seconds per training step; it is called only on a CPU
+    ``measure(bf16, channels_last)`` returns seconds per training iteration; it is called only on a CPU
     under ``auto`` (precision, or layout when ``channels_last`` is None). Without it (or when it
     fails) a CPU with native bf16 gets bf16 and NCHW unmeasured, and the reason says so.
     """
@@ -129,13 +130,13 @@ def choose_precision(device: torch.device, precision: str, channels_last: bool |
     measured = {f"{'bf16' if b else 'fp32'}/{'channels_last' if c else 'nchw'}": round(s, 4)
                 for (b, c), s in times.items()}
     detail = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in measured.items())
-    return PrecisionChoice(bf16, cl, f"{why}, fastest measured step: {detail}", measured)
+    return PrecisionChoice(bf16, cl, f"{why}, fastest measured iteration: {detail}", measured)
 
 
-def step_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device,
+def iteration_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device,
                repeats: int = PROBE_REPEATS) -> Callable[[bool, bool], float]:
-    """``measure(bf16, channels_last)`` for :func:`choose_precision`: the seconds one training step
-    (forward and backward of every phase, no optimiser step) takes on ``batch``.
+    """``measure(bf16, channels_last)`` for :func:`choose_precision`: the seconds one training
+    iteration (forward and backward of every phase, no optimiser step) takes on ``batch``.
 
     It runs on a deep copy of the recipe inside a forked RNG, so the run it measures for starts from
     exactly the state it would have had without the probe (resume stays bit-identical).
@@ -154,11 +155,7 @@ def step_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device,
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for i in range(1 + repeats):
                 t = time.perf_counter()
-                for phase in phases:
-                    phase.optimizer.zero_grad(set_to_none=True)
-                    with context():
-                        losses = phase.losses(inputs)
-                    losses["loss"].backward()
+                run_phases(phases, inputs, autocast=context, update=False)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if i:  # the first is a warm-up (kernel selection, allocations)

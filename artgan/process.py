@@ -1,5 +1,5 @@
 """Apply a chain of steps to image files (no torch): what ``artgan process`` and the pipeline's
-``process`` step do.
+``process`` stage do.
 
 Inputs are files or folders (searched recursively); outputs are PNGs in one folder, keeping each
 file's path relative to the folder it was found in, so ``a/x.jpg`` and ``b/x.jpg`` do not collide.

@@ -13,10 +13,10 @@ of the generator, the schedule, the default adversarial loss by its registry nam
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import typing
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -49,16 +49,13 @@ class AdversarialLoss:
         return None
 
 
-@dataclass(init=False)
+@dataclass
 class Phase:
     """One optimiser's turn in a training iteration.
 
     ``losses(batch)`` computes this phase's losses and returns them by name; ``"loss"`` is the one
     the trainer back-propagates through ``optimizer``; the others are logged. The trainer zeroes
     the gradients, calls ``losses``, runs ``backward`` and steps the optimiser.
-
-    ``losses`` was called ``step`` (a step is a post-processing step now): ``Phase(..., step=f)``
-    and ``phase.step`` still work for one release, the first with a DeprecationWarning.
     """
 
     name: str
@@ -66,23 +63,32 @@ class Phase:
     losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     every: int = 1  # take this phase on every n-th training iteration (e.g. several D updates per G)
 
-    def __init__(self, name: str, optimizer: torch.optim.Optimizer,
-                 losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-                 every: int = 1, *, step: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None):
-        if step is not None:
-            if losses is not None:
-                raise ArtganError(f"Phase {name!r}: step is the old name of losses; give only losses")
-            warnings.warn("Phase(step=...) is renamed Phase(losses=...); the old name works until the next release",
-                          DeprecationWarning, stacklevel=2)
-            losses = step
-        if losses is None:
-            raise TypeError(f"Phase {name!r}: missing the losses function (losses(batch) -> {{name: loss}})")
-        self.name, self.optimizer, self.losses, self.every = name, optimizer, losses, every
 
-    @property
-    def step(self) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-        """The old name of :attr:`losses`. No warning yet: artgan's trainer still reads it."""
-        return self.losses
+def run_phases(phases: list[Phase], batch: dict[str, torch.Tensor], iteration: int | None = None, *,
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+               after_backward: Callable[[Phase, dict[str, torch.Tensor]], None] | None = None,
+               update: bool = True) -> dict[str, dict[str, torch.Tensor]]:
+    """One training iteration of ``phases`` on ``batch``, the one place that runs them (the
+    trainer, the precision probe and benchmarks/training.py). For each phase due at ``iteration``
+    (every phase when it is None): zero its gradients, compute its losses in ``autocast()``,
+    back-propagate ``"loss"``, call ``after_backward(phase, losses)`` (the trainer averages the
+    gradients across processes and guards against non-finite values there), then the optimiser's
+    update, unless ``update`` is False (the probe times forward and backward only). Returns each
+    phase's losses by phase name."""
+    taken = {}
+    for phase in phases:
+        if iteration is not None and iteration % phase.every:
+            continue
+        phase.optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            losses = phase.losses(batch)
+        losses["loss"].backward()
+        if after_backward is not None:
+            after_backward(phase, losses)
+        if update:
+            phase.optimizer.step()
+        taken[phase.name] = losses
+    return taken
 
 
 @dataclass
@@ -104,9 +110,6 @@ class ExportSpec:
 class RecipeConfig:
     """The knobs every recipe shares. A recipe's config subclasses this, adds its own fields and
     may give these other defaults (a field declared again keeps its place and takes the new one).
-
-    ``renamed`` maps a knob's old name to its new one: the old name still works for one release,
-    with a DeprecationWarning (``beta1``/``beta2`` -> ``betas`` for every recipe).
     """
 
     lr: float = 2e-4
@@ -117,23 +120,9 @@ class RecipeConfig:
     decay_to: int = 0  # ... and reaches lr * lr_final at this one (0: constant)
     lr_final: float = 0.0
 
-    renamed: ClassVar[dict[str, str]] = {}
-
     @classmethod
     def from_params(cls, who: str, params: dict[str, Any]) -> "RecipeConfig":
-        """The config for a recipe's keyword arguments: old names upgraded, then checked."""
-        params = dict(params)
-        old = [k for k in ("beta1", "beta2") if k in params]
-        if old:
-            _deprecated(who, " and ".join(old), "betas: [beta1, beta2]")
-            b1, b2 = params.get("betas", cls.betas)
-            params["betas"] = (params.pop("beta1", b1), params.pop("beta2", b2))
-        for old_name, new_name in cls.renamed.items():
-            if old_name in params:
-                if new_name in params:
-                    raise ArtganError(f"{who}: {old_name} is the old name of {new_name}; give only {new_name}")
-                _deprecated(who, old_name, new_name)
-                params[new_name] = params.pop(old_name)
+        """The config for a recipe's keyword arguments, checked."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(params) - set(names))
         if unknown:
@@ -168,22 +157,14 @@ class RecipeConfig:
     @classmethod
     def signature(cls) -> inspect.Signature:
         """What a recipe built from this config accepts: ``info``, ``loss``, the recipe's own
-        knobs, the shared ones, then the old names (the registry checks parameters against it)."""
+        knobs, then the shared ones (the registry checks parameters against it)."""
         kw = inspect.Parameter.KEYWORD_ONLY
         hints = typing.get_type_hints(cls)
         shared = {f.name for f in dataclasses.fields(RecipeConfig)}
         fields = sorted(dataclasses.fields(cls), key=lambda f: f.name in shared)  # stable: own knobs first
         params = [inspect.Parameter("info", kw), inspect.Parameter("loss", kw, default=None)]
         params += [inspect.Parameter(f.name, kw, default=f.default, annotation=hints[f.name]) for f in fields]
-        old = ["beta1", "beta2", *cls.renamed]
-        params += [inspect.Parameter(name, kw, default=None, annotation=Any) for name in old]
         return inspect.Signature(params)
-
-
-def _deprecated(who: str, old: str, new: str) -> None:
-    # attributed to this module, so the CLI (which shows artgan's DeprecationWarnings) shows it
-    warnings.warn(f"{who}: {old} is renamed {new}; the old name works until the next release",
-                  DeprecationWarning, stacklevel=2)
 
 
 class GANRecipe:
@@ -199,10 +180,6 @@ class GANRecipe:
     the config's. ``default_loss`` names the registered adversarial loss used when a pipeline
     names none (:meth:`adversarial_loss`). :meth:`keep_ema` and :meth:`set_lr_schedule` set up
     the training chores that the default :meth:`after_iteration` does.
-
-    ``after_iteration`` was called ``after_step``: a subclass that still overrides ``after_step``
-    works for one release (the trainer's call reaches it), with a DeprecationWarning when the
-    class is defined.
     """
 
     config_class: ClassVar[type[RecipeConfig] | None] = None
@@ -215,11 +192,6 @@ class GANRecipe:
             cls.__signature__ = cls.config_class.signature()
         elif "__init__" in vars(cls):
             cls.__signature__ = None  # its own __init__ is its signature, not an ancestor's config
-        if "after_step" in vars(cls) and "after_iteration" not in vars(cls):
-            # stacklevel 2: the class statement, in the plugin author's module
-            warnings.warn(f"{cls.__qualname__}.after_step(step) is renamed after_iteration(iteration); "
-                          f"the old name works until the next release", DeprecationWarning, stacklevel=2)
-            cls.after_iteration = _calls_after_step
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
@@ -252,12 +224,6 @@ class GANRecipe:
         self.apply_lr_schedule(iteration)
         if self.ema is not None:
             self.ema.update(self._ema_source)
-
-    def after_step(self, step: int) -> None:
-        """The old name of :meth:`after_iteration`: runs the ``after_iteration`` that applies
-        beneath any subclass still overriding ``after_step``. No warning when called: artgan's
-        trainer still calls it (overriding it warns)."""
-        _after_iteration_beneath_old_overrides(type(self))(self, step)
 
     # -- training chores, set up by subclasses ---------------------------------------------------
     def adversarial_loss(self, loss: AdversarialLoss | None) -> AdversarialLoss:
@@ -319,25 +285,3 @@ class GANRecipe:
         if optimizers:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
-
-
-# -- after_step, the old name of after_iteration ----------------------------------------------------
-
-def _calls_after_step(self: GANRecipe, iteration: int) -> None:
-    """``after_iteration`` of a class that overrides the old ``after_step``: the trainer's call of
-    either name reaches that override."""
-    self.after_step(iteration)
-
-
-def _after_iteration_beneath_old_overrides(cls: type) -> Callable[[GANRecipe, int], None]:
-    """The ``after_iteration`` a recipe class has beneath its ``after_step`` overrides: the first
-    one (not an alias for ``after_step``) in the MRO after the last class overriding
-    ``after_step``. ``GANRecipe.after_step`` runs it, whether the trainer called it directly or
-    an old override called ``super().after_step(step)``."""
-    mro = cls.__mro__
-    last_old = max((i for i, k in enumerate(mro) if k is not GANRecipe and "after_step" in vars(k)), default=-1)
-    for k in mro[last_old + 1:]:
-        method = vars(k).get("after_iteration")
-        if method is not None and method is not _calls_after_step:
-            return method
-    return GANRecipe.after_iteration

@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML page and a PNG summary of a run folder.
 
 Reads what the trainer and the pipeline wrote (``metrics.jsonl``, ``evaluations.jsonl``,
-``samples/step_*.png``, ``pipeline.yaml``, ``*.card.json``) and draws the curves itself (inline
+``samples/iteration_*.png``, ``pipeline.yaml``, ``*.card.json``) and draws the curves itself (inline
 SVG in the page, Pillow for the PNG): no plotting library, no torch, nothing fetched when the page
 is opened, so it can be mailed or archived as one file.
 """
@@ -30,17 +30,17 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         raise ArtganError(f"{run}: not a run folder")
     metrics = read_jsonl(run / "metrics.jsonl")
     evaluations = read_jsonl(run / "evaluations.jsonl")
-    samples = sorted((run / "samples").glob("step_*.png")) if (run / "samples").is_dir() else []
+    samples = sorted((run / "samples").glob("iteration_*.png")) if (run / "samples").is_dir() else []
     cards = sorted(p for p in run.rglob("*.card.json"))
     if not (metrics or samples or cards or (run / "pipeline.yaml").exists()):
         raise ArtganError(f"{run}: nothing to report (no metrics.jsonl, samples, model cards or pipeline.yaml)")
     groups: dict[str, Series] = {}
     for rec in metrics:
-        step = rec.get("step")
+        iteration = rec.get("iteration")
         for key, value in rec.items():
-            if key in ("step", "time") or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if key in ("iteration", "time") or not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
-            groups.setdefault(_group(key), {}).setdefault(key, []).append((float(step), float(value)))
+            groups.setdefault(_group(key), {}).setdefault(key, []).append((float(iteration), float(value)))
     if (run / "evaluation.json").exists():  # from `artgan evaluate gan RUN`: shown first
         evaluations.append({**json.loads((run / "evaluation.json").read_text()),
                             "source": "artgan evaluate gan"})
@@ -93,7 +93,7 @@ def svg_chart(title: str, series: Series, width: int = 460, height: int = 230) -
         parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_fmt(v)}</text>')
     for v, x in ((x0, left), (x1, left + pw)):
         parts.append(f'<text x="{x:.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">{_fmt(v)}</text>')
-    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">step</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">iteration</text>')
     for i, (name, pts) in enumerate(sorted(series.items())):
         colour = COLOURS[i % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
@@ -192,9 +192,9 @@ def render_html(data: dict[str, Any], summary_png: Path | None = None, max_grids
         out.append(f"<img alt='summary' src='{_img(summary_png)}' style='max-width:100%'>")
     if data["evaluations"]:
         last = data["evaluations"][-1]
-        step = last.get("step", last.get("provenance", {}).get("train_steps", "?"))
+        iteration = last.get("iteration", last.get("provenance", {}).get("train_iterations", "?"))
         source = f", {last['source']}" if "source" in last else ""
-        out.append(f"<h2>Evaluation (step {step}{source})</h2>")
+        out.append(f"<h2>Evaluation (iteration {iteration}{source})</h2>")
         out.append(_table(list(last.get("metrics", {}).items()) + list(last.get("reference", {}).items())))
         out.append("<p>How it was computed (compare figures only when these match):</p>")
         out.append(_table(list(last.get("provenance", {}).items())))

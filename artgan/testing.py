@@ -304,9 +304,9 @@ class SyntheticImages:
 
 def check_architecture(factory: Callable[..., Any], info: Any = None, *, params: dict[str, Any] | None = None,
                        loss: Any = None, dataset: Any = None, workdir: str | Path | None = None,
-                       steps: int = 2, batch_size: int = 4, tolerance: float = 1e-3,
+                       iterations: int = 2, batch_size: int = 4, tolerance: float = 1e-3,
                        name: str = "under-test") -> dict[str, Any]:
-    """Build ``factory(info=info, loss=loss, **params)``, train it ``steps`` steps with artgan's
+    """Build ``factory(info=info, loss=loss, **params)``, train it ``iterations`` iterations with artgan's
     trainer, reload the checkpoint with :func:`artgan.checkpoints.load_recipe` and check the
     reloaded generator matches, export it to ONNX (verified against PyTorch within
     ``tolerance``) and run it with artgan's runtime. ``info`` defaults to ``dataset.info`` or
@@ -327,10 +327,10 @@ def check_architecture(factory: Callable[..., Any], info: Any = None, *, params:
 
     with _workdir(workdir) as work:
         run_dir = work / "run"
-        options = TrainOptions(steps=steps, batch_size=batch_size, seed=0, device="cpu", log_every=1,
-                               checkpoint_every=steps, sample_count=4)
+        options = TrainOptions(iterations=iterations, batch_size=batch_size, seed=0, device="cpu", log_every=1,
+                               checkpoint_every=iterations, sample_count=4)
         summary = train(recipe, dataset, run_dir, options, recipe_config=recipe_config, progress=False)
-        _check_it_trained(before, phases, run_dir, steps)
+        _check_it_trained(before, phases, run_dir, iterations)
         _check_samples(recipe)
         spec = _reloaded_export_spec(recipe, summary["checkpoint"], registry)
         onnx_path = work / "export" / f"{name}.onnx"
@@ -397,14 +397,14 @@ def _parameters_before_training(recipe: Any, phases: list[Any]) -> list[tuple[st
     return before
 
 
-def _check_it_trained(before: list[tuple[str, list[Any]]], phases: list[Any], run_dir: Path, steps: int) -> None:
+def _check_it_trained(before: list[tuple[str, list[Any]]], phases: list[Any], run_dir: Path, iterations: int) -> None:
     """Every phase moved its parameters, and the logged losses are finite."""
     import torch
 
     for (phase_name, old), phase in zip(before, phases):
         new = [p for group in phase.optimizer.param_groups for p in group["params"]]
         if all(torch.equal(a, b.detach()) for a, b in zip(old, new)):
-            _fail(f"phase {phase_name!r} changed none of its parameters in {steps} steps: does its "
+            _fail(f"phase {phase_name!r} changed none of its parameters in {iterations} iterations: does its "
                   f"loss depend on them, and does phases() return the recipe's own optimisers?")
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     if not lines or not all(np.isfinite(v) for x in lines for v in x.values() if isinstance(v, (int, float))):

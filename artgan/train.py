@@ -1,7 +1,7 @@
 """The one training loop.
 
 Reads top to bottom: set up (processes, device, seed, data, fixed sample inputs, resume), then per
-step each phase of the recipe (zero grads, losses, backward, gradient averaging across processes,
+iteration each phase of the recipe (zero grads, losses, backward, gradient averaging across processes,
 optimiser step), then the periodic work (metrics, diversity, evaluation, samples, checkpoints).
 Everything it writes lands in the run folder, atomically, and only from the first process.
 
@@ -17,6 +17,7 @@ way for the same reasons).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -35,31 +36,13 @@ from .data import batches, tensor_to_float01
 from .errors import ArtganError
 from .files import append_jsonl, read_jsonl, write_text
 from .images import make_grid, save_image
-from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, step_timer
-from .recipe import GANRecipe, Phase
+from .precision import PrecisionChoice, autocast as autocast_for, choose_precision, iteration_timer
+from .recipe import GANRecipe, Phase, run_phases
+from .train_options import TrainOptions
 
 
 class CollapseWarning(UserWarning):
     """Sample diversity fell sharply: the generator may be collapsing onto few modes."""
-
-
-@dataclass
-class TrainOptions:
-    steps: int = 1000
-    batch_size: int = 64  # per process
-    seed: int = 0
-    device: str = "auto"  # auto: CUDA when present (cuda:LOCAL_RANK under torchrun), else CPU
-    log_every: int = 50
-    checkpoint_every: int = 250  # a sample grid is written with every checkpoint
-    num_workers: int = 0
-    sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast where measured faster (artgan.precision); fp32; bf16
-    channels_last: bool | None = None  # None: on for CUDA, measured on CPU; true/false forces it
-    seconds: float = 0  # time budget: end at a checkpoint once training has run this long; 0: none
-    eval_every: int = 0  # run the dataset's metrics every n steps (and at the end); 0: never
-    eval_samples: int = 5000  # generated images per evaluation during training
-    collapse_ratio: float = 0.5  # warn when sample diversity drops below this x its best; 0: off
-    tensorboard: bool = False  # also log to run_dir/tensorboard (needs `pip install tensorboard`)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -193,10 +176,10 @@ def sample_diversity(images: torch.Tensor) -> float:
     return float(torch.pdist(x).mean() / math.sqrt(x.shape[1]))
 
 
-def _keep_until(path: Path, step: int) -> None:
-    """Drop log records past ``step`` (written after the checkpoint a run resumes from)."""
+def _keep_until(path: Path, iteration: int) -> None:
+    """Drop log records past ``iteration`` (written after the checkpoint a run resumes from)."""
     if path.exists():
-        kept = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= step]
+        kept = [r for r in read_jsonl(path) if int(r.get("iteration", 0)) <= iteration]
         import json
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
@@ -205,7 +188,7 @@ def _keep_until(path: Path, step: int) -> None:
 
 @dataclass
 class LossWindow:
-    """Running sums of the logged losses since the last log step (tensors: no sync per step)."""
+    """Running sums of the logged losses since the last log iteration (tensors: no sync per iteration)."""
 
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     count: int = 0
@@ -228,7 +211,7 @@ class LossWindow:
 
 @dataclass
 class Run:
-    """What the loop works with, fixed once set up, and what it changes as it goes (the step,
+    """What the loop works with, fixed once set up, and what it changes as it goes (the iteration,
     the loss window, the diversity record, timers). Helpers take it instead of closing over
     shared dicts, so each reads on its own."""
 
@@ -248,15 +231,15 @@ class Run:
     evaluate: Callable[[Callable[[int, int], np.ndarray]], dict[str, Any]] | None = None
     tb: Any = None  # a tensorboard SummaryWriter, or None
     # -- changed as it runs
-    start: int = 0  # the step resumed from (0: a fresh run)
-    step: int = 0
-    stopped_by: str = "steps"
+    start: int = 0  # the iteration resumed from (0: a fresh run)
+    iteration: int = 0
+    stopped_by: str = "iterations"
     window: LossWindow = field(default_factory=LossWindow)
     health: dict[str, Any] = field(default_factory=lambda: {"best_diversity": 0.0, "measured": 0, "warned": False})
     trained_before: float = 0.0  # seconds of training before this resume (the budget spans resumes)
     t0: float = 0.0  # perf_counter when this process began training
-    t_interval: float = 0.0  # perf_counter at the last log step
-    images_seen: int = 0  # since the last log step, across processes
+    t_interval: float = 0.0  # perf_counter at the last log iteration
+    images_seen: int = 0  # since the last log iteration, across processes
     nonfinite: torch.Tensor | None = None  # on a GPU: any non-finite loss since the last check
 
     @property
@@ -280,8 +263,8 @@ class Run:
         return autocast_for(self.device, self.choice.bf16)()
 
     @property
-    def check_every_step(self) -> bool:
-        return self.device.type == "cpu"  # a per-step check costs a GPU sync; on CPU it is free
+    def check_every_iteration(self) -> bool:
+        return self.device.type == "cpu"  # a per-iteration check costs a GPU sync; on CPU it is free
 
     def trained_seconds(self) -> float:
         return self.trained_before + time.perf_counter() - self.t0
@@ -296,16 +279,18 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
           evaluate: Callable[[Callable[[int, int], np.ndarray]], dict[str, Any]] | None = None,
           log: Callable[[str], None] | None = None,
           ) -> dict[str, Any]:
-    """Train ``recipe`` on ``dataset`` for ``options.steps`` steps into ``run_dir``.
+    """Train ``recipe`` on ``dataset`` for ``options.iterations`` iterations into ``run_dir``.
 
     ``recipe_config`` (architecture, params, dataset info, loss) is stored in every checkpoint
     so the recipe can be rebuilt from it. ``evaluate(sample_fn)`` (optional) computes metrics
-    from ``sample_fn(n, seed)`` -> images; it runs every ``options.eval_every`` steps and returns
+    from ``sample_fn(n, seed)`` -> images; it runs every ``options.eval_every`` iterations and returns
     ``{"metrics": {name: number}, ...}``. ``log(line)`` (optional) receives what a person should
-    read in the run's log (the precision chosen, and why). Training ends after ``options.steps``
-    steps, or at the first checkpoint once ``options.seconds`` of training have passed (counted
-    across resumes). Returns a summary (steps, seconds, checkpoint, precision, stopped_by).
+    read in the run's log (the precision chosen, and why). Training ends after ``options.iterations``
+    iterations, or at the first checkpoint once ``options.seconds`` of training have passed (counted
+    across resumes). Returns a summary (iterations, seconds, checkpoint, precision, stopped_by).
     """
+    if options.seed is None:  # outside a pipeline, which gives its own seed
+        options = dataclasses.replace(options, seed=0)
     if options.seconds < 0:
         raise ArtganError(f"train.seconds must be >= 0 (0: no time budget), got {options.seconds}")
     if options.eval_every and evaluate is None:
@@ -322,59 +307,58 @@ def train(recipe: GANRecipe, dataset, run_dir: str | Path, options: TrainOptions
 
 
 def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> dict[str, Any]:
-    """Step until ``options.steps`` or the time budget; log, evaluate and checkpoint on schedule."""
+    """Iterate until ``options.iterations`` or the time budget; log, evaluate and checkpoint on schedule."""
     options, procs = run.options, run.procs
     run.tb = _tensorboard(run.run_dir) if options.tensorboard and procs.main else None
-    bar = TrainProgress(start=run.start, steps=options.steps, seconds=options.seconds,
+    bar = TrainProgress(start=run.start, iterations=options.iterations, seconds=options.seconds,
                         trained_before=run.trained_before, enabled=progress and procs.main)
     run.t0 = run.t_interval = time.perf_counter()
-    run.step = run.start
+    run.iteration = run.start
     try:
-        for step in range(run.start + 1, options.steps + 1):
-            if step == run.start + 1 and _out_of_time(run):  # resumed with the budget already spent
+        for iteration in range(run.start + 1, options.iterations + 1):
+            if iteration == run.start + 1 and _out_of_time(run):  # resumed with the budget already spent
                 run.stopped_by = "seconds"
                 break
-            run.step = step
-            # -- one training step: every phase of the recipe that is due
+            run.iteration = iteration
+            # -- one training iteration: every phase of the recipe that is due
             batch = {k: _to_device(v, run.device, run.memory_format) for k, v in next(data).items()}
-            for phase in run.phases:
-                if step % phase.every == 0:
-                    _take_phase(run, phase, batch)
-            run.recipe.after_iteration(step)
+            run_phases(run.phases, batch, iteration, autocast=run.autocast,
+                       after_backward=lambda phase, losses: _after_backward(run, phase, losses))
+            run.recipe.after_iteration(iteration)
             run.window.count += 1
             run.images_seen += next(iter(batch.values())).shape[0] * procs.world
-            bar.update(step, run.trained_seconds())
+            bar.update(iteration, run.trained_seconds())
 
-            # -- what is due at this step: a log line, a checkpoint, the end of the time budget
-            log_now = step % options.log_every == 0 or step == options.steps
-            ckpt_now = step % options.checkpoint_every == 0 or step == options.steps
+            # -- what is due at this iteration: a log line, a checkpoint, the end of the time budget
+            log_now = iteration % options.log_every == 0 or iteration == options.iterations
+            ckpt_now = iteration % options.checkpoint_every == 0 or iteration == options.iterations
             # a time budget ends the run at a checkpoint, as a normal end (export and the rest follow);
-            # with several processes it is checked at log steps only, where they synchronise anyway
+            # with several processes it is checked at log iterations only, where they synchronise anyway
             if options.seconds and not ckpt_now and (procs.world == 1 or log_now) and _out_of_time(run):
                 ckpt_now, run.stopped_by = True, "seconds"
-            if (log_now or ckpt_now) and not run.check_every_step and bool(run.nonfinite):
-                raise _nonfinite_error(run, f"loss between steps {step - options.log_every + 1} and {step}")
+            if (log_now or ckpt_now) and not run.check_every_iteration and bool(run.nonfinite):
+                raise _nonfinite_error(run, f"loss between iterations {iteration - options.log_every + 1} and {iteration}")
 
             # -- periodic work
             if log_now:
                 metrics = _window_metrics(run)
                 if procs.main:
                     _log_metrics(run, metrics, bar)
-            if options.eval_every and procs.main and (step % options.eval_every == 0 or step == options.steps):
+            if options.eval_every and procs.main and (iteration % options.eval_every == 0 or iteration == options.iterations):
                 _run_evaluation(run)
             if ckpt_now:
                 _save_checkpoint(run)
             if run.stopped_by == "seconds":
-                run.log(f"  time budget of {options.seconds:g} s reached at step {step}")
+                run.log(f"  time budget of {options.seconds:g} s reached at iteration {iteration}")
                 break
     finally:
         bar.close()
         if run.tb is not None:
             run.tb.close()
-    # -- nothing trained (already at the last step, or out of time): still leave a checkpoint
-    if run.step == run.start and not run.checkpoint.exists():
+    # -- nothing trained (already at the last iteration, or out of time): still leave a checkpoint
+    if run.iteration == run.start and not run.checkpoint.exists():
         _save_checkpoint(run)
-    return {"steps": run.step, "resumed_from": run.start, "seconds": time.perf_counter() - run.t0,
+    return {"iterations": run.iteration, "resumed_from": run.start, "seconds": time.perf_counter() - run.t0,
             "stopped_by": run.stopped_by, "checkpoint": str(run.checkpoint), "processes": procs.world,
             "device": str(run.device), "bf16": run.choice.bf16, "channels_last": run.choice.channels_last,
             "precision": run.choice.describe()}
@@ -399,7 +383,7 @@ def _set_up(recipe: GANRecipe, dataset, run_dir: Path, options: TrainOptions, re
     # state tensor beside its parameter, so a resumed CUDA run keeps Adam's moments on the GPU.
     recipe.to(device)
     ckpt = checkpoints.load(ckpt_file, map_location="cpu") if resume and ckpt_file.exists() else None
-    start = int(ckpt["step"]) if ckpt is not None else 0
+    start = int(ckpt["iteration"]) if ckpt is not None else 0
     if ckpt is not None:
         recipe.load_state_dict(ckpt["state"])
         if procs.main:
@@ -422,9 +406,9 @@ def _set_up(recipe: GANRecipe, dataset, run_dir: Path, options: TrainOptions, re
     run.choice, data = _choose_precision(run, ckpt, data)
     for m in recipe.modules.values():
         m.to(memory_format=run.memory_format)
-    if procs.main and start < options.steps:
+    if procs.main and start < options.iterations:
         log(f"  precision: {run.choice.describe()}")
-        append_jsonl(run.metrics_file, {"step": start, "time": time.time(), "precision": run.choice.as_record()})
+        append_jsonl(run.metrics_file, {"iteration": start, "time": time.time(), "precision": run.choice.as_record()})
     run.trained_before = float(ckpt.get("train_seconds", 0.0)) if ckpt is not None else 0.0
     run.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     return run, data
@@ -456,36 +440,31 @@ def _choose_precision(run: Run, ckpt: dict[str, Any] | None, data: Iterator[dict
         choice = PrecisionChoice.from_record(ckpt["precision"])
         return PrecisionChoice(choice.bf16, choice.channels_last, f"as before the resume: {choice.reason}",
                                choice.measured), data
-    if run.start < options.steps:
-        first = next(data)  # the batch the first step would draw anyway; the probe leaves RNGs alone
+    if run.start < options.iterations:
+        first = next(data)  # the batch the first iteration would draw anyway; the probe leaves RNGs alone
         probe_batch = {k: v.to(device) for k, v in first.items()}
         choice = _agree(run.procs, choose_precision(device, options.precision, options.channels_last,
-                                                    step_timer(run.recipe, probe_batch, device)))
+                                                    iteration_timer(run.recipe, probe_batch, device)))
         return choice, itertools.chain([first], data)
     return choose_precision(device, options.precision, options.channels_last), data
 
 
-# -- one phase of a training step --------------------------------------------------------------
+# -- between a phase's backward and its optimiser step ----------------------------------------------
 
-def _take_phase(run: Run, phase: Phase, batch: dict[str, torch.Tensor]) -> None:
-    """Zero grads, losses, backward, gradients averaged across processes, the non-finite guard,
-    the optimiser step; the losses go to the log window."""
-    phase.optimizer.zero_grad(set_to_none=True)
-    with run.autocast():
-        losses = phase.losses(batch)
+def _after_backward(run: Run, phase: Phase, losses: dict[str, torch.Tensor]) -> None:
+    """Gradients averaged across processes, the non-finite guard (before the update), and the
+    losses into the log window."""
     loss = losses["loss"]
-    loss.backward()
     # average gradients across processes, with the loss riding along so every process takes the
     # same decision about a non-finite value
     grads = [p.grad for g in phase.optimizer.param_groups for p in g["params"] if p.grad is not None]
     shared = loss.detach().float().reshape(1)
     run.procs.average_([*grads, shared])
-    if run.check_every_step:
+    if run.check_every_iteration:
         if not torch.isfinite(shared).all():
-            raise _nonfinite_error(run, f"{phase.name} loss ({shared.item()}) at step {run.step}")
+            raise _nonfinite_error(run, f"{phase.name} loss ({shared.item()}) at iteration {run.iteration}")
     else:
         run.nonfinite |= ~torch.isfinite(shared).all()
-    phase.optimizer.step()
     run.window.add(phase.name, losses)
 
 
@@ -507,7 +486,7 @@ def _nonfinite_error(run: Run, what: str) -> ArtganError:
 # -- periodic work: metrics, diversity, evaluation, samples, checkpoints -----------------------
 
 def _window_metrics(run: Run) -> dict[str, float]:
-    """The mean of each loss since the last log step (across processes) and the image rate;
+    """The mean of each loss since the last log iteration (across processes) and the image rate;
     starts a new window."""
     keys = sorted(run.window.sums)
     values = [run.window.sums[k].reshape(1) for k in keys]
@@ -522,13 +501,13 @@ def _window_metrics(run: Run) -> dict[str, float]:
 def _log_metrics(run: Run, metrics: dict[str, float], bar) -> None:
     if run.options.collapse_ratio > 0:
         _check_diversity(run, metrics)
-    append_jsonl(run.metrics_file, {"step": run.step, "time": time.time(), **metrics})
+    append_jsonl(run.metrics_file, {"iteration": run.iteration, "time": time.time(), **metrics})
     bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items() if k.endswith("_loss")})
     if run.tb is not None:
         for k, v in metrics.items():
-            run.tb.add_scalar(k, v, run.step)
+            run.tb.add_scalar(k, v, run.iteration)
     if run.on_metrics:
-        run.on_metrics(run.step, metrics)
+        run.on_metrics(run.iteration, metrics)
 
 
 def _check_diversity(run: Run, metrics: dict[str, float]) -> None:
@@ -540,7 +519,7 @@ def _check_diversity(run: Run, metrics: dict[str, float]) -> None:
     best = health["best_diversity"] = max(health["best_diversity"], d)
     collapsed = health["measured"] >= 3 and d < ratio * best
     if collapsed and not health["warned"]:
-        warnings.warn(f"step {run.step}: sample diversity fell to {d:.3f}, under {ratio:g} x its best "
+        warnings.warn(f"iteration {run.iteration}: sample diversity fell to {d:.3f}, under {ratio:g} x its best "
                       f"({best:.3f}); the generator may be collapsing. Try spectral_norm, r1, ema, "
                       f"diffaugment or a lower lr", CollapseWarning, stacklevel=4)
     health["warned"] = collapsed
@@ -548,12 +527,12 @@ def _check_diversity(run: Run, metrics: dict[str, float]) -> None:
 
 def _run_evaluation(run: Run) -> None:
     result = run.evaluate(lambda n, seed: sample_images(run.recipe, n, seed, run.device))
-    append_jsonl(run.evals_file, {"step": run.step, **result})
+    append_jsonl(run.evals_file, {"iteration": run.iteration, **result})
     scalars = {f"eval/{k}": v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
-    append_jsonl(run.metrics_file, {"step": run.step, "time": time.time(), **scalars})
+    append_jsonl(run.metrics_file, {"iteration": run.iteration, "time": time.time(), **scalars})
     if run.tb is not None:
         for k, v in scalars.items():
-            run.tb.add_scalar(k, v, run.step)
+            run.tb.add_scalar(k, v, run.iteration)
 
 
 def _save_checkpoint(run: Run) -> None:
@@ -561,24 +540,24 @@ def _save_checkpoint(run: Run) -> None:
     then the sample grid. Never replaces a good checkpoint with a broken one."""
     for name, m in run.recipe.modules.items():
         if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
-            raise _nonfinite_error(run, f"weights in {name} at step {run.step}")
+            raise _nonfinite_error(run, f"weights in {name} at iteration {run.iteration}")
     if run.procs.world > 1:
         _check_same_weights(run)
     rngs = run.procs.gather(checkpoints.rng_state())
     if not run.procs.main:
         return
     checkpoints.save(run.checkpoint, {
-        "step": run.step, "recipe": run.recipe_config, "state": run.recipe.state_dict(),
+        "iteration": run.iteration, "recipe": run.recipe_config, "state": run.recipe.state_dict(),
         "precision": run.choice.as_record(), "train_seconds": run.trained_seconds(),
         "rng": rngs[0], "rng_per_process": rngs, "options": asdict(run.options),
         "log_window": run.window.as_record(), "health": dict(run.health),
     })
     grid = make_grid(tensor_to_float01(_generate_fixed(run)))
-    save_image(run.run_dir / "samples" / f"step_{run.step:06d}.png", grid)
+    save_image(run.run_dir / "samples" / f"iteration_{run.iteration:06d}.png", grid)
     if run.tb is not None:
-        run.tb.add_image("samples", grid, run.step, dataformats="HWC")
+        run.tb.add_image("samples", grid, run.iteration, dataformats="HWC")
     if run.on_checkpoint:
-        run.on_checkpoint(run.step, run.checkpoint)
+        run.on_checkpoint(run.iteration, run.checkpoint)
 
 
 def _check_same_weights(run: Run) -> None:
@@ -589,7 +568,7 @@ def _check_same_weights(run: Run) -> None:
     differs = torch.tensor([0.0 if torch.equal(ref, sums) else 1.0], device=sums.device)
     run.procs.average_([differs])
     if float(differs) > 0:
-        raise ArtganError(f"step {run.step}: the processes' weights have diverged (a non-deterministic "
+        raise ArtganError(f"iteration {run.iteration}: the processes' weights have diverged (a non-deterministic "
                           f"op or an unsynchronised update); the checkpoint was not written")
 
 
@@ -625,12 +604,12 @@ def _tensorboard(run_dir: Path):
 
 
 class TrainProgress:
-    """The training bar on stderr. Without a time budget: steps done out of ``steps``. Under one
-    (``seconds``): seconds trained out of the budget, counted across resumes, with the step in
-    the description, because a budgeted run's ``steps`` is only a ceiling (``artgan style
+    """The training bar on stderr. Without a time budget: iterations done out of ``iterations``. Under one
+    (``seconds``): seconds trained out of the budget, counted across resumes, with the iteration in
+    the description, because a budgeted run's ``iterations`` is only a ceiling (``artgan style
     train`` sets 1,000,000) and a bar out of it would never move."""
 
-    def __init__(self, *, start: int, steps: int, seconds: float = 0, trained_before: float = 0.0,
+    def __init__(self, *, start: int, iterations: int, seconds: float = 0, trained_before: float = 0.0,
                  enabled: bool = True, file=None):
         from tqdm.auto import tqdm
 
@@ -644,14 +623,14 @@ class TrainProgress:
             self.bar = tqdm(total=self.seconds, initial=min(trained_before, self.seconds), unit="s",
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time "
                                        "budget [{elapsed}<{remaining}{postfix}]", **common)
-            self.bar.set_description_str(f"train step {start}", refresh=False)
+            self.bar.set_description_str(f"train iteration {start}", refresh=False)
         else:
-            self.bar = tqdm(total=steps, initial=start, unit="step", **common)
+            self.bar = tqdm(total=iterations, initial=start, unit="it", **common)
 
-    def update(self, step: int, trained_seconds: float) -> None:
-        """After each training step: ``step`` done, ``trained_seconds`` of the budget spent."""
+    def update(self, iteration: int, trained_seconds: float) -> None:
+        """After each training iteration: ``iteration`` done, ``trained_seconds`` of the budget spent."""
         if self.seconds:
-            self.bar.set_description_str(f"train step {step}", refresh=False)
+            self.bar.set_description_str(f"train iteration {iteration}", refresh=False)
             self.bar.update(max(0.0, min(trained_seconds, self.seconds) - self.bar.n))
         else:
             self.bar.update(1)

@@ -3,7 +3,7 @@
 - :class:`EMA`: an exponential moving average of a network's weights (Karras et al., 2018;
   Yazici et al., 2019), used for samples and export; it is a plain ``nn.Module`` so it lives in
   ``recipe.modules`` and is saved in every checkpoint.
-- :class:`LRSchedule`: the learning rate as a factor of its base value at each training step,
+- :class:`LRSchedule`: the learning rate as a factor of its base value at each training iteration,
   by name (``constant``, ``linear``, ``cosine``).
 - :func:`diff_augment`: differentiable augmentation (Zhao et al., 2020, "DiffAugment"): colour,
   translation and cutout applied to real *and* fake images before the discriminator, so a small
@@ -41,11 +41,11 @@ class EMA(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, live: nn.Module, step: int | None = None) -> None:
+    def update(self, live: nn.Module, iteration: int | None = None) -> None:
         """Move the average towards ``live``'s weights. The warm-up counts this average's own
-        updates, or ``step`` when given: superres and inpaint count the trainer's step (1 at the
-        first update), as they did before they used this class, so their models retrain the same."""
-        n = int(self.updates) if step is None else step
+        updates, or ``iteration`` when given: superres and inpaint count the trainer's iterations (1
+        at the first update), as they did before they used this class, so their models retrain the same."""
+        n = int(self.updates) if iteration is None else iteration
         d = min(self.decay, (1 + n) / (10 + n))
         ema_p = [p for p in self.module.parameters()]
         live_p = [p.detach() for p in live.parameters()]
@@ -84,11 +84,11 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 
 @dataclass(frozen=True)
 class LRSchedule:
-    """The learning rate as a factor of its base value: 1 up to step ``start``, then along
-    ``shape`` (``linear`` or ``cosine``) down to ``final`` at step ``end``, then ``final``.
+    """The learning rate as a factor of its base value: 1 up to iteration ``start``, then along
+    ``shape`` (``linear`` or ``cosine``) down to ``final`` at iteration ``end``, then ``final``.
     ``constant``, or ``end`` 0, keeps the base value.
 
-    The three schedules the recipes had are instances: superres and inpaint a cosine from step 0
+    The three schedules the recipes had are instances: superres and inpaint a cosine from iteration 0
     to 1% (``final=0.01``), patch-style a line to 10% and CycleGAN a line to 0 (Zhu et al.).
     """
 
@@ -109,10 +109,10 @@ class LRSchedule:
     def active(self) -> bool:
         return self.shape != "constant" and self.end > 0
 
-    def factor(self, step: int) -> float:
+    def factor(self, iteration: int) -> float:
         if not self.active:
             return 1.0
-        t = min(max((step - self.start) / (self.end - self.start), 0.0), 1.0)
+        t = min(max((iteration - self.start) / (self.end - self.start), 0.0), 1.0)
         if self.shape == "cosine":
             return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
         return 1.0 - (1 - self.final) * t

@@ -47,10 +47,10 @@ def build_models(quickstart: Path | None, upsample: str | None, dcgan64: tuple[s
     models = {}
     if quickstart:
         recipe, state = load_recipe(quickstart, get_registry())
-        models["quickstart"] = (recipe, f"{quickstart} ({state['step']} steps, {recipe.upsample})")
+        models["quickstart"] = (recipe, f"{quickstart} ({state['iteration']} iterations, {recipe.upsample})")
     else:
         import yaml
-        arch = yaml.safe_load((ROOT / "pipelines" / "quickstart.yaml").read_text())["steps"][0]["train"]["architecture"]
+        arch = yaml.safe_load((ROOT / "pipelines" / "quickstart.yaml").read_text())["stages"][0]["train"]["architecture"]
         params = {k: v for k, v in arch.items() if k != "name" and k not in ("g_lr", "d_lr")}
         if upsample:
             params["upsample"] = upsample

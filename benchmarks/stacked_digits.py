@@ -1,13 +1,13 @@
 """Stacked digits (1000 modes): train artgan's default recipe and the plain DCGAN side by side,
 then evaluate each with 26,000 samples (the VEEGAN/PacGAN protocol) and print one table.
 
-    python benchmarks/stacked_digits.py                          # CPU, the pipeline's 20000 steps
-    python benchmarks/stacked_digits.py --device cuda            # on a GPU (same steps)
-    python benchmarks/stacked_digits.py --steps 1500 --threads 1 # a short check
+    python benchmarks/stacked_digits.py                          # CPU, the pipeline's 20000 iterations
+    python benchmarks/stacked_digits.py --device cuda            # on a GPU (same iterations)
+    python benchmarks/stacked_digits.py --iterations 1500 --threads 1 # a short check
 
 Target: the default recipe covers >= 990 of 1000 modes with KL <= 0.2 within 30 minutes of
 training on a 2-core CPU; the plain DCGAN (non-saturating loss, no spectral norm, no EMA, same
-widths and steps) is reported beside it. Training time is printed, so the claim can be checked.
+widths and iterations) is reported beside it. Training time is printed, so the claim can be checked.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ RECIPES = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the pipeline's)")
+    ap.add_argument("--iterations", type=int, default=None, help="training iterations (default: the pipeline's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--samples", type=int, default=26000)
@@ -56,8 +56,8 @@ def main() -> None:
     evaluator = None
     for name in args.recipes.split(","):
         overrides = [*RECIPES[name], f"train.device={args.device}", *args.extra]
-        if args.steps:
-            overrides.append(f"train.steps={args.steps}")
+        if args.iterations:
+            overrides.append(f"train.iterations={args.iterations}")
         pipeline = load_pipeline(PIPELINE, overrides=overrides, registry=registry)
         out = Path(args.out) / name
         ctx = RunContext(run_dir=out, registry=registry, resume=True, progress=sys.stderr.isatty(),
@@ -66,26 +66,26 @@ def main() -> None:
         run_pipeline(pipeline, ctx)
         train = ctx.results["train"]
         if evaluator is None:
-            spec = dict(pipeline.steps[0][1].dataset)
+            spec = dict(pipeline.stages[0][1].dataset)
             dataset = registry.create("dataset", spec.pop("name"), **spec)
             evaluator = Evaluator(dataset, samples=args.samples, real_samples=args.samples, seed=0)
         device = pick_device(args.device)
         recipe, state = load_recipe(ctx.checkpoint, registry, device=device)
         result = evaluator(lambda n, s: sample_images(recipe, n, s, device))
         (out / "evaluation.json").write_text(json.dumps(result, indent=2))
-        rows.append((name, int(state["step"]), train["seconds"] / 60, train.get("device", ""), result))
+        rows.append((name, int(state["iteration"]), train["seconds"] / 60, train.get("device", ""), result))
         print(f"{name}: done in {(time.perf_counter() - t0) / 60:.1f} min", file=sys.stderr)
 
     print(f"\nStacked digits, {args.samples} samples per model (VEEGAN/PacGAN protocol); "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    print(f"{'recipe':<12} {'steps':>6} {'train min':>9} {'device':>7} {'modes':>6} {'KL':>7} "
+    print(f"{'recipe':<12} {'iterations':>10} {'train min':>9} {'device':>7} {'modes':>6} {'KL':>7} "
           f"{'FD':>8} {'prec':>6} {'recall':>6}")
-    for name, steps, minutes, device, r in rows:
+    for name, iterations, minutes, device, r in rows:
         m = r["metrics"]
-        print(f"{name:<12} {steps:>6} {minutes:>9.1f} {device:>7} {m['modes']:>6} {m['kl']:>7.3f} "
+        print(f"{name:<12} {iterations:>10} {minutes:>9.1f} {device:>7} {m['modes']:>6} {m['kl']:>7.3f} "
               f"{m['fd']:>8.2f} {m['precision']:>6.3f} {m['recall']:>6.3f}")
     ref = rows[0][4]
-    print(f"{'real data':<12} {'':>6} {'':>9} {'':>7} {ref['reference']['real_modes']:>6} "
+    print(f"{'real data':<12} {'':>10} {'':>9} {'':>7} {ref['reference']['real_modes']:>6} "
           f"{ref['reference']['real_kl']:>7.3f}")
     p = ref["provenance"]
     print(f"features: {p['feature_network']} sha256 {p['feature_weights_sha256'][:16]}, held-out "

@@ -5,22 +5,22 @@ same batch size, Adam settings and non-saturating loss, with the whole dataset p
 tensor and batches taken by indexing it: the least a training loop can do. Our trainer runs the
 `dcgan` recipe on the `stacked-digits` dataset through its DataLoader, with its logging, sample
 diversity checks and non-finite guards (timed as the difference of two end-to-end runs, so set-up
-and the final checkpoint are left out but all per-step and periodic work is counted). Runs are interleaved (alternating which goes first) and repeated; medians are reported.
+and the final checkpoint are left out but all per-iteration and periodic work is counted). Runs are interleaved (alternating which goes first) and repeated; medians are reported.
 
     python benchmarks/training.py                       # CPU
-    python benchmarks/training.py --threads 1 --steps 100
-    python benchmarks/training.py --device cuda --steps 400
+    python benchmarks/training.py --threads 1 --iterations 100
+    python benchmarks/training.py --device cuda --iterations 400
 
 Targets: trainer >= 0.95x the bare loop; data pipeline >= 5x what training consumes.
 
 The second table: training speed by precision and layout, bf16 autocast against fp32 and
 channels_last against NCHW, for each reference architecture at its reference size. Each reference
-pipeline's train step is built exactly as ``artgan run`` builds it (dataset, recipe, batch size,
-image size); full training steps (forward, backward, optimiser step) run on copies of the recipe in
+pipeline's train stage is built exactly as ``artgan run`` builds it (dataset, recipe, batch size,
+image size); full training iterations (forward, backward, optimiser step) run on copies of the recipe in
 the four combinations, interleaved and repeated; the median images/s counts. Each recipe first
-trains ``--settle`` steps itself, untimed, so that what a run does only in its first steps is not
+trains ``--settle`` iterations itself, untimed, so that what a run does only in its first iterations is not
 counted as the training speed (the style recipe measures the photos' own distances to the painting
-over its first 16 batches: about a quarter of its step time then). The last column is what
+over its first 16 batches: about a quarter of its iteration time then). The last column is what
 ``precision: auto`` picks from the same timings (artgan.precision).
 
     python benchmarks/training.py --table precision --data ../shared/data
@@ -55,7 +55,7 @@ COMBOS = [(False, False), (False, True), (True, False), (True, True)]  # (bf16, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=100, help="timed steps per run (after warm-up)")
+    ap.add_argument("--iterations", type=int, default=100, help="timed iterations per run (after warm-up)")
     ap.add_argument("--warmup", type=int, default=50, help="a multiple of 50 (the trainer logs every 50)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -64,15 +64,15 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--table", choices=("all", "trainer", "precision"), default="all")
-    ap.add_argument("--precision-steps", type=int, default=4, help="timed steps per combination and repeat")
+    ap.add_argument("--precision-iterations", type=int, default=4, help="timed iterations per combination and repeat")
     ap.add_argument("--settle", type=int, default=16,
-                    help="precision table: untimed training steps of each recipe before its copies are timed")
+                    help="precision table: untimed training iterations of each recipe before its copies are timed")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
                     help="the reference data folder (BSDS400, BSD68, style/) for the precision table")
     ap.add_argument("--only", default="", help="precision table: architectures whose label contains this")
     args = ap.parse_args()
-    if args.warmup % 50 or args.steps % 50:
-        ap.error("--warmup and --steps must be multiples of 50 (the trainer's log interval)")
+    if args.warmup % 50 or args.iterations % 50:
+        ap.error("--warmup and --iterations must be multiples of 50 (the trainer's log interval)")
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -112,7 +112,7 @@ def trainer_table(registry, device, args) -> None:
     b, o, d = statistics.median(bare), statistics.median(ours), statistics.median(data)
     print(f"\nDCGAN {args.image_size}px, widths {args.width}, batch {args.batch_size}, {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.repeats} interleaved "
-          f"repeats of {args.steps} timed steps; medians (ratios: median of the paired ratios)")
+          f"repeats of {args.iterations} timed iterations; medians (ratios: median of the paired ratios)")
     print(f"{'what':<28} {'images/s':>10} {'ratio':>8}  target")
     print(f"{'bare PyTorch loop':<28} {b:>10.0f} {1.0:>8.2f}")
     best_ratio = max(ours) / max(bare)  # best of N, as timeit does: least disturbed by other load
@@ -124,7 +124,7 @@ def trainer_table(registry, device, args) -> None:
 
 
 def bare_loop(dataset, arch, args, device, seed: int) -> float:
-    """The least a DCGAN loop can do: pre-loaded data, index, forward, backward, step."""
+    """The least a DCGAN loop can do: pre-loaded data, index, forward, backward, optimiser step."""
     import torch
     import torch.nn.functional as F
     from artgan_gan.dcgan import DCGANDiscriminator, DCGANGenerator, _init_weights
@@ -139,7 +139,7 @@ def bare_loop(dataset, arch, args, device, seed: int) -> float:
     images = torch.stack([dataset[i]["image"] for i in range(len(dataset))]).to(device)
     bs = args.batch_size
 
-    def step() -> None:
+    def iteration() -> None:
         real = images[torch.randint(0, len(images), (bs,), device=device)]
         with torch.no_grad():
             fake = G(torch.randn(bs, arch["latent_dim"], device=device))
@@ -153,19 +153,19 @@ def bare_loop(dataset, arch, args, device, seed: int) -> float:
         opt_g.step()
 
     for _ in range(args.warmup):
-        step()
+        iteration()
     _sync(device)
     t = time.perf_counter()
-    for _ in range(args.steps):
-        step()
+    for _ in range(args.iterations):
+        iteration()
     _sync(device)
-    return args.steps * bs / (time.perf_counter() - t)
+    return args.iterations * bs / (time.perf_counter() - t)
 
 
 def our_trainer(registry, dataset, arch, args, device, seed: int) -> float:
-    """artgan's train() with its defaults (log every 50 steps with a sample-diversity check,
+    """artgan's train() with its defaults (log every 50 iterations with a sample-diversity check,
     non-finite guards), timed between two of its own log callbacks: from the end of the warm-up
-    to the end of the last step, so all per-step and periodic work is counted and set-up and the
+    to the end of the last iteration, so all per-iteration and periodic work is counted and set-up and the
     final checkpoint are not."""
     import torch
 
@@ -175,15 +175,15 @@ def our_trainer(registry, dataset, arch, args, device, seed: int) -> float:
     recipe = registry.create("architecture", "dcgan", info=dataset.info, loss=None, **arch)
     stamps: dict[int, float] = {}
 
-    def on_metrics(step: int, metrics: dict) -> None:
+    def on_metrics(iteration: int, metrics: dict) -> None:
         _sync(device)
-        stamps[step] = time.perf_counter()
+        stamps[iteration] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as folder:
-        opts = TrainOptions(steps=args.warmup + args.steps, batch_size=args.batch_size, seed=seed,
+        opts = TrainOptions(iterations=args.warmup + args.iterations, batch_size=args.batch_size, seed=seed,
                             device=str(device), log_every=50, checkpoint_every=10**9, sample_count=16)
         train(recipe, dataset, folder, opts, recipe_config={}, progress=False, on_metrics=on_metrics)
-    return args.steps * args.batch_size / (stamps[args.warmup + args.steps] - stamps[args.warmup])
+    return args.iterations * args.batch_size / (stamps[args.warmup + args.iterations] - stamps[args.warmup])
 
 
 def data_pipeline(dataset, args, device) -> float:
@@ -193,7 +193,7 @@ def data_pipeline(dataset, args, device) -> float:
     it = batches(dataset, args.batch_size, seed=0, pin_memory=device.type == "cuda")
     for _ in range(5):
         next(it)
-    n = max(args.steps, 100)
+    n = max(args.iterations, 100)
     t = time.perf_counter()
     for _ in range(n):
         b = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
@@ -217,17 +217,17 @@ def precision_table(registry, device, args) -> None:
     for label, path, overrides in REFERENCE:
         if args.only and args.only not in label:
             continue
-        text = (ROOT / path).read_text().replace("/work/shared/data", args.data).replace("../shared/data", args.data)
+        text = (ROOT / path).read_text().replace("../shared/data", args.data)
         pipeline = load_pipeline(text=text, overrides=overrides, registry=registry)
-        spec = next(s for kind, s in pipeline.steps if kind == "train")
+        spec = next(s for kind, s in pipeline.stages if kind == "train")
         dataset, recipe, _, options = build_training(spec, pipeline.seed, registry)
         batch = next(batches(dataset, options.batch_size, options.seed))
-        train_steps(recipe, batch, device, False, False, args.settle)  # past the first steps' one-off work
+        train_iterations(recipe, batch, device, False, False, args.settle)  # past the first iterations' one-off work
         rates: dict[tuple[bool, bool], list[float]] = {c: [] for c in COMBOS}
         for r in range(args.repeats):
             order = COMBOS if r % 2 == 0 else COMBOS[::-1]  # a drift in the machine's load cancels out
             for combo in order:
-                rates[combo].append(images_per_s(recipe, batch, device, *combo, args.precision_steps))
+                rates[combo].append(images_per_s(recipe, batch, device, *combo, args.precision_iterations))
         median = {c: statistics.median(v) for c, v in rates.items()}
         choice = choose_precision(device, "auto", None, lambda bf16, cl: 1.0 / median[bf16, cl])
         rows.append((label, options.batch_size, dataset.info.image_size, median, choice))
@@ -236,7 +236,7 @@ def precision_table(registry, device, args) -> None:
 
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}; "
-          f"median of {args.repeats} interleaved repeats of {args.precision_steps} training steps; images/s")
+          f"median of {args.repeats} interleaved repeats of {args.precision_iterations} training iterations; images/s")
     head = (f"{'architecture':<27} {'batch':>5} {'px':>4} {'fp32 NCHW':>10} {'fp32 CL':>8} {'bf16 NCHW':>10} "
             f"{'bf16 CL':>8} {'bf16/fp32':>9} {'CL/NCHW':>8} {'auto/fp32':>9}  auto picks")
     print(head)
@@ -254,21 +254,22 @@ def precision_table(registry, device, args) -> None:
           "(the CPU default before precision: auto)")
 
 
-def images_per_s(recipe, batch, device, bf16: bool, channels_last: bool, steps: int) -> float:
-    """Full training steps on a copy of ``recipe`` (the original is not trained further)."""
+def images_per_s(recipe, batch, device, bf16: bool, channels_last: bool, iterations: int) -> float:
+    """Full training iterations on a copy of ``recipe`` (the original is not trained further)."""
     probe = copy.deepcopy(recipe)
-    train_steps(probe, batch, device, bf16, channels_last, 1)  # warm-up: kernel selection, allocations, Adam's state
+    train_iterations(probe, batch, device, bf16, channels_last, 1)  # warm-up: kernel selection, allocations, Adam's state
     t = time.perf_counter()
-    train_steps(probe, batch, device, bf16, channels_last, steps)
+    train_iterations(probe, batch, device, bf16, channels_last, iterations)
     _sync(device)
     n = next(iter(batch.values())).shape[0]
-    return steps * n / (time.perf_counter() - t)
+    return iterations * n / (time.perf_counter() - t)
 
 
-def train_steps(recipe, batch, device, bf16: bool, channels_last: bool, steps: int) -> None:
-    """``steps`` training steps of ``recipe`` (every phase: forward, backward, optimiser step) on ``batch``."""
+def train_iterations(recipe, batch, device, bf16: bool, channels_last: bool, iterations: int) -> None:
+    """``iterations`` training iterations of ``recipe`` (every phase: forward, backward, optimiser step) on ``batch``."""
     import torch
     from artgan.precision import autocast
+    from artgan.recipe import run_phases
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for m in recipe.modules.values():
@@ -277,13 +278,8 @@ def train_steps(recipe, batch, device, bf16: bool, channels_last: bool, steps: i
               for k, v in batch.items()}
     context = autocast(device, bf16)
     phases = recipe.phases()
-    for _ in range(steps):
-        for phase in phases:
-            phase.optimizer.zero_grad(set_to_none=True)
-            with context():
-                losses = phase.losses(inputs)
-            losses["loss"].backward()
-            phase.optimizer.step()
+    for _ in range(iterations):
+        run_phases(phases, inputs, autocast=context)
 
 
 def _named(m):

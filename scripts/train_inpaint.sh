@@ -3,7 +3,7 @@
 #
 #   scripts/train_inpaint.sh DATA_DIR OUT_DIR
 #
-# DATA_DIR holds BSDS400/ (training) and BSD68/ (evaluation only), e.g. /work/shared/data.
+# DATA_DIR holds BSDS400/ (training) and BSD68/ (evaluation only), e.g. ../shared/data.
 # Writes OUT_DIR/inpaint/residual-bsds400.{onnx,card.json,card.md,comparison.png} (ship these four
 # in exports/inpaint/) and OUT_DIR/inpaint/eval.json (the results); the run folder is
 # OUT_DIR/runs/inpaint. Training uses BSDS400's train split (artgan.splits: every 4th file by name
@@ -12,7 +12,7 @@
 # Training length: a time budget, INPAINT_SECONDS (default 3300 s; the pipeline's train.seconds),
 # ends training at the next checkpoint. INPAINT_SET="key=value ..." adds pipeline overrides (e.g. a
 # smoke test: INPAINT_SECONDS=20 INPAINT_SET="train.batch_size=4 train.checkpoint_every=5"
-# INPAINT_EVAL_ARGS="--baselines telea" scripts/train_inpaint.sh /work/shared/data /tmp/inpaint-smoke).
+# INPAINT_EVAL_ARGS="--baselines telea" scripts/train_inpaint.sh ../shared/data runs/inpaint-smoke).
 # On a busy CPU, OMP_NUM_THREADS=1 ARTGAN_THREADS=1 keep it to one core.
 set -euo pipefail
 

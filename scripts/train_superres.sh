@@ -6,21 +6,21 @@
 #
 #   scripts/train_superres.sh DATA_DIR OUT_DIR
 #
-# DATA_DIR holds BSD68/ (training) and Set5/ (evaluation), e.g. /work/shared/data. Writes
+# DATA_DIR holds BSD68/ (training) and Set5/ (evaluation), e.g. ../shared/data. Writes
 # OUT_DIR/superres/<name>.onnx with <name>.card.json and <name>.card.md (data, iterations, the command, the
 # ONNX-vs-PyTorch check and the Set5 table), and OUT_DIR/runs/ (run folders). Then copy
 # OUT_DIR/superres/* to exports/superres/.
 #
 # Training length: SUPERRES_ITERATIONS=N trains every model N iterations, its cosine decay ending
-# there (the cards' figures were made so; SUPERRES_STEPS, the old name the cards' commands use, still
-# works). Without it, each model trains its pipeline's iterations under a time budget of SUPERRES_SECONDS (default
+# there (the cards' figures were made so).
+# Without it, each model trains its pipeline's iterations under a time budget of SUPERRES_SECONDS (default
 # 180) s (train.seconds: training ends at a checkpoint once the budget is spent; the learning rate's
 # cosine then stops where the run stopped). SUPERRES_MODELS="x2-psnr x4-psnr" picks models; x2-gan starts from
 # x2-psnr: its run in OUT_DIR, else OUT_DIR/superres/x2-psnr.onnx, else the shipped
 # exports/superres/x2-psnr.onnx (so SUPERRES_MODELS=x2-gan alone works).
 # SUPERRES_SET="key=value ..." adds pipeline overrides, e.g. a CPU smoke test:
 #   SUPERRES_ITERATIONS=20 SUPERRES_SET="train.batch_size=4 train.dataset.patch_size=48 train.num_workers=0 \
-#   train.device=cpu train.log_every=10" scripts/train_superres.sh /work/shared/data /tmp/superres-smoke
+#   train.device=cpu train.log_every=10" scripts/train_superres.sh ../shared/data runs/superres-smoke
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,7 +53,7 @@ for name in $MODELS; do
     echo "== x2-gan starts from $init ==" >&2
     sets+=(--set "train.architecture.init_from=$init")
   fi
-  iterations=${SUPERRES_ITERATIONS:-${SUPERRES_STEPS:-}}
+  iterations=${SUPERRES_ITERATIONS:-}
   if [ -n "$iterations" ]; then
     length=(--set "train.iterations=$iterations" --set "train.architecture.decay_to=$iterations")
     echo "== $name: training $iterations iterations ==" >&2
@@ -73,7 +73,7 @@ for name in $MODELS; do
   for s in "${length[@]}"; do [ "$s" = "--set" ] || command+=" --set $s"; done
   command=${command//$DATA/DATA_DIR}
   command=${command//$OUT/OUT_DIR}
-  # ONNX vs PyTorch on a real 512x512 image (the export step checked small random inputs)
+  # ONNX vs PyTorch on a real 512x512 image (the export stage checked small random inputs)
   "$PYTHON" -m artgan_superres.card "$OUT/superres/$name.card.json" --run "$run" --command "$command" \
       --real-image "$SET5/baby.png"
   "$ARTGAN" evaluate superres --data "$SET5" --scale "$scale" --model "$OUT/superres/$name.onnx" \

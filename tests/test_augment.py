@@ -31,7 +31,7 @@ def _export(tmp_path, name, *, num_classes=0, class_names=None, image_size=16):
     recipe = get_registry().create("architecture", "dcgan", info=info, loss=None, conditional=num_classes > 0,
                                    latent_dim=8, g_width=4, d_width=4)
     path = tmp_path / f"{name}.onnx"
-    card = export_onnx(recipe.export_spec(), path, extra_metadata={"run": "test", "train_steps": 0})
+    card = export_onnx(recipe.export_spec(), path, extra_metadata={"run": "test", "train_iterations": 0})
     return path, card
 
 

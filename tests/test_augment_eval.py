@@ -44,7 +44,7 @@ def test_classifier_is_deterministic_and_learns():
     x = torch.full((64, 1, 16, 16), -1.0)
     x[y == 1, :, 4:12, 4:12] = 1.0  # class 1: a bright square; class 0: blank
     x += 0.1 * torch.randn(x.shape, generator=g)
-    recipe = ClassifierRecipe(steps=30, batch_size=16)
+    recipe = ClassifierRecipe(iterations=30, batch_size=16)
     a, b = (train_classifier(x, y, 2, seed=3, recipe=recipe) for _ in range(2))
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert accuracy(a, x, y) == 1.0
@@ -60,7 +60,7 @@ def digits_model(tmp_path_factory):
                        class_names=[str(d) for d in range(10)])
     recipe = get_registry().create("architecture", "small-cgan", info=info, loss=None, latent_dim=8, width=4)
     path = tmp_path_factory.mktemp("m") / "tiny-digits.onnx"
-    export_onnx(recipe.export_spec(), path, extra_metadata={"run": "test", "train_steps": 0})
+    export_onnx(recipe.export_spec(), path, extra_metadata={"run": "test", "train_iterations": 0})
     return path
 
 
@@ -68,7 +68,7 @@ def test_evaluate_augment_end_to_end(digits_model, tmp_path):
     """Through the command the core builds from the registered evaluation."""
     runs, out = tmp_path / "runs", tmp_path / "results.json"
     args = ["evaluate", "augment", "--model", str(digits_model), "--k", "2", "--seeds", "0,1",
-            "--synthetic-per-class", "2", "--gan-steps", "2", "--classifier-steps", "3", "--runs", str(runs),
+            "--synthetic-per-class", "2", "--gan-iterations", "2", "--classifier-iterations", "3", "--runs", str(runs),
             "--out", str(out), "--card", str(digits_model.with_suffix(".card.json")), "-q"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
@@ -89,7 +89,7 @@ def test_evaluate_augment_end_to_end(digits_model, tmp_path):
     assert lines[1].split()[:3] == ["method", "training", "images"] and lines[4].startswith("real: 2 per class")
     assert lines[7].startswith("CAS (synthetic only / real): ")  # the summary, under the table
     assert result["command"] == ("artgan evaluate augment --model " + str(digits_model) + " --k 2 --seeds 0,1 "
-                                 "--synthetic-per-class 2 --gan-steps 2 --classifier-steps 3 --runs " + str(runs))
+                                 "--synthetic-per-class 2 --gan-iterations 2 --classifier-iterations 3 --runs " + str(runs))
     md = (digits_model.parent / "tiny-digits.card.md").read_text()
     assert "## Evaluation: digits: synthetic data for a classifier" in md
     assert "\n- CAS (synthetic only / real)" in md and "| real: 2 per class | 20 |" in md

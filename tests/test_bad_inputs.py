@@ -229,7 +229,7 @@ def test_a_bundle_folder_gets_ordinary_permissions_and_replacing_it_keeps_the_ol
     ("generate.seed=-1", ["generate.seed", "must be >= 0"]),
     ("train.architecture.latent_dim=16.5", ["tiny.yaml:6:", "latent_dim", "plugin 'gan'", "expected an integer"]),
     ("train.architecture.latnt_dim=4", ["did you mean 'latent_dim'"]),
-    ("train=5", ["--set train=5", "name a key inside the step"]),
+    ("train=5", ["--set train=5", "name a key inside the stage"]),
 ])
 def test_bad_pipeline_values_are_one_located_line_before_anything_runs(override, needles, tiny_pipeline, tmp_path,
                                                                        runner):
@@ -379,7 +379,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tiny_pipeline, t
     out = tmp_path / "run"
     r = runner.invoke(cli, ["run", str(tiny_pipeline), "--out", str(out), "-q"])
     one_line_error(r, "last.pt: could not write the checkpoint", "is the disk full", "--resume")
-    assert checkpoints.load(out / "checkpoints" / "last.pt")["step"] == 3
+    assert checkpoints.load(out / "checkpoints" / "last.pt")["iteration"] == 3
     assert not list((out / "checkpoints").glob(".*.tmp"))
 
 
@@ -678,7 +678,7 @@ ALIAS_BOMB_VALUE = "[&a [1,1,1,1,1,1,1,1,1], " + ", ".join(
 
 
 @pytest.mark.parametrize("args", [
-    ["run", "PIPELINE", "--set", f"train.steps={ALIAS_BOMB_VALUE}", "--dry-run"],
+    ["run", "PIPELINE", "--set", f"train.iterations={ALIAS_BOMB_VALUE}", "--dry-run"],
     ["process", "IMAGES", "--step", f"lanczos:scale={ALIAS_BOMB_VALUE}", "--out", "OUT"],
 ])
 def test_an_alias_bomb_on_the_command_line_is_refused_quickly(args, tiny_pipeline, images_dir, tmp_path, runner):
@@ -797,9 +797,9 @@ def test_every_bound_names_a_schema_field():
     import dataclasses
 
     from artgan.config import FIELD_BOUNDS
-    from artgan.pipeline import STEP_KINDS
+    from artgan.pipeline import STAGE_KINDS
 
-    schemas = {cls.__name__: {f.name for f in dataclasses.fields(cls)} for cls in STEP_KINDS.values()}
+    schemas = {cls.__name__: {f.name for f in dataclasses.fields(cls)} for cls in STAGE_KINDS.values()}
     for schema, bounds in FIELD_BOUNDS.items():
         assert schema in schemas, schema
         assert set(bounds) <= schemas[schema], (schema, set(bounds) - schemas[schema])

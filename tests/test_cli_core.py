@@ -20,11 +20,11 @@ def test_tiny_pipeline_trains_exports_and_generates(runner, tiny_pipeline, tmp_p
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert (out / "checkpoints" / "last.pt").is_file()
-    # a sample grid per checkpoint (every 3 steps of 6)
-    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
+    # a sample grid per checkpoint (every 3 iterations of 6)
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["iteration_000003.png", "iteration_000006.png"]
     precision, *metrics = read_jsonl(out / "metrics.jsonl")
-    assert precision["step"] == 0 and "fp32" in precision["precision"]["reason"]
-    assert [m["step"] for m in metrics] == [2, 4, 6]
+    assert precision["iteration"] == 0 and "fp32" in precision["precision"]["reason"]
+    assert [m["iteration"] for m in metrics] == [2, 4, 6]
     assert all("D_loss" in m and "G_loss" in m for m in metrics)
     assert (out / "export" / "generator.onnx").is_file()
     card = json.loads((out / "export" / "generator.card.json").read_text())
@@ -40,13 +40,13 @@ def test_resume_continues_the_same_loss_sequence(runner, tiny_pipeline, tmp_path
     full, part = tmp_path / "full", tmp_path / "part"
     log = ("--set", "train.log_every=1")
     assert run_cli(runner, "run", tiny_pipeline, "--out", full, "-q", *log).exit_code == 0
-    # stop after 3 steps (as if killed after the checkpoint at step 3), then resume to 6
-    r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--set", "train.steps=3", *log)
+    # stop after 3 iterations (as if killed after the checkpoint at iteration 3), then resume to 6
+    r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--set", "train.iterations=3", *log)
     assert r.exit_code == 0, r.output
     r = run_cli(runner, "run", tiny_pipeline, "--out", part, "-q", "--resume", *log)
     assert r.exit_code == 0, r.output
-    a = {m["step"]: m for m in read_jsonl(full / "metrics.jsonl") if "precision" not in m}
-    b = {m["step"]: m for m in read_jsonl(part / "metrics.jsonl") if "precision" not in m}
+    a = {m["iteration"]: m for m in read_jsonl(full / "metrics.jsonl") if "precision" not in m}
+    b = {m["iteration"]: m for m in read_jsonl(part / "metrics.jsonl") if "precision" not in m}
     assert sorted(b) == [1, 2, 3, 4, 5, 6]
     for step in (4, 5, 6):
         assert b[step]["D_loss"] == pytest.approx(a[step]["D_loss"], rel=1e-5)
@@ -64,7 +64,7 @@ def test_existing_run_folder_is_not_overwritten(runner, tiny_pipeline, tmp_path)
 def test_default_run_folders_never_collide(runner, tiny_pipeline, tmp_path):
     runs = tmp_path / "runs"
     for _ in range(2):
-        assert run_cli(runner, "run", tiny_pipeline, "--runs", runs, "-q", "--set", "train.steps=1",
+        assert run_cli(runner, "run", tiny_pipeline, "--runs", runs, "-q", "--set", "train.iterations=1",
                        "--set", "train.checkpoint_every=1").exit_code == 0
     assert sorted(p.name for p in runs.iterdir()) == ["tiny", "tiny-2"]
 
@@ -82,16 +82,16 @@ def test_unknown_architecture_is_one_line_naming_known_ones(runner, tiny_pipelin
 
 def test_wrong_type_reports_file_key_line_and_expectation(runner, tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\nsteps:\n  - train:\n      dataset: digits\n      architecture: dcgan\n"
-                    "      steps: lots\n")
+    path.write_text("name: bad\nstages:\n  - train:\n      dataset: digits\n      architecture: dcgan\n"
+                    "      iterations: lots\n")
     r = runner.invoke(cli, ["run", str(path)])
     assert r.exit_code == 1
-    assert f"{path}:6: stages[0].train.iterations: expected an integer, got 'lots'" in r.output  # old keys, new names
+    assert f"{path}:6: stages[0].train.iterations: expected an integer, got 'lots'" in r.output
 
 
 def test_unknown_key_suggests_the_right_one(runner, tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\nsteps:\n  - train:\n      dataset: digits\n      architecture: dcgan\n"
+    path.write_text("name: bad\nstages:\n  - train:\n      dataset: digits\n      architecture: dcgan\n"
                     "      batchsize: 8\n")
     r = runner.invoke(cli, ["run", str(path)])
     assert r.exit_code == 1
@@ -100,7 +100,7 @@ def test_unknown_key_suggests_the_right_one(runner, tmp_path):
 
 def test_invalid_yaml_names_file_and_line(runner, tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("name: x\nsteps:\n  - train: {dataset: digits\n")
+    path.write_text("name: x\nstages:\n  - train: {dataset: digits\n")
     r = runner.invoke(cli, ["run", str(path)])
     assert r.exit_code == 1
     assert str(path) in r.output and "invalid YAML" in r.output

@@ -48,10 +48,10 @@ def test_registry_create_checks_parameters_against_the_factory_signature():
 
 def test_yaml_locations_and_overrides():
     from artgan.pipeline import load_pipeline
-    text = "name: t\nsteps:\n  - train:\n      dataset: digits\n      architecture: dcgan\n  - export: {}\n"
-    p = load_pipeline(text=text, overrides=["train.steps=12", "export.opset=18", "train.dataset.image_size=64"])
-    (k1, train), (k2, export) = p.steps
-    assert (k1, train.steps, k2, export.opset) == ("train", 12, "export", 18)
+    text = "name: t\nstages:\n  - train:\n      dataset: digits\n      architecture: dcgan\n  - export: {}\n"
+    p = load_pipeline(text=text, overrides=["train.iterations=12", "export.opset=18", "train.dataset.image_size=64"])
+    (k1, train), (k2, export) = p.stages
+    assert (k1, train.iterations, k2, export.opset) == ("train", 12, "export", 18)
     assert train.dataset == {"name": "digits", "image_size": 64}
     with pytest.raises(ConfigError, match="no 'generate' stage"):
         load_pipeline(text=text, overrides=["generate.n=3"])
@@ -59,8 +59,8 @@ def test_yaml_locations_and_overrides():
 
 def test_float_fields_accept_ints_but_not_strings():
     from artgan.pipeline import load_pipeline
-    text = "name: t\nsteps:\n  - export: {tolerance: 1}\n"
-    assert load_pipeline(text=text).steps[0][1].tolerance == 1.0
+    text = "name: t\nstages:\n  - export: {tolerance: 1}\n"
+    assert load_pipeline(text=text).stages[0][1].tolerance == 1.0
     with pytest.raises(ConfigError, match="expected a number"):
         load_pipeline(text=text.replace("1}", "'x'}"))
 
@@ -130,8 +130,8 @@ def test_batch_order_is_a_function_of_seed_and_batch_index():
 
 def test_checkpoint_loads_weights_only_and_rejects_foreign_files(tmp_path):
     from artgan import checkpoints
-    checkpoints.save(tmp_path / "c.pt", {"step": 3, "rng": checkpoints.rng_state()})
-    assert checkpoints.load(tmp_path / "c.pt")["step"] == 3
+    checkpoints.save(tmp_path / "c.pt", {"iteration": 3, "rng": checkpoints.rng_state()})
+    assert checkpoints.load(tmp_path / "c.pt")["iteration"] == 3
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ArtganError, match="not an artgan checkpoint"):
         checkpoints.load(tmp_path / "other.pt")

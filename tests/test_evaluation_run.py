@@ -111,10 +111,10 @@ def test_a_protocol_evaluation_meets_the_contract_check():
     check_evaluation(coin_evaluation())
 
 
-def test_a_folder_out_still_gets_results_json_with_a_deprecation(with_coins, tmp_path, runner):
-    """Before 0.2 `evaluate augment --out DIR` wrote DIR/results.json: it still does, with a warning."""
-    folder = tmp_path / "eval"
-    with pytest.warns(DeprecationWarning, match="a folder for the results is deprecated"):
-        r = runner.invoke(with_coins, ["evaluate", "coins", "--tosses", "20", "--out", str(folder), "-q"])
+def test_out_is_the_results_json_and_a_folder_is_refused(with_coins, tmp_path, runner):
+    out = tmp_path / "eval.json"
+    r = runner.invoke(with_coins, ["evaluate", "coins", "--tosses", "20", "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
-    assert json.loads((folder / "results.json").read_text())["task"] == "coins"
+    assert json.loads(out.read_text())["task"] == "coins"
+    r = runner.invoke(with_coins, ["evaluate", "coins", "--tosses", "20", "--out", str(tmp_path), "-q"])
+    assert r.exit_code != 0 and "is a directory" in r.output, r.output

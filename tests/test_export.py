@@ -211,7 +211,7 @@ def checkpoint(tmp_path):
     config = {"architecture": "dcgan", "params": {"latent_dim": 8, "g_width": 4, "d_width": 4},
               "info": recipe.info.to_dict(), "loss": None, "dataset": "digits"}
     return checkpoints.save(tmp_path / "run" / "checkpoints" / "last.pt",
-                            {"step": 0, "recipe": config, "state": recipe.state_dict()})
+                            {"iteration": 0, "recipe": config, "state": recipe.state_dict()})
 
 
 def test_cli_export_precisions_and_a_failing_verification(runner, checkpoint, tmp_path):

@@ -22,11 +22,11 @@ def _one_step(recipe):
     out = {}
     for phase in recipe.phases():
         phase.optimizer.zero_grad()
-        losses = phase.step(batch)
+        losses = phase.losses(batch)
         losses["loss"].backward()
         phase.optimizer.step()
         out[phase.name] = losses
-    recipe.after_step(1)
+    recipe.after_iteration(1)
     return out
 
 

@@ -214,7 +214,7 @@ def test_pipeline_process_step_inpaints_a_folder(runner, image_folder, tmp_path)
 
     mask = write_mask(tmp_path / "m.png", 48, 64, box=(8, 8, 20, 10))
     pipe = tmp_path / "p.yaml"
-    pipe.write_text(f"name: fill\nsteps:\n  - process:\n      input: {image_folder}\n"
+    pipe.write_text(f"name: fill\nstages:\n  - process:\n      input: {image_folder}\n"
                     f"      steps: ['inpaint-telea:mask={mask}', {{name: inpaint-ns, box: '30,20,10,10'}}]\n")
     res = runner.invoke(cli, ["run", str(pipe), "--out", str(tmp_path / "run"), "-q"])
     assert res.exit_code == 0, res.output
@@ -230,7 +230,7 @@ def test_pipeline_with_a_wrong_size_mask_fails_clearly(runner, image_folder, tmp
 
     mask = write_mask(tmp_path / "small.png", 10, 10, box=(1, 1, 3, 3))
     pipe = tmp_path / "p.yaml"
-    pipe.write_text(f"name: fill\nsteps:\n  - process:\n      input: {image_folder}\n"
+    pipe.write_text(f"name: fill\nstages:\n  - process:\n      input: {image_folder}\n"
                     f"      steps: ['inpaint-telea:mask={mask}']\n")
     res = runner.invoke(cli, ["run", str(pipe), "--out", str(tmp_path / "run"), "-q"])
     assert res.exit_code == 1

@@ -128,10 +128,10 @@ def test_training_beats_the_prefill(image_folder):
     for step in range(1, 41):
         (phase,) = recipe.phases()
         phase.optimizer.zero_grad()
-        out = phase.step(batch)
+        out = phase.losses(batch)
         out["loss"].backward()
         phase.optimizer.step()
-        recipe.after_step(step)
+        recipe.after_iteration(step)
         gains.append(float(out["psnr_gain_db"]))
         losses.append(float(out["loss"].detach()))
     assert gains[0] == pytest.approx(0.0, abs=1e-6)  # the untrained network is the pre-fill
@@ -140,15 +140,15 @@ def test_training_beats_the_prefill(image_folder):
 
 def test_lr_decay_and_ema():
     recipe = InpaintRecipe(info=DatasetInfo(image_size=32), width=4, blocks=1, lr=1e-3, decay_to=10)
-    recipe.after_step(5)
+    recipe.after_iteration(5)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
-    recipe.after_step(10)
+    recipe.after_iteration(10)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(1e-5)
     with torch.no_grad():
         for p in recipe.net.parameters():
             p.add_(1.0)
     before = [e.clone() for e in recipe.ema.module.parameters()]
-    recipe.after_step(1000)
+    recipe.after_iteration(1000)
     moved = [(e - b).abs().mean() for e, b in zip(recipe.ema.module.parameters(), before)]
     assert all(0.0005 < float(m) < 0.01 for m in moved)  # decay 0.999: a step of 1/1000 toward the net
     assert recipe.sampling_generator is recipe.ema.module
@@ -244,11 +244,11 @@ def test_pipeline_trains_exports_and_inpaints(runner, image_folder, tmp_path):
     pipe = tmp_path / "inpaint.yaml"
     pipe.write_text(f"""\
 name: inpaint-tiny
-steps:
+stages:
   - train:
       dataset: {{name: inpaint-masks, path: {image_folder}, crop_size: 32, items_per_image: 2}}
       architecture: {{name: inpaint-residual, width: 4, blocks: 1, decay_to: 4, sample_images: {image_folder}}}
-      steps: 4
+      iterations: 4
       batch_size: 4
       checkpoint_every: 2
       sample_count: 2
@@ -260,7 +260,7 @@ steps:
     res = runner.invoke(cli, ["run", str(pipe), "--out", str(run), "-q"])
     assert res.exit_code == 0, res.output
     assert len(list((run / "processed").glob("*.png"))) == 8
-    assert (run / "samples" / "step_000004.png").exists()
+    assert (run / "samples" / "iteration_000004.png").exists()
     from artgan_inpaint.card import main as add_to_card
     model = run / "export" / "tiny.onnx"
     assert add_to_card([str(model), "--checkpoint", str(run / "checkpoints" / "last.pt"),
@@ -271,12 +271,12 @@ steps:
     assert [ln.split()[0] for ln in res.stdout.splitlines()[2:]] == ["telea", "tiny"]
     md = (run / "export" / "tiny.card.md").read_text()
     for section in ("# inpaint `tiny`: hole filling", "- use: `artgan process", "## Data and training",
-                    "- training: 4 steps in ", "## Reproduce", "make tiny", "## Speed",
+                    "- training: 4 iterations in ", "## Reproduce", "make tiny", "## Speed",
                     "## Evaluation: photos (split all)", "| tiny |", "on real inputs (img00.png, 64x48, a "):
         assert section in md, section
     card = json.loads((run / "export" / "tiny.card.json").read_text())
     assert card["real_inputs"]["min_psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
-    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["steps"] == 4
+    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["iterations"] == 4
     assert add_to_card([str(model), "--checkpoint", str(tmp_path / "nope.pt"), "--image",
                         str(image_folder / "img00.png")]) == 1
 

@@ -21,11 +21,11 @@ EXAMPLE = Path(__file__).parents[1] / "plugins" / "artgan-example"
 PIPELINE = """\
 name: example
 seed: 0
-steps:
+stages:
   - train:
       dataset: {name: rings, image_size: 32, count: 64}
       architecture: {name: dcgan, latent_dim: 16, g_width: 8, d_width: 8}
-      steps: 2
+      iterations: 2
       batch_size: 8
       checkpoint_every: 2
       log_every: 1

@@ -97,7 +97,7 @@ def test_artgan_plugins_shows_the_broken_plugin_and_the_quickstart_still_runs(si
     assert data["bad"]["status"] == "broken" and "shiny" in data["bad"]["error"]
     # the real quickstart, shortened: train, export (verified), generate
     quickstart = Path(__file__).parents[1] / "pipelines" / "quickstart.yaml"
-    r = runner.invoke(cli, ["run", str(quickstart), "--out", str(tmp_path / "run"), "-q", "--set", "train.steps=2",
+    r = runner.invoke(cli, ["run", str(quickstart), "--out", str(tmp_path / "run"), "-q", "--set", "train.iterations=2",
                             "--set", "train.checkpoint_every=2", "--set", "generate.n=4"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "generated" / "grid.png").exists()
@@ -148,7 +148,7 @@ def test_plugin_raising_during_registration_is_broken_and_rolled_back(site):
 def test_using_a_name_of_a_broken_plugin_in_a_pipeline_says_which_plugin_and_why(site, runner, tmp_path):
     site.add("artgan-raiser", {"raiser": "raiser_mod2"}, {"raiser_mod2": RAISER})
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("name: p\nsteps:\n  - train:\n      dataset: half-made\n      architecture: dcgan\n")
+    pipeline.write_text("name: p\nstages:\n  - train:\n      dataset: half-made\n      architecture: dcgan\n")
     with pytest.warns(P.PluginWarning):
         r = runner.invoke(cli, ["run", str(pipeline), "--dry-run"])
     assert r.exit_code == 1
@@ -202,10 +202,10 @@ def plugin_module(name: str, **hooks) -> types.ModuleType:
 
 def test_an_implementation_may_take_fewer_arguments_than_the_hook():
     seen = []
-    quiet = plugin_module("quiet", artgan_on_metrics=lambda step: seen.append(step))
+    quiet = plugin_module("quiet", artgan_on_metrics=lambda iteration: seen.append(iteration))
     pm, registry = P.make_plugin_manager((quiet,), load_entry_points=False)
     assert registry.plugins["quiet"].status == "ok"
-    pm.hook.artgan_on_metrics(run_dir="r", step=3, metrics={})
+    pm.hook.artgan_on_metrics(run_dir="r", iteration=3, metrics={})
     assert seen == [3]
 
 
@@ -300,7 +300,7 @@ def test_two_distributions_using_one_entry_point_name(site):
 def test_unknown_name_lists_known_ones_with_did_you_mean(runner, tmp_path):
     P.reset()
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("name: p\nsteps:\n  - train:\n      dataset: digts\n      architecture: dcgan\n")
+    pipeline.write_text("name: p\nstages:\n  - train:\n      dataset: digts\n      architecture: dcgan\n")
     r = runner.invoke(cli, ["run", str(pipeline), "--dry-run"])
     assert r.exit_code == 1
     assert "unknown dataset 'digts' (did you mean 'digits'?); known datasets: digits," in r.output
@@ -330,7 +330,7 @@ def test_lazy_target_failing_at_use_names_the_plugin(site, runner, tmp_path):
                           "'ghost_data_module_that_is_not_there:Ghost' (ModuleNotFoundError: No module named")
     assert "`artgan plugins --disable ghostly`" in msg
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text("name: p\nsteps:\n  - train:\n      dataset: ghost\n      architecture: dcgan\n")
+    pipeline.write_text("name: p\nstages:\n  - train:\n      dataset: ghost\n      architecture: dcgan\n")
     r = runner.invoke(cli, ["run", str(pipeline)])
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "Error: dataset 'ghost' of plugin 'ghostly': cannot load" in r.output

@@ -92,29 +92,29 @@ def _train(tmp_path, registry, **options):
 
 
 def test_trainer_measures_records_and_trains_in_the_chosen_precision(tmp_path, registry, native_bf16):
-    summary, lines = _train(tmp_path, registry, steps=4, checkpoint_every=4)
+    summary, lines = _train(tmp_path, registry, iterations=4, checkpoint_every=4)
     first = read_jsonl(tmp_path / "metrics.jsonl")[0]
-    assert first["step"] == 0 and set(first["precision"]["measured"]) == {
+    assert first["iteration"] == 0 and set(first["precision"]["measured"]) == {
         "fp32/nchw", "fp32/channels_last", "bf16/nchw", "bf16/channels_last"}
-    assert lines[0].startswith("  precision: ") and "fastest measured step" in lines[0]
-    assert summary["bf16"] == first["precision"]["bf16"] and summary["steps"] == 4
+    assert lines[0].startswith("  precision: ") and "fastest measured iteration" in lines[0]
+    assert summary["bf16"] == first["precision"]["bf16"] and summary["iterations"] == 4
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["precision"] == first["precision"]  # a resumed run computes as this one did
 
 
 def test_the_probe_does_not_change_the_run(tmp_path, registry, monkeypatch):
     """A measured run whose choice is fp32/NCHW trains exactly as an unmeasured fp32 run."""
-    a, _ = _train(tmp_path / "a", registry, steps=4, checkpoint_every=4, precision="fp32", channels_last=False)
+    a, _ = _train(tmp_path / "a", registry, iterations=4, checkpoint_every=4, precision="fp32", channels_last=False)
     monkeypatch.delenv("ARTGAN_AUTO_PRECISION", raising=False)
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     slow_bf16 = {(False, False): 1.0, (False, True): 2.0, (True, False): 3.0, (True, True): 3.0}
-    real_timer = precision.step_timer
+    real_timer = precision.iteration_timer
 
     def timer(recipe, batch, device):  # really run the probe (state must survive it), report fixed times
         run = real_timer(recipe, batch, device)
         return lambda bf16, cl: (run(bf16, cl), slow_bf16[bf16, cl])[1]
-    monkeypatch.setattr("artgan.train.step_timer", timer)
-    b, _ = _train(tmp_path / "b", registry, steps=4, checkpoint_every=4)
+    monkeypatch.setattr("artgan.train.iteration_timer", timer)
+    b, _ = _train(tmp_path / "b", registry, iterations=4, checkpoint_every=4)
     assert not b["bf16"] and not b["channels_last"]
     la = [r for r in read_jsonl(tmp_path / "a" / "metrics.jsonl") if "precision" not in r]
     lb = [r for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if "precision" not in r]
@@ -125,29 +125,29 @@ def test_time_budget_ends_at_a_checkpoint_as_a_normal_end(tmp_path, registry, mo
     import artgan.train as train_module
     clock = iter(range(0, 10**6, 10))  # every perf_counter call moves time on by 10 s
     monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
-    summary, lines = _train(tmp_path, registry, steps=1000, checkpoint_every=500, seconds=25)
-    assert summary["stopped_by"] == "seconds" and 0 < summary["steps"] < 1000
+    summary, lines = _train(tmp_path, registry, iterations=1000, checkpoint_every=500, seconds=25)
+    assert summary["stopped_by"] == "seconds" and 0 < summary["iterations"] < 1000
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert ckpt["step"] == summary["steps"] and ckpt["train_seconds"] >= 25
-    assert (tmp_path / "samples" / f"step_{summary['steps']:06d}.png").exists()
+    assert ckpt["iteration"] == summary["iterations"] and ckpt["train_seconds"] >= 25
+    assert (tmp_path / "samples" / f"iteration_{summary['iterations']:06d}.png").exists()
     assert any("time budget of 25 s reached" in line for line in lines)
 
 
 def test_time_budget_counts_across_resumes(tmp_path, registry, monkeypatch):
     from artgan.train import TrainOptions, train
-    summary, _ = _train(tmp_path, registry, steps=4, checkpoint_every=2)
+    summary, _ = _train(tmp_path, registry, iterations=4, checkpoint_every=2)
     dataset = registry.create("dataset", "digits", image_size=16)
     recipe = registry.create("architecture", "dcgan", info=dataset.info, loss=None, latent_dim=8, g_width=8, d_width=8)
     # the first run used its budget (any positive number of seconds is spent by now)
-    resumed = train(recipe, dataset, tmp_path, TrainOptions(steps=8, batch_size=8, device="cpu", sample_count=4,
+    resumed = train(recipe, dataset, tmp_path, TrainOptions(iterations=8, batch_size=8, device="cpu", sample_count=4,
                                                             seconds=1e-9, collapse_ratio=0),
                     recipe_config={}, resume=True, progress=False)
-    assert resumed["stopped_by"] == "seconds" and resumed["steps"] == 4
+    assert resumed["stopped_by"] == "seconds" and resumed["iterations"] == 4
 
 
 def test_negative_seconds_is_refused(tmp_path, registry):
     with pytest.raises(ArtganError, match="train.seconds must be >= 0"):
-        _train(tmp_path, registry, steps=2, seconds=-1)
+        _train(tmp_path, registry, iterations=2, seconds=-1)
 
 
 def test_cuda_keeps_bf16_and_channels_last_without_measuring(monkeypatch):

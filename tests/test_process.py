@@ -70,11 +70,11 @@ def test_pipeline_generate_then_superres(with_models, tmp_path, runner):
     path = tmp_path / "gen-sr.yaml"
     path.write_text(textwrap.dedent("""\
         name: gen-sr
-        steps:
+        stages:
           - train:
               dataset: {name: digits, image_size: 32, channels: 3}
               architecture: {name: dcgan, latent_dim: 8, g_width: 8, d_width: 8}
-              steps: 2
+              iterations: 2
               batch_size: 8
               checkpoint_every: 2
               log_every: 1
@@ -95,11 +95,11 @@ def test_pipeline_generate_then_superres(with_models, tmp_path, runner):
 
 def test_pipeline_process_step_reads_a_folder_and_checks_step_names(images_dir, tmp_path, runner):
     path = tmp_path / "p.yaml"
-    path.write_text(f"name: p\nsteps:\n  - process:\n      input: {images_dir}\n      steps: ['bicubic:scale=2']\n")
+    path.write_text(f"name: p\nstages:\n  - process:\n      input: {images_dir}\n      steps: ['bicubic:scale=2']\n")
     r = runner.invoke(cli, ["run", str(path), "--out", str(tmp_path / "run"), "-q"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "processed" / "sub" / "img0.png").exists()
-    path.write_text("name: p\nsteps:\n  - process:\n      input: x\n      steps: ['lanczos:size=2']\n")
+    path.write_text("name: p\nstages:\n  - process:\n      input: x\n      steps: ['lanczos:size=2']\n")
     r = runner.invoke(cli, ["run", str(path), "--dry-run"])
     assert r.exit_code == 1 and "p.yaml:5: process.steps[0]: step 'lanczos'" in r.output
     assert "accepted parameters: scale" in r.output

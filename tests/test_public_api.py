@@ -1,6 +1,6 @@
 """What artgan promises plugin authors and users stays what its own files use: first-party plugins
-import only what docs/plugins.md lists as public; shipped pipelines and scripts use no deprecated name; the training "step" names renamed in the public API (``Phase``'s
-``losses``, ``GANRecipe.after_iteration``, the hooks' ``iteration``) keep their old names working."""
+import only what docs/plugins.md lists as public; shipped pipelines load without a warning; the names
+0.2 renamed (``train.steps``, ``Phase(step=)``, ``after_step``, ``beta1`` ...) are gone, not aliased."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ import artgan
 from artgan.pipeline import RunContext, load_pipeline, run_pipeline
 from artgan.plugins import get_registry, make_plugin_manager
 from artgan.recipe import GANRecipe, Phase
-from artgan.training_tricks import LRSchedule
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs" / "plugins.md"
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
-SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 
 
 
@@ -135,11 +133,9 @@ def _architectures(pipeline) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
-def test_shipped_pipelines_use_no_deprecated_name(path):
-    """Loading the pipeline and building each recipe's config from it warns of nothing: no old
-    pipeline key (``steps:``, ``train.steps``) and no old knob name (``lr_decay_steps``, ...)."""
+def test_shipped_pipelines_load_and_build_their_recipe_configs_without_a_warning(path):
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error")
         pipeline = load_pipeline(path, registry=get_registry())
         for name, params in _architectures(pipeline):
             config_class = _config_class(name)
@@ -147,85 +143,54 @@ def test_shipped_pipelines_use_no_deprecated_name(path):
                 config_class.from_params(name, params)
 
 
-def _deprecated_overrides() -> set[str]:
-    """Every old name a ``--set`` could still use: pipeline keys and each recipe's renamed knobs."""
-    old = {"train.steps"}
-    for name in get_registry().names("architecture"):
-        config_class = _config_class(name)
-        if config_class is not None:
-            old |= {f"train.architecture.{k}" for k in ("beta1", "beta2", *config_class.renamed)}
-    return old
+# -- 0.2 keeps no old name: each is an unknown name now, with the usual one-line error ---------------
+
+_TRAIN = """
+name: old
+stages:
+  - train:
+      dataset: digits
+      architecture: dcgan
+"""
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
-def test_shipped_scripts_set_no_deprecated_name(path):
-    keys = set(re.findall(r"--set\s+\"?([\w.]+)=", path.read_text()))
-    assert not keys & _deprecated_overrides(), f"{path.name} sets old names: {sorted(keys & _deprecated_overrides())}"
+@pytest.mark.parametrize("text, error", [
+    (_TRAIN.replace("stages:", "steps:"), "unknown key; expected name, seed, description, stages"),
+    (_TRAIN + "      steps: 10\n", "steps"),
+], ids=["steps-list", "train.steps"])
+def test_the_old_pipeline_keys_are_unknown_keys(text, error):
+    with pytest.raises(artgan.errors.ConfigError, match=error):
+        load_pipeline(text=text)
 
 
-def test_the_deprecated_names_are_known():
-    # the two checks above would pass vacuously if no old name were found
-    assert {"train.steps", "train.architecture.lr_decay_steps", "train.architecture.beta1"} <= _deprecated_overrides()
+def test_the_old_override_train_steps_is_an_unknown_key():
+    with pytest.raises(artgan.errors.ConfigError, match="steps"):
+        load_pipeline(text=_TRAIN, overrides=["train.steps=10"])
 
 
-# -- training "step" -> iteration: the new names, and the old ones still working ---------------------
+@pytest.mark.parametrize("old", ["beta1", "lr_decay_steps"])
+def test_the_old_recipe_knob_names_are_unknown_parameters(old):
+    with pytest.raises(artgan.errors.ArtganError, match=f"unknown parameter {old!r}"):
+        _config_class("superres-gan").from_params("superres-gan", {old: 0.5})
+
+
+def test_the_old_module_and_class_names_are_gone():
+    import artgan.pipeline
+    import artgan.recipe
+
+    with pytest.raises(ImportError):
+        importlib.import_module("artgan.models")
+    for name in ("TrainStep", "ExportStep", "GenerateStep", "ProcessStep", "STEP_KINDS"):
+        assert not hasattr(artgan.pipeline, name), name
+    assert not hasattr(artgan.pipeline.Pipeline, "steps") and not hasattr(artgan.pipeline.TrainOptions, "steps")
+    assert not hasattr(GANRecipe, "after_step")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(TypeError):
+        Phase("G", opt, step=_losses)
+
 
 def _losses(batch):
     return {"loss": torch.zeros(())}
-
-
-def test_phase_takes_losses_and_still_the_old_step_keyword():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        assert Phase("G", opt, _losses).losses is _losses  # positional: no warning
-    with pytest.warns(DeprecationWarning, match=r"Phase\(step=...\) is renamed Phase\(losses=...\)"):
-        old = Phase("G", opt, step=_losses, every=2)
-    assert old == Phase("G", opt, losses=_losses, every=2) and old.step is _losses
-    with pytest.raises(artgan.errors.ArtganError, match="give only losses"):
-        Phase("G", opt, _losses, step=_losses)
-
-
-class _Chores(GANRecipe):
-    """A recipe whose only chore is a step schedule: lr 1 -> 0 over 10 iterations; ``calls`` logs
-    which after_* methods ran."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-        self.net = torch.nn.Linear(1, 1)
-        self.modules = {"generator": self.net}
-        self.optimizers = {"generator": torch.optim.SGD(self.net.parameters(), lr=1.0)}
-        self.set_lr_schedule(LRSchedule("linear", 0, 10, 0.0))
-
-    def lr(self):
-        return self.optimizers["generator"].param_groups[0]["lr"]
-
-
-class _New(_Chores):
-    def after_iteration(self, iteration):
-        self.calls.append(("new", iteration))
-        super().after_iteration(iteration)
-
-
-def _old_style(base):
-    with pytest.warns(DeprecationWarning, match=r"_Old.after_step\(step\) is renamed after_iteration\(iteration\)"):
-        class _Old(base):
-            def after_step(self, step):
-                self.calls.append(("old", step))
-                super().after_step(step)
-    return _Old
-
-
-@pytest.mark.parametrize("call", ["after_iteration", "after_step"])  # after_step: the trainer's call today
-@pytest.mark.parametrize("kind", ["new", "old", "old over new"])
-def test_after_iteration_and_old_after_step_overrides_each_run_once_with_the_chores(kind, call):
-    cls = {"new": lambda: _New, "old": lambda: _old_style(_Chores), "old over new": lambda: _old_style(_New)}[kind]()
-    recipe = cls()
-    getattr(recipe, call)(5)
-    expected = {"new": [("new", 5)], "old": [("old", 5)], "old over new": [("old", 5), ("new", 5)]}[kind]
-    assert recipe.calls == expected
-    assert recipe.lr() == pytest.approx(0.5)  # the schedule ran, once per call
 
 
 def _tracker(**hooks):
@@ -235,17 +200,11 @@ def _tracker(**hooks):
     return module
 
 
-def test_the_training_hooks_pass_iteration_and_the_old_step(tmp_path):
+def test_the_training_hooks_pass_iteration(tmp_path):
     seen = []
-    new = _tracker(artgan_on_metrics=lambda iteration, metrics: seen.append(("metrics", iteration)),
-                   artgan_on_checkpoint=lambda iteration, path: seen.append(("checkpoint", iteration)))
-    old = _tracker(artgan_on_metrics=lambda step: seen.append(("old metrics", step)))
-    old.__name__ = "old_tracker"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        pm, registry = make_plugin_manager((new,))
-    with pytest.warns(DeprecationWarning, match="artgan_on_metrics: the parameter step is renamed iteration"):
-        pm.register(old, name="old_tracker")
+    tracker = _tracker(artgan_on_metrics=lambda iteration, metrics: seen.append(("metrics", iteration)),
+                       artgan_on_checkpoint=lambda iteration, path: seen.append(("checkpoint", iteration)))
+    pm, registry = make_plugin_manager((tracker,))
     pipeline = load_pipeline(text="""
 name: hooks
 stages:
@@ -261,4 +220,4 @@ stages:
 """, registry=registry)
     run_pipeline(pipeline, RunContext(run_dir=tmp_path / "run", registry=registry, plugin_manager=pm,
                                       progress=False, log=lambda msg: None))
-    assert sorted(seen) == [("checkpoint", 2), ("metrics", 1), ("metrics", 2), ("old metrics", 1), ("old metrics", 2)]
+    assert sorted(seen) == [("checkpoint", 2), ("metrics", 1), ("metrics", 2)]

@@ -23,7 +23,7 @@ def test_pipeline_writes_a_self_contained_report(tiny_run):
     page = (tiny_run / "report.html").read_text()
     assert "<svg" in page and "losses" in page and "D_loss" in page  # curves
     assert page.count("data:image/png;base64,") >= 3  # summary + grids over time, embedded
-    assert "step_000003" in page and "step_000006" in page
+    assert "iteration_000003" in page and "iteration_000006" in page
     assert "Configuration" in page and "dcgan" in page  # the config
     assert "Model card: generator.card.json" in page and "max_abs_diff" in page
     for remote in ("src='http", 'src="http', "<link", "<script"):  # nothing fetched when opened
@@ -53,7 +53,7 @@ def test_evaluate_gan_on_a_run_and_on_its_export(runner, tiny_run):
     assert m["num_modes"] == 10 and 1 <= m["modes"] <= 10 and m["kl"] >= 0
     assert set(m) >= {"fd", "precision", "recall"}
     assert prov["samples"] == 200 and prov["real_samples"] == 300 and prov["pr_samples"] == 100
-    assert prov["train_steps"] == 6 and len(prov["feature_weights_sha256"]) == 64
+    assert prov["train_iterations"] == 6 and len(prov["feature_weights_sha256"]) == 64
     assert json.loads((tiny_run / "evaluation.json").read_text())["metrics"] == m
     assert runner.invoke(cli, ["report", str(tiny_run)]).exit_code == 0
     page = (tiny_run / "report.html").read_text()
@@ -76,11 +76,11 @@ def test_a_failed_run_still_gets_a_report(runner, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("""\
 name: bad
-steps:
+stages:
   - train:
       dataset: {name: digits, image_size: 16}
       architecture: {name: dcgan, latent_dim: 8, g_width: 4, d_width: 4}
-      steps: 2
+      iterations: 2
       batch_size: 8
       sample_count: 4
   - generate: {model: missing.onnx}

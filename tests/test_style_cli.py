@@ -84,7 +84,7 @@ def tiny_and_quick(monkeypatch):
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
     monkeypatch.setattr(style_cli, "MIN_TRAIN_SHARE", 0.0)
-    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_STEPS", 3)
+    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
 
 
 def _check_installed(models, name, runner, cli, data):
@@ -124,7 +124,7 @@ def test_train_installs_a_usable_model(runner, cli, data, tiny_and_quick, monkey
     card = _check_installed(models, "stripes", runner, cli, data)
     assert card["training"]["stopped_early"] is False
     run = data / "runs" / "style-stripes"
-    assert (run / "pipeline.yaml").exists() and list((run / "samples").glob("step_*.png"))
+    assert (run / "pipeline.yaml").exists() and list((run / "samples").glob("iteration_*.png"))
 
 
 def test_ctrl_c_still_leaves_a_usable_model(runner, cli, data, tiny_and_quick, monkeypatch):

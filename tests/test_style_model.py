@@ -111,14 +111,14 @@ def test_recipe_learns_reports_its_terms_and_decays(folders):
     before = [p.clone() for p in recipe.G.parameters()]
     (phase,) = recipe.phases()
     phase.optimizer.zero_grad()
-    losses = phase.step(batch)
+    losses = phase.losses(batch)
     assert set(losses) == {"loss", "texture", "style", "colour", "edges"} and torch.isfinite(losses["loss"])
     losses["loss"].backward()
     phase.optimizer.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, recipe.G.parameters()))
-    recipe.after_step(2)
+    recipe.after_iteration(2)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - 0.45))
-    recipe.after_step(3)
+    recipe.after_iteration(3)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4)
     assert recipe.sample({}).shape == (2, 3, 32, 64)  # photo | stylised
     # a term with weight 0 is neither computed nor reported
@@ -136,7 +136,7 @@ def test_recipe_loss_falls_on_a_fixed_batch(folders):
     first = None
     for _ in range(30):
         phase.optimizer.zero_grad()
-        loss = phase.step(batch)["loss"]
+        loss = phase.losses(batch)["loss"]
         loss.backward()
         phase.optimizer.step()
         first = first if first is not None else loss.item()
@@ -325,11 +325,11 @@ def test_pipeline_trains_exports_and_processes(runner, folders, tmp_path, monkey
     result = runner.invoke(cli, ["run", "p.yaml", "--out", "run", "-q"])
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "run" / "export" / "style.card.json").read_text())
-    assert card["metadata"]["step"] == "style" and card["metadata"]["train_steps"] == 2
+    assert card["metadata"]["step"] == "style" and card["metadata"]["train_iterations"] == 2
     outs = sorted((tmp_path / "run" / "processed").glob("*.png"))
     assert len(outs) == 8
     assert load_image(outs[1]).shape == load_image(folders / "photos" / "001.png").shape
-    assert (tmp_path / "run" / "samples" / "step_000002.png").exists()
+    assert (tmp_path / "run" / "samples" / "iteration_000002.png").exists()
 
 
 def test_cyclegan_trains_two_steps_and_exports_a_style_model(runner, folders, tmp_path):
@@ -345,7 +345,7 @@ def test_cyclegan_trains_two_steps_and_exports_a_style_model(runner, folders, tm
     assert result.exit_code == 0, result.output
     model = tmp_path / "run" / "export" / "style.onnx"
     card = json.loads(model.with_name("style.card.json").read_text())
-    assert card["metadata"]["architecture"] == "cyclegan" and card["metadata"]["train_steps"] == 2
+    assert card["metadata"]["architecture"] == "cyclegan" and card["metadata"]["train_iterations"] == 2
     assert card["verification"]["psnr_db"] >= 50
     image = np.random.default_rng(0).random((1, 36, 52, 3), dtype=np.float32)
     out = build_step(_registry(), f"style:model={model}")(image)

@@ -124,12 +124,12 @@ def test_psnr_recipe_trains_the_generator_only():
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, decay_to=10, ema=0.5)
     phases = recipe.phases()
     assert [p.name for p in phases] == ["G"]
-    losses = phases[0].step(_batch())
+    losses = phases[0].losses(_batch())
     assert set(losses) >= {"loss", "l1", "psnr"} and torch.isfinite(losses["loss"])
     before = [p.clone() for p in recipe.ema.module.parameters()]
     losses["loss"].backward()
     phases[0].optimizer.step()
-    recipe.after_step(5)
+    recipe.after_iteration(5)
     assert recipe.optimizers["generator"].param_groups[0]["lr"] < 2e-4  # cosine decay at work
     assert any(not torch.equal(a, b) for a, b in zip(before, recipe.ema.module.parameters()))  # EMA moved
     assert recipe.export_spec().module is recipe.ema.module
@@ -143,7 +143,7 @@ def test_gan_recipe_has_d_and_g_phases_with_adversarial_terms():
                             adv_weight=0.01, feature_weight=0.1)
     d, g = recipe.phases()
     assert (d.name, g.name) == ("D", "G")
-    d_losses, g_losses = d.step(_batch()), g.step(_batch())
+    d_losses, g_losses = d.losses(_batch()), g.losses(_batch())
     assert {"real_score", "fake_score"} <= set(d_losses)
     assert {"adv", "feature_match", "l1"} <= set(g_losses)
     assert all(torch.isfinite(v) for v in g_losses.values())
@@ -155,7 +155,7 @@ def test_recipe_names_a_scale_mismatch():
 
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), scale=4, width=8, blocks=1)
     with pytest.raises(ArtganError, match="same scale for the dataset and the architecture"):
-        recipe.phases()[0].step(_batch(scale=2))
+        recipe.phases()[0].losses(_batch(scale=2))
 
 
 def test_samples_are_bicubic_output_target_side_by_side():
@@ -179,11 +179,11 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     def pipeline(name: str, architecture: str, out: str) -> str:
         return textwrap.dedent(f"""\
             name: {name}
-            steps:
+            stages:
               - train:
                   dataset: {{name: superres-pairs, path: {tmp_path / 'hr'}, scale: 2, patch_size: 24, items_per_image: 4}}
                   architecture: {architecture}
-                  steps: 3
+                  iterations: 3
                   batch_size: 4
                   checkpoint_every: 3
                   log_every: 1
@@ -203,7 +203,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     assert model.run({"lr": np.zeros((1, 3, 7, 9), np.float32)}).shape == (1, 3, 14, 18)  # dynamic H, W
     metrics = [json.loads(line) for line in (tmp_path / "psnr" / "metrics.jsonl").read_text().splitlines()]
     assert "G/l1" in metrics[-1] and "D_loss" not in metrics[-1]
-    assert (tmp_path / "psnr" / "samples" / "step_000003.png").exists()
+    assert (tmp_path / "psnr" / "samples" / "iteration_000003.png").exists()
 
     # the card: what the model is, how it was trained, and ONNX vs PyTorch on a real image
     from artgan.cards import read_card
@@ -213,7 +213,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
     card_main([str(onnx_path), "--run", str(tmp_path / "psnr"), "--command", "artgan run psnr.yaml",
                "--real-image", str(sorted((tmp_path / "hr").glob("*.png"))[1])])
     card = read_card(onnx_path)
-    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["steps"] == 3
+    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["iterations"] == 3
     assert card["real_inputs"]["count"] == 1 and card["real_inputs"]["inputs"].endswith("56x40")
     assert card["real_inputs"]["min_psnr_db"] is None or card["real_inputs"]["min_psnr_db"] > 60
     md = (tmp_path / "psnr" / "export" / "x2-psnr.card.md").read_text()
@@ -235,7 +235,7 @@ def test_init_from_a_different_generator_is_named(tmp_path):
     from artgan_superres.recipe import SuperResRecipe
 
     other = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1)
-    path = checkpoints.save(tmp_path / "c.pt", {"step": 1, "recipe": {"architecture": "superres-gan",
+    path = checkpoints.save(tmp_path / "c.pt", {"iteration": 1, "recipe": {"architecture": "superres-gan",
                                                                          "params": {"width": 8, "blocks": 1}},
                                                 "state": other.state_dict()})
     SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, init_from=str(path))  # same: fine

@@ -8,16 +8,6 @@ import sys
 import pytest
 
 
-def test_artgan_models_is_a_deprecated_name_of_model_search():
-    import artgan.model_search
-
-    sys.modules.pop("artgan.models", None)
-    with pytest.warns(DeprecationWarning, match="artgan.model_search"):
-        old = importlib.import_module("artgan.models")
-    assert old.find_model is artgan.model_search.find_model
-    assert old.list_models is artgan.model_search.list_models
-
-
 def test_held_out_split_is_every_fourth_sorted_file_from_index_3():
     from artgan.splits import held_out, split_files
 
@@ -66,7 +56,7 @@ def test_update_card_sets_a_section_and_renders_the_markdown(tmp_path):
 
     write_card(tmp_path / "m.onnx", {"file": "m.onnx"})
     update_card(tmp_path / "m.onnx", "summary", {"title": "an upscaler", "lines": ["Makes images larger."]})
-    update_card(tmp_path / "m.card.json", "training", {"steps": 12, "lines": ["- trained 12 steps"]})
+    update_card(tmp_path / "m.card.json", "training", {"iterations": 12, "lines": ["- trained 12 iterations"]})
     update_card(tmp_path / "m.card.md", "evaluation/Set5 x2", {
         "dataset": "Set5", "images": 5, "protocol": "Y channel", "baseline": "bicubic",
         "metrics": {"psnr": {"label": "PSNR (dB)", "format": ".2f", "unit": "dB"}},
@@ -79,7 +69,7 @@ def test_update_card_sets_a_section_and_renders_the_markdown(tmp_path):
     assert card["evaluation"]["Set5 x2"]["methods"]["m"]["psnr"] == 31.5
     md = (tmp_path / "m.card.md").read_text()
     assert md.startswith("# an upscaler\n\nMakes images larger.")
-    assert "- trained 12 steps" in md and "steps: 12" not in md  # lines replace the fields
+    assert "- trained 12 iterations" in md and "iterations: 12" not in md  # lines replace the fields
     assert "| method | PSNR (dB) | vs bicubic |" in md and "| m | 31.50 | +1.50 dB |" in md
     assert "on real inputs (a.png, 8x8)" in md and "PSNR min 150.0 dB" in md
     assert "## Speed\n\n- ms_512: 12" in md  # a section the renderer does not know: its fields

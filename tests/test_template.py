@@ -121,7 +121,7 @@ def test_generated_plugins_install_in_a_fresh_venv_pass_their_tests_and_run_in_a
     images.mkdir()
     Image.fromarray(np.linspace(0, 255, 48 * 32 * 3).astype(np.uint8).reshape(48, 32, 3)).save(images / "a.png")
     pipeline = tmp_path / "mine.yaml"
-    pipeline.write_text(f"name: mine\nsteps:\n  - process:\n      input: {images}\n      steps: ['my-step:strength=1.0']\n")
+    pipeline.write_text(f"name: mine\nstages:\n  - process:\n      input: {images}\n      steps: ['my-step:strength=1.0']\n")
     r = run("-c", main, "run", str(pipeline), "--out", str(tmp_path / "run"), "-q")
     assert r.returncode == 0, r.stderr
     x = np.asarray(Image.open(images / "a.png")).astype(np.float64) / 255

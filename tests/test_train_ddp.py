@@ -14,11 +14,11 @@ import pytest
 PIPELINE = """\
 name: ddp
 seed: 0
-steps:
+stages:
   - train:
       dataset: {name: digits, image_size: 16}
       architecture: {name: dcgan, latent_dim: 8, g_width: 4, d_width: 4, ema: 0.9, r1: 0.1}
-      steps: 8
+      iterations: 8
       batch_size: 8
       checkpoint_every: 4
       log_every: 2
@@ -47,19 +47,19 @@ def test_two_process_gloo_training_then_resume(tmp_path):
     from artgan import checkpoints
     from artgan.files import read_jsonl
     ckpt = checkpoints.load(out / "checkpoints" / "last.pt")
-    assert ckpt["step"] == 8
+    assert ckpt["iteration"] == 8
     assert len(ckpt["rng_per_process"]) == 2  # both processes took part
     # the processes drew different noise (their own random streams)
     assert not torch.equal(ckpt["rng_per_process"][0]["torch"], ckpt["rng_per_process"][1]["torch"])
     # the first process alone wrote the logs: one record per log step, not two
-    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "precision" not in r] == [2, 4, 6, 8]
+    assert [r["iteration"] for r in read_jsonl(out / "metrics.jsonl") if "precision" not in r] == [2, 4, 6, 8]
     assert (out / "report.html").exists()
 
     # resume the two-process run for 4 more steps (the weight-divergence check runs at each save)
-    cmd_resume = [*cmd, "--resume", "--set", "train.steps=12"]
+    cmd_resume = [*cmd, "--resume", "--set", "train.iterations=12"]
     proc = subprocess.run(cmd_resume, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert checkpoints.load(out / "checkpoints" / "last.pt")["step"] == 12
+    assert checkpoints.load(out / "checkpoints" / "last.pt")["iteration"] == 12
 
 
 @pytest.mark.slow

@@ -20,12 +20,12 @@ from artgan.files import read_jsonl
 PIPELINE = """\
 name: crash
 seed: 3
-steps:
+stages:
   - train:
       dataset: {{name: digits, image_size: 16}}
       architecture: {{name: dcgan, latent_dim: 8, g_width: 4, d_width: 4, ema: 0.9,
                      diffaugment: "color,translation,cutout", r1: 0.1}}
-      steps: {steps}
+      iterations: {iterations}
       batch_size: 8
       checkpoint_every: {ckpt}
       log_every: 1
@@ -51,22 +51,22 @@ def _run(path: Path, out: Path, resume: bool = False):
 
 
 def test_resume_continues_the_same_losses(tmp_path):
-    # in-process: stop cleanly at a checkpoint (steps=12), then extend the run to 30 with resume
+    # in-process: stop cleanly at a checkpoint (iterations=12), then extend the run to 30 with resume
     full, parts = tmp_path / "full.yaml", tmp_path / "parts.yaml"
-    full.write_text(PIPELINE.format(steps=30, ckpt=7))
-    parts.write_text(PIPELINE.format(steps=12, ckpt=7))
+    full.write_text(PIPELINE.format(iterations=30, ckpt=7))
+    parts.write_text(PIPELINE.format(iterations=12, ckpt=7))
     _run(full, tmp_path / "a")
     _run(parts, tmp_path / "b")
     _run(full, tmp_path / "b", resume=True)
     a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
-    assert len(a) == 30 and [r["step"] for r in b] == list(range(1, 31))
+    assert len(a) == 30 and [r["iteration"] for r in b] == list(range(1, 31))
     assert a == b  # bit-identical losses, logits, penalties and sample diversity
 
 
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text(PIPELINE.format(steps=400, ckpt=5))
+    path.write_text(PIPELINE.format(iterations=400, ckpt=5))
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "artgan", "run", str(path), "--out", str(killed), "-q"],
@@ -79,19 +79,19 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
     time.sleep(random.uniform(0.0, 0.5))  # somewhere mid-training, maybe mid-save
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    steps_logged = len([r for r in read_jsonl(killed / "metrics.jsonl") if "precision" not in r])
-    assert 0 < steps_logged < 400, "the kill must land mid-training"
+    iterations_logged = len([r for r in read_jsonl(killed / "metrics.jsonl") if "precision" not in r])
+    assert 0 < iterations_logged < 400, "the kill must land mid-training"
 
     from artgan import checkpoints
     state = checkpoints.load(ckpt)  # whatever the moment, the checkpoint is whole
-    assert 5 <= state["step"] <= steps_logged
+    assert 5 <= state["iteration"] <= iterations_logged
 
-    # resume it (through the CLI), shortened to 60 steps, and compare with an uninterrupted run
+    # resume it (through the CLI), shortened to 60 iterations, and compare with an uninterrupted run
     from click.testing import CliRunner
 
     from artgan.cli import cli
     short = tmp_path / "short.yaml"
-    short.write_text(PIPELINE.format(steps=max(60, state["step"] + 10), ckpt=5))
+    short.write_text(PIPELINE.format(iterations=max(60, state["iteration"] + 10), ckpt=5))
     result = CliRunner().invoke(cli, ["run", str(short), "--out", str(killed), "--resume", "-q"])
     assert result.exit_code == 0, result.output
     assert not list((killed / "checkpoints").glob("*.tmp"))
@@ -102,7 +102,7 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
 def test_run_refuses_to_overwrite_without_resume(tmp_path, runner):
     from artgan.cli import cli
     path = tmp_path / "p.yaml"
-    path.write_text(PIPELINE.format(steps=2, ckpt=1))
+    path.write_text(PIPELINE.format(iterations=2, ckpt=1))
     assert runner.invoke(cli, ["run", str(path), "--out", str(tmp_path / "r"), "-q"]).exit_code == 0
     result = runner.invoke(cli, ["run", str(path), "--out", str(tmp_path / "r"), "-q"])
     assert result.exit_code == 1 and "--resume" in result.output
@@ -129,9 +129,9 @@ def test_resume_loads_state_after_the_modules_reach_their_device(tmp_path, monke
     def recipe():
         return DCGANRecipe(info=DatasetInfo(**ds.info.to_dict()), latent_dim=8, g_width=4, d_width=4)
 
-    opts = TrainOptions(steps=2, batch_size=8, checkpoint_every=2, log_every=1, sample_count=4)
+    opts = TrainOptions(iterations=2, batch_size=8, checkpoint_every=2, log_every=1, sample_count=4)
     train(recipe(), ds, tmp_path, opts, recipe_config=config, progress=False)
     events.clear()
-    opts.steps = 3
+    opts.iterations = 3
     train(recipe(), ds, tmp_path, opts, recipe_config=config, resume=True, progress=False)
     assert events.index("to") < events.index("load"), events

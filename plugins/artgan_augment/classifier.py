@@ -2,7 +2,7 @@
 
 A small CNN on 16x16 grey images in [-1, 1] (the digits' resolution doubled): conv 3x3 x32, ReLU,
 max-pool, conv 3x3 x64, ReLU, max-pool, linear 1024 -> 128, ReLU, dropout 0.3, linear -> classes.
-Trained from a seeded initialisation for a fixed number of Adam steps (not epochs: 100 real images
+Trained from a seeded initialisation for a fixed number of Adam iterations (not epochs: 100 real images
 and 1347 get the same optimisation), each mini-batch drawn uniformly with replacement from the
 training set, every image shifted by up to one pixel (the same light augmentation in every row).
 One thread while training: the same float summation order, so the same weights run after run.
@@ -25,7 +25,7 @@ SIZE = 16  # the classifier's input side; images of other sizes are resized (are
 class ClassifierRecipe:
     """Everything that defines the classifier's training; recorded in every result."""
 
-    steps: int = 600
+    iterations: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -93,7 +93,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: i
         model = SmallCNN(num_classes)
         opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         model.train()
-        for _ in range(recipe.steps):
+        for _ in range(recipe.iterations):
             idx = torch.randint(0, len(x), (recipe.batch_size,), generator=g)
             loss = F.cross_entropy(model(_shift(x[idx], recipe.shift, g)), y[idx])
             opt.zero_grad(set_to_none=True)

@@ -54,9 +54,9 @@ OPTIONS = {
                     SeedList()),
     "synthetic_per_class": Option(None, "Synthetic images per class in each synthetic row  [default: the "
                                   "protocol's]", click.IntRange(min=1)),
-    "gan_steps": Option(None, "Training iterations of each few-shot GAN  [default: the protocol's]",
+    "gan_iterations": Option(None, "Training iterations of each few-shot GAN  [default: the protocol's]",
                         click.IntRange(min=1)),
-    "classifier_steps": Option(None, "Adam steps of every classifier  [default: the protocol's]",
+    "classifier_iterations": Option(None, "Adam iterations of every classifier  [default: the protocol's]",
                                click.IntRange(min=1)),
     "runs": Option("runs/augment-eval", "Folder for the few-shot GANs' training runs (few-shot-seed<S>/).",
                    click.Path(file_okay=False, path_type=Path)),
@@ -74,8 +74,8 @@ def run(request: Request, progress: bool) -> dict[str, Any]:
         raise ArtganError(f"evaluate augment: give one --model (the generator of the synthetic-only row), "
                           f"got {len(request.models)}")
     o = request.options
-    protocol = Protocol.default().replace(k=o["k"], per_class=o["synthetic_per_class"], gan_steps=o["gan_steps"],
-                                          classifier_steps=o["classifier_steps"])
+    protocol = Protocol.default().replace(k=o["k"], per_class=o["synthetic_per_class"], gan_iterations=o["gan_iterations"],
+                                          classifier_iterations=o["classifier_iterations"])
     model = find_model("augment", request.models[0] if request.models else DEFAULT_MODEL)
     figures = run_protocol(model, protocol, o["seeds"], o["runs"], progress=progress)
     return {**figures, "methods": table_rows(figures), "summary": summary_lines(figures),

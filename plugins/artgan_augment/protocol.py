@@ -4,7 +4,7 @@ On scikit-learn's digits (docs/training.md, "GANs for data augmentation"):
 
 - Held-out split: the ``digits`` dataset's ``split: test``, the last 450 of the 1797 images;
   everything trains on ``split: train``, the first 1347. Every row is tested on the same 450.
-- The classifier: :mod:`.classifier` (a small CNN, a fixed number of Adam steps, the same light
+- The classifier: :mod:`.classifier` (a small CNN, a fixed number of Adam iterations, the same light
   shift augmentation), identical in every row; only its training images change.
 - Rows, for each seed:
   1. ``real``: the 1347 training digits;
@@ -57,7 +57,7 @@ ROWS = ("real", "synthetic", "real-k", "real-k+synthetic")
 class Protocol:
     k: int = 10
     per_class: int = 200  # synthetic images per class in rows 2 and 4
-    gan_steps: int = 1500  # training iterations of each few-shot GAN
+    gan_iterations: int = 1500  # training iterations of each few-shot GAN
     truncation: float | None = None  # of the synthetic latents (None: plain standard normal)
     classifier: ClassifierRecipe = field(default_factory=ClassifierRecipe)
 
@@ -65,18 +65,18 @@ class Protocol:
     def default(cls) -> "Protocol":
         return cls()
 
-    def replace(self, *, k: int | None = None, per_class: int | None = None, gan_steps: int | None = None,
-                classifier_steps: int | None = None) -> "Protocol":
+    def replace(self, *, k: int | None = None, per_class: int | None = None, gan_iterations: int | None = None,
+                classifier_iterations: int | None = None) -> "Protocol":
         """The protocol with the given values changed (None keeps the default)."""
         out = self
         if k is not None:
             out = replace(out, k=k)
         if per_class is not None:
             out = replace(out, per_class=per_class)
-        if gan_steps is not None:
-            out = replace(out, gan_steps=gan_steps)
-        if classifier_steps is not None:
-            out = replace(out, classifier=replace(out.classifier, steps=classifier_steps))
+        if gan_iterations is not None:
+            out = replace(out, gan_iterations=gan_iterations)
+        if classifier_iterations is not None:
+            out = replace(out, classifier=replace(out.classifier, iterations=classifier_iterations))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class LabelledTensors(torch.utils.data.Dataset):
         return {"image": self.images[i], "label": self.labels[i]}
 
 
-def train_few_shot_gan(images: torch.Tensor, labels: torch.Tensor, info, steps: int, seed: int,
+def train_few_shot_gan(images: torch.Tensor, labels: torch.Tensor, info, iterations: int, seed: int,
                        run_dir: Path, progress: bool):
     """Train :data:`FEW_SHOT_GAN` on ``images`` into ``run_dir``; return the trained recipe."""
     from artgan.checkpoints import build_recipe
@@ -140,8 +140,8 @@ def train_few_shot_gan(images: torch.Tensor, labels: torch.Tensor, info, steps: 
                      "dataset": "digits (few-shot)"}
     seed_everything(seed)
     recipe = build_recipe(get_registry(), recipe_config)
-    options = TrainOptions(steps=steps, batch_size=min(cfg["batch_size"], len(images)), seed=seed,
-                           log_every=max(1, steps // 10), checkpoint_every=steps, sample_count=100,
+    options = TrainOptions(iterations=iterations, batch_size=min(cfg["batch_size"], len(images)), seed=seed,
+                           log_every=max(1, iterations // 10), checkpoint_every=iterations, sample_count=100,
                            precision="fp32", device="cpu")
     train(recipe, LabelledTensors(images, labels, info), run_dir, options, recipe_config=recipe_config,
           progress=progress)
@@ -216,9 +216,9 @@ class Run:
         self.log(f"seed {seed}: real, {p.k} per class")
         self.fit_and_test("real-k", x_train[idx], y_train[idx], seed)
 
-        self.log(f"seed {seed}: few-shot GAN on {len(idx)} images, {p.gan_steps} steps")
+        self.log(f"seed {seed}: few-shot GAN on {len(idx)} images, {p.gan_iterations} iterations")
         with self.timed("few_shot_gans"):
-            few = train_few_shot_gan(self.x_gan[idx], y_train[idx], self.gan_info, p.gan_steps, seed,
+            few = train_few_shot_gan(self.x_gan[idx], y_train[idx], self.gan_info, p.gan_iterations, seed,
                                      self.runs_dir / f"few-shot-seed{seed}", self.progress)
         with self.timed("synthesis"):
             few_images, few_labels = _sample_recipe(few, p.per_class, NUM_CLASSES, 1000 + seed)

@@ -87,7 +87,7 @@ def synthesize(model: str | Path, per_class: int, out: str | Path, *, seed: int 
     record = {
         "created_by": f"artgan synth (artgan {__version__})",
         "model": gen.path.name, "model_sha256": _sha256(gen.path),
-        "model_dataset": gen.metadata.get("dataset", ""), "model_train_steps": gen.metadata.get("train_steps"),
+        "model_dataset": gen.metadata.get("dataset", ""), "model_train_iterations": gen.metadata.get("train_iterations"),
         "seed": seed, "truncation": truncation, "per_class": per_class, "total": total,
         "classes": names, "counts": {name: per_class for name in names},
         "image_size": h, "channels": c, "format": "png",

@@ -46,7 +46,7 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def training(facts: dict[str, Any]) -> dict[str, Any]:
-    """The ``training`` section: ``facts`` (steps, seconds, precision, machine, parameters, data,
+    """The ``training`` section: ``facts`` (iterations, seconds, precision, machine, parameters, data,
     recipe, options) and the lines the card shows for them."""
     precision = facts.get("precision")
     if isinstance(precision, dict):  # the trainer's record of its choice
@@ -56,13 +56,13 @@ def training(facts: dict[str, Any]) -> dict[str, Any]:
     took = "?" if seconds is None else f"{seconds / 60:.0f} minutes" if seconds >= 60 else f"{seconds} s"
     return {**facts, "lines": [
         f"- data: {facts.get('data')}",
-        f"- training: {facts.get('steps')} steps in {took} on {facts.get('machine', '?')}"
+        f"- training: {facts.get('iterations')} iterations in {took} on {facts.get('machine', '?')}"
         + (f", {precision}" if precision else "") + f"; {facts.get('generator_parameters')} parameters"]}
 
 
 def training_facts(checkpoint: dict[str, Any], module) -> dict[str, Any]:
     info = checkpoint["recipe"]["info"]
-    return {"steps": int(checkpoint["step"]), "seconds": round(float(checkpoint.get("train_seconds", 0))),
+    return {"iterations": int(checkpoint["iteration"]), "seconds": round(float(checkpoint.get("train_seconds", 0))),
             "precision": checkpoint.get("precision"), "machine": machine(),
             "generator_parameters": sum(p.numel() for p in module.parameters()),
             "data": (f"{info['name']}: the train split of artgan.splits (every 4th file by sorted name "

@@ -17,7 +17,6 @@ Loss: mean squared error over the hole (PSNR is what we measure; no adversarial 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -149,8 +148,6 @@ class InpaintConfig(RecipeConfig):
     lr_schedule: str = "cosine"
     lr_final: float = 0.01
 
-    renamed = {"lr_decay_steps": "decay_to"}
-
     def check(self, who: str) -> None:
         super().check(who)
         if self.pixel_loss not in LOSSES:
@@ -189,18 +186,7 @@ class InpaintRecipe(GANRecipe):
         self.set_lr_schedule(cfg.schedule())
         self.config = asdict(self.net_config)
 
-    # the old names of sampling_generator and ema.module, until the next release
-    @property
-    def exported_net(self) -> InpaintNet:
-        _renamed("exported_net", "sampling_generator")
-        return self.sampling_generator
-
-    @property
-    def net_ema(self) -> InpaintNet | None:
-        _renamed("net_ema", "ema.module")
-        return self.ema.module if self.ema is not None else None
-
-    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         image, prefill, mask = batch["image"], batch["prefill"], batch["mask"]
         out = apply_correction(prefill, mask, self.net(prefill, mask).float())
         loss = hole_loss(out, image, mask, self.loss_kind)
@@ -209,12 +195,12 @@ class InpaintRecipe(GANRecipe):
         return {"loss": loss, "psnr_gain_db": gain}
 
     def phases(self) -> list[Phase]:
-        return [Phase("G", self.optimizers["generator"], self.step)]
+        return [Phase("G", self.optimizers["generator"], self.losses)]
 
     def after_iteration(self, iteration: int) -> None:
         self.apply_lr_schedule(iteration)
         if self.ema is not None:
-            self.ema.update(self.net, step=iteration)
+            self.ema.update(self.net, iteration=iteration)
 
     # -- samples and export ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -261,11 +247,6 @@ class InpaintRecipe(GANRecipe):
                 "pasted": True, "dataset": self.info.name,
             },
         )
-
-
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(f"InpaintRecipe.{old} is renamed {new} (as in every recipe); the old name works until "
-                  f"the next release", DeprecationWarning, stacklevel=3)
 
 
 def count_parameters(module: nn.Module) -> int:

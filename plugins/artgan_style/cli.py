@@ -30,7 +30,7 @@ MIN_PAINTING_SIDE = 128
 DEFAULT_MINUTES = 15.0
 EXPORT_RESERVE_S = 90  # start-up, export, evaluation and contact sheet, taken from the budget
 MIN_TRAIN_SHARE = 1 / 3  # ... but training keeps at least this share of a short budget
-PREVIEW_EVERY_STEPS = 150  # a checkpoint and a preview image: a few minutes apart on 2 CPU cores
+PREVIEW_EVERY_ITERATIONS = 150  # a checkpoint and a preview image: a few minutes apart on 2 CPU cores
 PHOTO_DIRS = ("../shared/data/BSDS400",)
 CROP = 128
 PAINTING_SIDE = 512
@@ -129,7 +129,7 @@ def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, expor
                         "length": 1_000_000},
             "architecture": dict(ARCHITECTURE),
             "iterations": 1_000_000, "seconds": max(float(seconds), 1.0), "batch_size": BATCH,
-            "log_every": 25, "checkpoint_every": PREVIEW_EVERY_STEPS, "sample_count": 4,
+            "log_every": 25, "checkpoint_every": PREVIEW_EVERY_ITERATIONS, "sample_count": 4,
             "collapse_ratio": 0}},
         {"export": {"out": export_to}},
     ]}
@@ -222,7 +222,7 @@ def _train(painting: Path, name: str, minutes: float, photos: Path | None, to: P
         log("stopped: exporting the last checkpoint")
         ckpt = run_dir / "checkpoints" / "last.pt"
         if not ckpt.exists():
-            raise ArtganError(f"stopped before the first checkpoint (every {PREVIEW_EVERY_STEPS} steps); "
+            raise ArtganError(f"stopped before the first checkpoint (every {PREVIEW_EVERY_ITERATIONS} iterations); "
                               f"nothing to export. Run again and let it reach one") from None
         import yaml
         export_stage = {"name": pipeline.name, "stages": [{"export": {"out": export_to}}]}
@@ -268,7 +268,7 @@ def _install_files(folder: Path, run_dir: Path, name: str, painting: Path, photo
     update_card(model, "training", {"painting": painting.name,
                                     "photos": f"{photo_dir} ({photo_source}), training split",
                                     "seconds_total": round(seconds), "stopped_early": stopped,
-                                    "last_logged_step": metrics[-1].get("step") if metrics else None,
+                                    "last_logged_iteration": metrics[-1].get("iteration") if metrics else None,
                                     "run": str(run_dir)})
     update_card(model, "command", f"artgan style train {painting.name} --name {name}")
     held = split_files(list_images(photo_dir), "heldout")[:CARD_PHOTOS] or list_images(photo_dir)[:CARD_PHOTOS]

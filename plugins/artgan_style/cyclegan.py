@@ -180,8 +180,6 @@ class CycleGANConfig(RecipeConfig):
     pool_size: int = 50
     skip_grad_norm: float = 1e4
 
-    renamed = {"color_weight": "colour_weight"}  # spelt as patch-style spells it
-
     def check(self, who: str) -> None:
         for name in ("g_width", "g_blocks", "d_width", "d_layers", "d_scales"):
             v = getattr(self, name)
@@ -312,7 +310,7 @@ class CycleGANRecipe(GANRecipe):
         return [Phase("G", self.optimizers["generators"], self.generator_step),
                 Phase("D", self.optimizers["discriminators"], self.discriminator_step)]
 
-    # after_step (the learning-rate schedule, the EMA of G when kept): GANRecipe's
+    # after_iteration (the learning-rate schedule, the EMA of G when kept): GANRecipe's
 
     # -- samples: photo | G(photo) | F(G(photo)) side by side ------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

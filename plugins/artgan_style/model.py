@@ -390,7 +390,7 @@ class PatchStyleRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    # after_step (the learning-rate schedule, the EMA when kept): GANRecipe's
+    # after_iteration (the learning-rate schedule, the EMA when kept): GANRecipe's
 
     # -- samples: photo | styled, side by side ----------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -46,13 +46,12 @@ def training(card: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
     md = card.get("metadata", {})
     pipeline = yaml.safe_load((run_dir / "pipeline.yaml").read_text(encoding="utf-8"))
-    stages = pipeline.get("stages") or pipeline.get("steps")  # `steps:` in runs made before artgan 0.2
-    train = next(s["train"] for s in stages if "train" in s)
+    train = next(s["train"] for s in pipeline["stages"] if "train" in s)
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     last = {k: round(v, 4) for k, v in (metrics[-1] if metrics else {}).items() if k not in ("time",)}
     facts = {"pipeline": pipeline.get("name"), "description": pipeline.get("description", ""),
              "dataset": train["dataset"], "architecture": train["architecture"],
-             "steps": train.get("iterations", train.get("steps")), "batch_size": train.get("batch_size"), "last_logged_metrics": last}
+             "iterations": train.get("iterations"), "batch_size": train.get("batch_size"), "last_logged_metrics": last}
     return {**facts, "lines": training_lines(facts, md)}
 
 
@@ -62,7 +61,7 @@ def training_lines(t: dict[str, Any], md: dict[str, Any]) -> list[str]:
     return [f"- data: `{Path(str(ds.get('path', ''))).name}` ({ds.get('name')}), random "
             f"{ds.get('patch_size')} px HR crops, D4 flips/rotations; LR = {md.get('degradation')}"
             + ("; plus blur/noise/JPEG" if any(ds.get(k) for k in ("blur", "noise", "jpeg")) else ""),
-            f"- training: pipeline `{t['pipeline']}`, {t['steps']} steps of batch {t['batch_size']}; "
+            f"- training: pipeline `{t['pipeline']}`, {t['iterations']} iterations of batch {t['batch_size']}; "
             f"architecture {json.dumps({k: v for k, v in t['architecture'].items() if k not in hidden})}",
             f"- last logged metrics: {json.dumps(t['last_logged_metrics'])}"]
 

@@ -34,7 +34,7 @@ from .resize import bicubic_downscale
 @dataclass
 class SuperResConfig(RecipeConfig):
     """superres-gan's knobs, and :class:`RecipeConfig`'s with ESRGAN's Adam betas and a cosine
-    learning-rate schedule to 1% (set ``decay_to``, e.g. to ``train.steps``)."""
+    learning-rate schedule to 1% (set ``decay_to``, e.g. to ``train.iterations``)."""
 
     scale: int = 2
     width: int = 32
@@ -53,8 +53,6 @@ class SuperResConfig(RecipeConfig):
     betas: tuple[float, float] = (0.9, 0.99)
     lr_schedule: str = "cosine"
     lr_final: float = 0.01
-
-    renamed = {"lr_decay_steps": "decay_to"}
 
     def check(self, who: str) -> None:
         super().check(who)
@@ -192,7 +190,7 @@ class SuperResRecipe(GANRecipe):
     def after_iteration(self, iteration: int) -> None:
         self.apply_lr_schedule(iteration)
         if self.ema is not None:
-            self.ema.update(self.G, step=iteration)
+            self.ema.update(self.G, iteration=iteration)
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n = max(1, min(n, 16))  # triptychs: a few say enough
