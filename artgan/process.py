@@ -130,8 +130,8 @@ class FailureLog:
         if self.failed and not self.made:
             if self.total == 1:
                 raise ArtganError(self.first)
-            raise ArtganError(f"none of the {self.failed} input image(s) could be read or processed "
-                              f"(the first: {self.first}); all are listed in {self.path}")
+            raise ArtganError(f"{self.first}; none of the {self.failed} input image(s) could be read or processed "
+                              f"(all are listed in {self.path})")
 
 
 def process_files(chain: Chain, inputs: list[tuple[Path, Path]], out: str | Path, *,
