@@ -22,8 +22,11 @@ import numpy as np
 
 from .errors import ArtganError, describe_os_error
 
-#: Files per batch handed to a worker: small, since each file is a whole image's work
-BATCH_FILES = 4
+#: Files per batch handed to a worker, at most: each file is a whole image's work, and smaller
+#: batches spread a short run over the workers; Ray's cost per batch (a few ms) decides the rest
+BATCH_FILES = 64
+#: Batches per worker at least, so that the workers finish together
+BATCHES_PER_WORKER = 8
 
 
 class ChainWorker:
@@ -89,16 +92,18 @@ def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: 
         context.enable_auto_log_stats = False
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-        workers = max(1, min(cpus, -(-len(todo) // BATCH_FILES)))
+        workers = max(1, min(cpus, len(todo)))
+        batch = max(1, min(BATCH_FILES, len(todo) // (workers * BATCHES_PER_WORKER)))
         info = {"address": ray.get_runtime_context().gcs_address, "nodes": nodes, "cpus": cpus, "workers": workers,
-                "cpus_per_worker": 1, "ray": ray.__version__}
+                "cpus_per_worker": 1, "batch_files": batch,
+                "ray": ray.__version__}
         if not todo:
             return 0, info
         rows = [{"src": str(src), "rel": rel.as_posix()} for src, rel in todo]
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), workers * 8))
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), -(-len(rows) // batch))))
         with warnings.catch_warnings():  # ray_remote_args_fn is marked deprecated, with no named successor yet
             warnings.simplefilter("ignore")
-            results = ds.map_batches(ChainWorker, fn_constructor_args=(state, str(out), 1), batch_size=BATCH_FILES,
+            results = ds.map_batches(ChainWorker, fn_constructor_args=(state, str(out), 1), batch_size=batch,
                                      batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                                      # no restarts (a worker that dies fails the run, which resumes from the
                                      # files written): Ray's core logs a warning for each restartable actor
