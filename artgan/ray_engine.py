@@ -77,7 +77,7 @@ def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: 
     if started_here:
         _quiet_ray_logs()
         try:
-            # address None: RAY_ADDRESS if set, else a new local Ray on this machine
+            # address None: RAY_ADDRESS if set, else a Ray running on this machine, else a new local one
             ray.init(address=address, include_dashboard=False if not (address or os.environ.get("RAY_ADDRESS"))
                      else None, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -111,8 +111,8 @@ def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: 
         bar = progress_bar(len(todo), progress)
         failures = FailureLog(out, len(todo), warn=progress_writer(bar))
         try:
-            for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-                for src, rel, error, fatal in zip(batch["src"], batch["rel"], batch["error"], batch["fatal"]):
+            for done in _results(ray, results, out):
+                for src, rel, error, fatal in zip(done["src"], done["rel"], done["error"], done["fatal"]):
                     if fatal:
                         raise ArtganError(str(error))
                     if error:
@@ -129,6 +129,16 @@ def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: 
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _results(ray, results, out: Path):
+    """The workers' result rows as they come; a worker or node that dies is one line."""
+    try:
+        yield from results.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise ArtganError(f"Ray failed ({type(exc).__name__}: {detail}); the images written to {out} are kept: "
+                          f"run the same command again to do the rest") from None
 
 
 def _quiet_ray_logs() -> None:
