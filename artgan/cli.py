@@ -273,8 +273,8 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
       artgan generate generator.onnx --n 16 --truncation 0.7 --out clean/
       artgan generate generator.onnx --interpolate 1,2,3 --frames 30 --out walk.gif
     """
+    from .api import Generator
     from .images import make_grid, save_gif, save_image
-    from .runtime import Generator
 
     gen = Generator(model)
     if seeds:
@@ -297,7 +297,7 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
         what = f"{len(images)} frames through seeds {seeds}"
     else:
         out = out or Path("grid.png")
-        images = gen.generate(count, seed, batch_size=batch_size, truncation=truncation, progress=not quiet)
+        images = gen(count, seed, batch_size=batch_size, truncation=truncation, progress=not quiet)
         if out.suffix:
             save_image(out, make_grid(images))
         else:
@@ -321,28 +321,43 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
               help="With a bundle that has a generator and no INPUTS: how many images to make.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="With a generator bundle: seed of the latents.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the images are processed: this process, or Ray Data (pip install 'artgan[ray]'): "
+                   "a local Ray, or a cluster with --address / RAY_ADDRESS. The outputs are the same bytes.")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="With --engine ray: the Ray cluster to run on (default: RAY_ADDRESS, else a local Ray).")
+@click.option("--overwrite", is_flag=True,
+              help="Redo every image (by default an output already in --out is kept, so a stopped run "
+                   "resumes where it was).")
 @quiet_option
 @friendly_errors
-def process(inputs, steps, bundle_dir, out, count, seed, quiet):
+def process(inputs, steps, bundle_dir, out, count, seed, engine, address, overwrite, quiet):
     """Run post-processing steps over image files or folders (recursive), with onnxruntime
     and numpy only (no PyTorch).
+
+    Outputs already in --out are kept (run the same command again to finish a stopped run); a
+    file that cannot be read or processed is listed in OUT/failures.jsonl and the rest go on;
+    OUT/process.json records the steps, the engine, the machine, counts and time.
 
     \b
     Examples:
       artgan process photos/ --step superres:scale=2 --out big/
       artgan process img.png --step superres:model=x2-gan --step lanczos:scale=2 --out out/
+      artgan process photos/ --step superres:model=x2-gan --out big/ --engine ray
+      artgan process /shared/photos --step superres:model=x2-gan --out /shared/big --engine ray --address HEAD:6379
       artgan process --bundle my-bundle --n 16 --out art/    (a bundle with a generator)
       artgan process photos/ --bundle my-bundle --out out/
     """
-    from .process import collect_inputs, process_files
+    from .api import Steps
 
     if bool(steps) == bool(bundle_dir):
         raise click.UsageError("give the steps to run with --step (repeatable) or a --bundle, not both")
+    if address and engine != "ray":
+        raise click.UsageError("--address is for --engine ray")
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     if bundle_dir is not None:
-        from .bundle import load_bundle
-        chain = load_bundle(bundle_dir)
-        log(f"bundle {chain!r}")
+        chain = Steps.from_bundle(bundle_dir)
+        log(f"bundle {chain.bundle!r}")
         if not inputs:
             if chain.generator is None:
                 raise click.UsageError("this bundle has no generator: give INPUTS to process")
@@ -350,21 +365,23 @@ def process(inputs, steps, bundle_dir, out, count, seed, quiet):
             from .process import to_uint8_rows
             images = chain.generator.generate(count, seed, progress=not quiet)
             for i in range(len(images)):
-                save_image(out / f"{seed:04d}_{i:04d}.png", to_uint8_rows(chain(images[i:i + 1])[0]))
+                save_image(out / f"{seed:04d}_{i:04d}.png", to_uint8_rows(chain.run(images[i:i + 1])[0]))
             log(f"{count} images -> {out}")
             click.echo(str(out))
             return
     else:
-        from .plugins import get_registry
-        from .steps import build_step, run_chain
-        registry = get_registry()
-        built = [build_step(registry, s) for s in steps]
-        chain = lambda images: run_chain(built, images)  # noqa: E731
+        chain = Steps(*steps)
     if not inputs:
         raise click.UsageError("give at least one INPUT image file or folder")
-    files = collect_inputs(inputs)
-    made = process_files(chain, files, out, progress=not quiet)
-    log(f"{len(made)} image(s) -> {out}")
+    try:
+        report = chain.process(inputs, out, engine=engine, address=address, overwrite=overwrite,
+                               progress=not quiet, log=log)
+    except KeyboardInterrupt:
+        raise ArtganError(f"interrupted; the images written to {out} are kept: run the same command again "
+                          f"to do the rest") from None
+    failed = f", {report.failed} failed (listed in {out / 'failures.jsonl'})" if report.failed else ""
+    kept = f", {report.skipped} already there" if report.skipped else ""
+    log(f"{report.made} image(s) -> {out}{kept}{failed}")
     click.echo(str(out))
 
 

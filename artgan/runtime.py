@@ -284,6 +284,19 @@ class Generator(Model):
         """``n`` images for ``seed``: float32 NHWC in [0, 1]."""
         return self.from_latents(self.latents(n, seed, truncation), labels, batch_size, progress)
 
+    def __call__(self, n: int = 16, seed: int = 0, *, truncation: float | None = None,
+                 labels: np.ndarray | None = None, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """``n`` images for ``seed`` as uint8 NHWC (``generate`` gives float32 in [0, 1]): what
+        ``artgan generate`` writes."""
+        from .images import to_uint8
+
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ArtganError(f"n must be a whole number >= 1, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ArtganError(f"seed must be a whole number >= 0, got {seed!r}")
+        return to_uint8(self.generate(int(n), int(seed), batch_size=batch_size, truncation=truncation,
+                                      labels=labels, progress=progress))
+
     def interpolate(self, seeds: Sequence[int], frames: int = 24, *, truncation: float | None = None,
                     loop: bool = True, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """A walk through latent space: ``frames`` images from each seed's latent to the next

@@ -52,7 +52,8 @@ class OnnxImageStep(Step):
                  providers=None, name: str | None = None):
         from .runtime import Model
 
-        self.model = Model(model_path, providers=providers)
+        # a Model already loaded (artgan.load_model looked at its task) is used as it is
+        self.model = model_path if isinstance(model_path, Model) else Model(model_path, providers=providers)
         md = self.model.metadata
         if md.get("task") != "image-to-image":
             raise ArtganError(f"{model_path}: task is {md.get('task')!r}, not an image-to-image model")
@@ -142,7 +143,15 @@ def build_step(registry, spec: str | dict[str, Any]) -> Step:
         name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
     else:
         raise ArtganError(f"step {spec!r}: expected 'name:key=value' or a mapping with 'name:'")
-    step = registry.create("step", name, **params)
+    try:
+        step = registry.create("step", name, **params)
+    except SystemExit as exc:  # a plugin's factory calling sys.exit(): an error naming it, not the caller's exit
+        try:
+            plugin = f" (plugin {registry.get('step', name).plugin!r})"
+        except ArtganError:
+            plugin = ""
+        raise ArtganError(f"step {name!r}{plugin} called sys.exit({exc.code!r}) while being built; "
+                          f"a bug in the plugin: it must raise an exception instead") from None
     if not getattr(step, "plugin", None):
         try:
             step.plugin = registry.get("step", name).plugin
@@ -208,7 +217,8 @@ def run_chain(steps: list[Step], images: np.ndarray) -> np.ndarray:
             out = step(images)
         except (ArtganError, MemoryError, OSError, KeyboardInterrupt):
             raise  # already one line, or the machine's fault: the CLI says which
-        except Exception as exc:  # a plugin's bug: name the step and its plugin, not just the exception
+        except (Exception, SystemExit) as exc:  # a plugin's bug: name the step and its plugin, not just the
+            # exception; a plugin's sys.exit() must not end the caller's program (a notebook, a Ray worker)
             detail = " ".join(str(exc).split())[:300]
             raise ArtganError(f"{step_label(step)} failed on a batch of shape {images.shape} "
                               f"({type(exc).__name__}: {detail}); a bug in the plugin, or an input it cannot "
