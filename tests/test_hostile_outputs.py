@@ -1,0 +1,141 @@
+"""Hostile and careless inputs, second round (#26): silent wrong output, messages, resources.
+
+Each case goes through the command line and checks the exit code, that the error is one line
+naming the file, plugin or key, and that what was written before is intact. The models are tiny
+ONNX graphs built with onnx's helper API: a generator that returns NaN, a model that lies about
+its scale.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artgan.cli import cli
+
+
+def one_line_error(result, *needles: str) -> str:
+    """The CLI failed with exit code 1 and a single ``Error:`` line holding every needle."""
+    out = result.output.strip()
+    assert result.exit_code == 1, (result.exit_code, out)
+    assert "Traceback" not in out and "a bug: please report it" not in out, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), out
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# -- tiny ONNX models -------------------------------------------------------------------------------
+
+def _save(graph_nodes, inputs, outputs, path: Path, metadata: dict, initializers=()) -> Path:
+    import onnx
+    from onnx import helper
+    model = helper.make_model(helper.make_graph(graph_nodes, "g", inputs, outputs, initializer=list(initializers)),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    for key, value in metadata.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = f"artgan.{key}", json.dumps(value)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_generator(path: Path, kind: str = "ok") -> Path:
+    """z (n, 4) -> (n, 3, 2, 2) images in [-1, 1]; ``kind``: ok, nan, inf, fewer (1 image
+    whatever n), flat (a 2-D output)."""
+    from onnx import TensorProto, helper, numpy_helper
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("image", TensorProto.FLOAT, None)  # any rank: some return 2-D
+    inits = [numpy_helper.from_array(np.array([-1, 1, 2, 2], np.int64), "shape"),
+             numpy_helper.from_array(np.array([-1, 12], np.int64), "flat"),
+             numpy_helper.from_array(np.array(np.nan if kind == "nan" else np.inf, np.float32), "bad"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([1], np.int64), "one")]
+    nodes = [helper.make_node("Reshape", ["z", "shape"], ["z4"]),
+             helper.make_node("Concat", ["z4", "z4", "z4"], ["rgb"], axis=1),
+             helper.make_node("Tanh", ["rgb"], ["good"])]
+    last = "good"
+    if kind in ("nan", "inf"):
+        nodes.append(helper.make_node("Mul", ["good", "bad"], ["image"]))
+    elif kind == "fewer":
+        nodes.append(helper.make_node("Slice", ["good", "zero", "one", "zero"], ["image"]))
+    elif kind == "flat":
+        nodes.append(helper.make_node("Reshape", ["good", "flat"], ["image"]))
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["image"]))
+    md = {"task": "generate", "latent_dim": 4, "image_size": 2, "channels": 3, "value_range": [-1, 1]}
+    return _save(nodes, [z], [y], path, md, inits)
+
+
+def make_upscaler(path: Path, declared: int, actual: int, step: str = "superres") -> Path:
+    """An image-to-image model that upscales ``actual`` times (nearest) but whose metadata says
+    ``declared``."""
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "h", "w"])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3, "H", "W"])
+    inits = [numpy_helper.from_array(np.array([1, 1, actual, actual], np.float32), "scales"),
+             numpy_helper.from_array(np.zeros(0, np.float32), "roi")]
+    nodes = [helper.make_node("Resize", ["image", "roi", "scales"], ["out"], mode="nearest")]
+    md = {"task": "image-to-image", "scale": declared, "channels": 3, "value_range": [0, 1], "step": step,
+          "size_multiple": 1}
+    return _save(nodes, [x], [y], path, md, inits)
+
+
+def write_png(path: Path, size=(24, 20), value=128) -> Path:
+    Image.new("RGB", size, (value, 60, 200)).save(path)
+    return path
+
+
+# -- silent wrong output --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, needle", [("nan", "NaN or infinite values"), ("inf", "NaN or infinite values"),
+                                          ("fewer", "returned 1 image(s) for 4 latents"),
+                                          ("flat", "not NCHW images")])
+def test_generate_refuses_a_broken_generator_output_and_keeps_the_old_grid(runner, tmp_path, kind, needle):
+    model = make_generator(tmp_path / f"{kind}.onnx", kind)
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"the grid from before")
+    r = runner.invoke(cli, ["generate", str(model), "--n", "4", "--out", str(grid), "-q"])
+    one_line_error(r, f"{kind}.onnx: the generator", needle)
+    assert grid.read_bytes() == b"the grid from before"
+    frames = tmp_path / "frames"
+    r = runner.invoke(cli, ["generate", str(model), "--n", "4", "--out", str(frames), "-q"])
+    one_line_error(r, f"{kind}.onnx", needle)
+    assert not frames.exists()
+
+
+def test_a_good_tiny_generator_still_generates(runner, tmp_path):
+    model = make_generator(tmp_path / "ok.onnx")
+    r = runner.invoke(cli, ["generate", str(model), "--n", "4", "--out", str(tmp_path / "grid.png"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "grid.png").is_file()
+
+
+def _bundle_with_generator(runner, tmp_path: Path, replacement: Path) -> Path:
+    """A bundle made from a good generator, whose generator.onnx is then swapped (and its checksum
+    updated, as a careless hand-edit would) for ``replacement``."""
+    import hashlib
+    good = make_generator(tmp_path / "good.onnx")
+    bundle = tmp_path / "bundle"
+    r = runner.invoke(cli, ["bundle", "--generator", str(good), "--step", "lanczos:scale=2", "--out", str(bundle)])
+    assert r.exit_code == 0, r.output
+    (bundle / "generator.onnx").write_bytes(replacement.read_bytes())
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["generator"]["sha256"] = hashlib.sha256(replacement.read_bytes()).hexdigest()
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    return bundle
+
+
+def test_process_bundle_blames_the_generator_not_the_first_step(runner, tmp_path):
+    bundle = _bundle_with_generator(runner, tmp_path, make_generator(tmp_path / "nan.onnx", "nan"))
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "0000_0000.png").write_bytes(b"from before")
+    r = runner.invoke(cli, ["process", "--bundle", str(bundle), "--n", "2", "--out", str(out), "-q"])
+    line = one_line_error(r, "generator.onnx: the generator returned NaN or infinite values")
+    assert "lanczos" not in line and "plugin" not in line
+    assert (out / "0000_0000.png").read_bytes() == b"from before"
