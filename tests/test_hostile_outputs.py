@@ -139,3 +139,36 @@ def test_process_bundle_blames_the_generator_not_the_first_step(runner, tmp_path
     line = one_line_error(r, "generator.onnx: the generator returned NaN or infinite values")
     assert "lanczos" not in line and "plugin" not in line
     assert (out / "0000_0000.png").read_bytes() == b"from before"
+
+
+@pytest.mark.parametrize("declared, actual, step", [(1, 2, "superres"), (2, 4, "superres"), (1, 2, "style")])
+def test_a_model_understating_its_scale_is_refused_not_cropped(runner, tmp_path, declared, actual, step):
+    model = make_upscaler(tmp_path / "liar.onnx", declared, actual, step=step)
+    photo = write_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"{step}:model={model}", "--out", str(out), "-q"])
+    one_line_error(r, "liar.onnx", f"it scales x{actual}", f"artgan.scale says x{declared}")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_honest_upscaler_still_runs_tiled(runner, tmp_path):
+    model = make_upscaler(tmp_path / "x2.onnx", 2, 2)
+    photo = write_png(tmp_path / "photo.png", size=(40, 36))
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"superres:model={model},tile=16,overlap=4",
+                            "--out", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out" / "photo.png").size == (80, 72)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("style:model=starry-night,tile=64,overlap=-100", "style: overlap must be an integer >= 0"),
+    ("superres:tile=64,overlap=-1", "superres: overlap must be an integer >= 0"),
+    ("style:model=starry-night,tile=16", "style: tile must be an integer >= 64"),
+    ("inpaint:box=1,1,4,4,tile=8", "inpaint: tile must be an integer >= 64"),
+])
+def test_tiling_parameters_are_checked_the_same_way_by_every_tiling_step(runner, tmp_path, spec, needle):
+    photo = write_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["process", str(photo), "--step", spec, "--out", str(out), "-q"])
+    one_line_error(r, needle)
+    assert not out.exists()
