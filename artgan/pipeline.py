@@ -21,7 +21,8 @@ from typing import Any, Callable, Literal
 
 import yaml
 
-from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, parse_override
+from .config import (MAX_SEED, Located, _dotted, build, load_yaml, loads_yaml, named_mapping, parse_override,
+                     shown)
 from .errors import ArtganError, ConfigError
 from .files import write_text
 
@@ -210,8 +211,9 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
         raise ConfigError(f"expected a name of letters, digits, '_', '-', '.', got {name!r}",
                           file=doc.file, key="name", line=doc.line(("name",)))
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"expected an integer, got {seed!r}", file=doc.file, key="seed", line=doc.line(("seed",)))
+    if not isinstance(seed, int) or isinstance(seed, bool) or not -MAX_SEED <= seed <= MAX_SEED:
+        raise ConfigError(f"expected an integer from -(2**63 - 1) to 2**63 - 1, got {shown(seed)}", file=doc.file, key="seed",
+                          line=doc.line(("seed",)))
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise ConfigError("expected a non-empty list of stages (train, export, generate, process)",

@@ -25,6 +25,8 @@ from .errors import ArtganError
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 METADATA_PREFIX = "artgan."
+#: ARTGAN_THREADS above this many threads per usable CPU is refused (more only queue on the CPUs)
+MAX_THREADS_PER_CPU = 4
 
 
 def read_metadata(session) -> dict[str, Any]:
@@ -421,7 +423,13 @@ def choose_providers() -> list[str]:
     comma list, overrides). ``Model.providers`` tells what actually runs."""
     forced = os.environ.get("ARTGAN_PROVIDERS")
     if forced:
-        return [p.strip() for p in forced.split(",") if p.strip()]
+        wanted = [p.strip() for p in forced.split(",") if p.strip()]
+        known = available_providers()
+        unknown = [p for p in wanted if p not in known]
+        if unknown or not wanted:  # onnxruntime would print its banner of errors, then fall back
+            raise ArtganError(f"ARTGAN_PROVIDERS: unknown provider {(unknown or [forced])[0][:60]!r}; this onnxruntime "
+                              f"has {', '.join(known)} (a comma list of them, or unset it)")
+        return wanted
     return [p for p in PROVIDER_ORDER if p == "CPUExecutionProvider" or not provider_problem(p)]
 
 
@@ -453,8 +461,11 @@ def _env_threads() -> int:
     value = os.environ.get("ARTGAN_THREADS", "").strip()
     if not value:
         return 0
-    if not value.isdigit():
-        raise ArtganError(f"ARTGAN_THREADS must be a whole number of threads, got {value!r}")
+    most = max(MAX_THREADS_PER_CPU * cpu_count(), 16)
+    if not value.isdigit() or len(value) > 9 or int(value) > most:
+        # thousands of threads do not start in reasonable time (ARTGAN_THREADS=100000 hung)
+        raise ArtganError(f"ARTGAN_THREADS must be a whole number of threads from 1 to {most} (this machine has "
+                          f"{cpu_count()} CPU(s)), got {value[:40]!r}")
     return int(value)
 
 

@@ -216,7 +216,7 @@ def run_chain(steps: list[Step], images: np.ndarray) -> np.ndarray:
             out = step(images)
         except (ArtganError, MemoryError, OSError, KeyboardInterrupt):
             raise  # already one line, or the machine's fault: the CLI says which
-        except Exception as exc:  # a plugin's bug: name the step and its plugin, not just the exception
+        except (Exception, SystemExit) as exc:  # a plugin's bug (sys.exit(0) too: never a silent exit 0)
             detail = " ".join(str(exc).split())[:300]
             raise ArtganError(f"{step_label(step)} failed on a batch of shape {images.shape} "
                               f"({type(exc).__name__}: {detail}); a bug in the plugin, or an input it cannot "

@@ -172,3 +172,133 @@ def test_tiling_parameters_are_checked_the_same_way_by_every_tiling_step(runner,
     r = runner.invoke(cli, ["process", str(photo), "--step", spec, "--out", str(out), "-q"])
     one_line_error(r, needle)
     assert not out.exists()
+
+
+# -- plugins' steps and factories ----------------------------------------------------------------------
+
+def _hostile_plugin():
+    import types
+
+    import artgan
+    from artgan.steps import Step
+
+    class Quitter(Step):
+        name = "quitter"
+
+        def __call__(self, images):
+            raise SystemExit(0)
+
+    class Interrupted(Step):
+        name = "interrupted"
+
+        def __call__(self, images):
+            raise KeyboardInterrupt
+
+    def broken_factory():
+        return {}["missing"]
+
+    def exiting_factory():
+        raise SystemExit(0)
+
+    module = types.ModuleType("artgan_hostile")
+
+    @artgan.hookimpl
+    def artgan_register_steps(register):
+        register("quitter", Quitter)
+        register("interrupted", Interrupted)
+        register("broken-factory", broken_factory)
+        register("exiting-factory", exiting_factory)
+    module.artgan_register_steps = artgan_register_steps
+    return module
+
+
+@pytest.fixture
+def hostile_plugin(monkeypatch):
+    import warnings
+
+    import artgan.plugins as P
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = P.make_plugin_manager((_hostile_plugin(),))
+    monkeypatch.setattr(P, "_STATE", state)
+    return state[1]
+
+
+@pytest.mark.parametrize("step, needle", [
+    ("quitter", "step 'quitter' (plugin 'artgan_hostile') failed on a batch of shape (1, 20, 24, 3) (SystemExit"),
+    ("broken-factory", "step 'broken-factory' (plugin 'artgan_hostile'): its factory failed (KeyError: 'missing'); "
+                       "a bug in the plugin 'artgan_hostile'"),
+    ("exiting-factory", "step 'exiting-factory' (plugin 'artgan_hostile'): its factory failed (SystemExit"),
+])
+def test_a_plugin_that_exits_or_raises_is_named_and_the_exit_code_is_not_0(runner, tmp_path, hostile_plugin,
+                                                                          step, needle):
+    photo = write_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo.png").write_bytes(b"from before")
+    r = runner.invoke(cli, ["process", str(photo), "--step", "lanczos:scale=1", "--step", step, "--out", str(out), "-q"])
+    one_line_error(r, needle)
+    assert (out / "photo.png").read_bytes() == b"from before"
+
+
+def test_ctrl_c_in_process_does_not_suggest_resume(runner, tmp_path, hostile_plugin):
+    photo = write_png(tmp_path / "photo.png")
+    r = runner.invoke(cli, ["process", str(photo), "--step", "interrupted", "--out", str(tmp_path / "out"), "-q"])
+    line = one_line_error(r, "interrupted; files written before are kept")
+    assert "--resume" not in line
+
+
+# -- messages ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env, needle", [
+    ({"ARTGAN_THREADS": "99999999999999999999"}, "ARTGAN_THREADS must be a whole number of threads from 1 to"),
+    ({"ARTGAN_THREADS": "100000"}, "got '100000'"),
+    ({"ARTGAN_PROVIDERS": "garbage"}, "ARTGAN_PROVIDERS: unknown provider 'garbage'; this onnxruntime has "),
+])
+def test_environment_variables_out_of_range_are_one_line(runner, tmp_path, env, needle):
+    model = make_generator(tmp_path / "ok.onnx")
+    r = runner.invoke(cli, ["generate", str(model), "--n", "2", "--out", str(tmp_path / "g.png"), "-q"], env=env)
+    line = one_line_error(r, needle)
+    assert "CPUExecutionProvider" in line or "THREADS" in line
+    assert not (tmp_path / "g.png").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--interpolate=-1,2"], "--interpolate: seeds are whole numbers from 0 to 2**63 - 1, got -1"),
+    (["--interpolate=1,2", "--fps", "1e-9"], "--fps must be from 0.1 to 100 frames per second, got 1e-09"),
+    (["--interpolate=1,2", "--fps", "nan"], "--fps must be from 0.1 to 100 frames per second, got nan"),
+])
+def test_generate_walk_arguments_out_of_range_are_one_line(runner, tmp_path, args, needle):
+    model = make_generator(tmp_path / "ok.onnx")
+    r = runner.invoke(cli, ["generate", str(model), *args, "--frames", "2", "--out", str(tmp_path / "w.gif"), "-q"])
+    one_line_error(r, needle)
+    assert not (tmp_path / "w.gif").exists()
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("seed=99999999999999999999999999", "seed: expected an integer from -(2**63 - 1) to 2**63 - 1"),
+    ("train.seed=99999999999999999999999999", "stages[0].train.seed: must be at most 9223372036854775807"),
+    ("train.architecture.latent_dim=0", "latent_dim must be an integer >= 1, got 0"),
+    ("train.architecture.g_width=0", "g_width must be an integer >= 1, got 0"),
+    ("train.device=gpu0", "stages[0].train.device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu0'"),
+    ("train.precision=fp8", "stages[0].train.precision: expected auto, fp32 or bf16, got 'fp8'"),
+    ("train.architecture.lr=.inf", "train.architecture.lr: architecture 'dcgan' (plugin 'gan'): expected a finite "
+                                   "number, got inf"),
+    ("export.opset=99", "stages[1].export.opset: must be at most 20"),
+])
+def test_dry_run_refuses_values_that_would_fail_after_the_run_folder_is_made(runner, tiny_pipeline, tmp_path,
+                                                                             override, needle):
+    out = tmp_path / "run"
+    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", override, "--dry-run", "--out", str(out)])
+    one_line_error(r, "tiny.yaml", needle)
+    r = runner.invoke(cli, ["run", str(tiny_pipeline), "--set", override, "--out", str(out), "-q"])
+    one_line_error(r, needle)
+    assert not out.exists()
+
+
+def test_a_valid_255_character_file_name_can_be_written(runner, tmp_path):
+    model = make_generator(tmp_path / "ok.onnx")
+    name = "g" * 251 + ".png"
+    r = runner.invoke(cli, ["generate", str(model), "--n", "2", "--out", str(tmp_path / name), "-q"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / name).is_file() and [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
