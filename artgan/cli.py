@@ -274,6 +274,7 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
       artgan generate generator.onnx --interpolate 1,2,3 --frames 30 --out walk.gif
     """
     from .api import Generator
+    from .config import MAX_SEED
     from .images import make_grid, save_gif, save_image
 
     gen = Generator(model)
@@ -283,6 +284,11 @@ def generate(model, count, seed, out, truncation, seeds, frames, fps, batch_size
         except ValueError:
             raise click.BadParameter(f"expected whole numbers separated by commas, got {seeds!r}",
                                      param_hint="--interpolate") from None
+        bad = [s for s in seed_list if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise ArtganError(f"--interpolate: seeds are whole numbers from 0 to 2**63 - 1, got {bad[0]}")
+        if not 0.1 <= fps <= 100:  # GIF frame delays are whole centiseconds up to 655 s; nan fails this too
+            raise ArtganError(f"--fps must be from 0.1 to 100 frames per second, got {fps}")
         out = out or Path("walk.gif")
         images = gen.interpolate(seed_list, frames, truncation=truncation, batch_size=batch_size,
                                  progress=not quiet)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import reprlib
 import types
 import typing
@@ -254,27 +255,67 @@ MAX_NUM_WORKERS = 64
 
 #: Upper bounds on schema values, by schema class name and field: (highest allowed, why).
 FIELD_MAXIMA: dict[str, dict[str, tuple[float, str]]] = {
-    "TrainStage": {
+    "TrainOptions": {
         "num_workers": (MAX_NUM_WORKERS, "each is a process; a few per CPU core are plenty"),
     },
 }
 
 
+#: The largest seed: torch.manual_seed takes 64-bit seeds; a larger one failed as "a bug".
+MAX_SEED = 2**63 - 1
+#: The newest opset the exporter writes (artgan.export.DEFAULT_OPSET is this).
+MAX_OPSET = 20
+#: Upper bounds, by field name in any schema: (highest allowed, what it is).
+FIELD_MAX: dict[str, tuple[int, str]] = {"seed": (MAX_SEED, "2**63 - 1"),
+                                         "opset": (MAX_OPSET, "the newest opset the exporter writes")}
+#: String fields with a fixed set of values, by schema class name and field: a pattern they match
+#: and the values to name in the message (checked in --dry-run, not after the run folder is made).
+FIELD_PATTERNS: dict[str, dict[str, tuple[str, str]]] = {
+    "TrainOptions": {"device": (r"auto|cpu|cuda(:\d+)?|mps", "auto, cpu, cuda, cuda:N or mps"),
+                     "precision": (r"auto|fp32|bf16", "auto, fp32 or bf16")},
+}
+
+
 def _check_bounds(schema: type, name: str, value: Any) -> str:
     """'' or what is wrong with ``value`` for field ``name`` of ``schema``."""
+    import re
+
+    pattern = FIELD_PATTERNS.get(schema.__name__, {}).get(name)
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern[0], value):
+        return f"expected {pattern[1]}, got {shown(value)}"
     rule = FIELD_BOUNDS.get(schema.__name__, {}).get(name)
-    if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"expected a finite number{f' ({rule[2]})' if rule else ''}, got {value!r}"
+    if name in FIELD_MAX and value > FIELD_MAX[name][0]:
+        high, meaning = FIELD_MAX[name]
+        return f"must be at most {high} ({meaning}), got {shown(value)}"
+    if rule is None:
         return ""
     top = FIELD_MAXIMA.get(schema.__name__, {}).get(name)
     if top is not None and value > top[0]:
         return f"must be <= {top[0]:g} ({top[1]}), got {value!r}"
     low, strict, meaning = rule
-    if value != value or value in (float("inf"), float("-inf")):
-        return f"expected a finite number ({meaning}), got {value!r}"
     if value < low or (strict and value == low):
         bound = f"> {low:g}" if strict else f">= {low:g}"
         return f"must be {bound} ({meaning}), got {value!r}"
     return ""
+
+
+def finite_params_error(params: Any, prefix: str = "") -> tuple[str, str]:
+    """(key, message) for the first infinite or NaN number among a plugin's parameters (``lr:
+    .inf`` trained into NaN after the run folder was made), or ("", "")."""
+    items = params.items() if isinstance(params, dict) else enumerate(params) if isinstance(params, list) else ()
+    for key, value in items:
+        where = f"{prefix}.{key}" if prefix and not isinstance(key, int) else f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, f"expected a finite number, got {value!r}"
+        if isinstance(value, (dict, list)):
+            found = finite_params_error(value, where)
+            if found[0]:
+                return found
+    return "", ""
 
 
 def build(schema: type, data: Any, doc: Located, path: tuple) -> Any:

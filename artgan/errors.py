@@ -86,8 +86,12 @@ def cli_error_boundary() -> Iterator[None]:
     except Interrupted as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted; completed checkpoints and files are kept "
-                                   "(continue with --resume)") from None
+        # only a command that can continue (artgan run) suggests --resume; export or process cannot
+        ctx = click.get_current_context(silent=True)
+        resumable = ctx is not None and any(p.name == "resume" for p in ctx.command.params)
+        raise click.ClickException("interrupted; completed checkpoints and files are kept (continue with "
+                                   "--resume)" if resumable else "interrupted; files written before are kept "
+                                   "(run the command again to redo the rest)") from None
     except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         raise
     except MemoryError:

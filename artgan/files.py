@@ -15,6 +15,8 @@ from typing import Any, Iterator
 #: A temporary file untouched this long belongs to no live writer (checkpoints of large models are
 #: written in well under a minute).
 STALE_AFTER_S = 3600.0
+#: Characters of a file's name its temporary keeps (".NAME." + 8 random + ".tmp" fits in 255)
+TEMP_NAME_KEEP = 200
 
 
 @contextlib.contextmanager
@@ -22,9 +24,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent, pattern=f".{glob.escape(path.name)}.*.tmp")
+    # the temporary's name starts with at most TEMP_NAME_KEEP characters of the file's: a valid
+    # 242-255 character name must not fail because its temporary's name is too long
+    stem = path.name[:TEMP_NAME_KEEP]
+    remove_stale_temporaries(path.parent, pattern=f".{glob.escape(stem)}.*.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # a read-only or full folder: name the file asked for
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.close(fd)

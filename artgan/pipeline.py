@@ -19,7 +19,8 @@ from typing import Any, Callable, Literal
 
 import yaml
 
-from .config import Located, _dotted, build, load_yaml, loads_yaml, named_mapping, param_type_error, parse_override
+from .config import (MAX_SEED, Located, _dotted, build, finite_params_error, load_yaml, loads_yaml, named_mapping,
+                     param_type_error, parse_override, shown)
 from .errors import ArtganError, ConfigError
 from .files import RUN_OWN_NAMES, write_text
 from .train_options import TrainOptions
@@ -117,8 +118,9 @@ def load_pipeline(path: str | Path | None = None, *, text: str | None = None,
         raise ConfigError(f"expected a name of letters, digits, '_', '-', '.', got {name!r}",
                           file=doc.file, key="name", line=doc.line(("name",)))
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"expected an integer, got {seed!r}", file=doc.file, key="seed", line=doc.line(("seed",)))
+    if not isinstance(seed, int) or isinstance(seed, bool) or not -MAX_SEED <= seed <= MAX_SEED:
+        raise ConfigError(f"expected an integer from -(2**63 - 1) to 2**63 - 1, got {shown(seed)}", file=doc.file, key="seed",
+                          line=doc.line(("seed",)))
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise ConfigError("expected a non-empty list of stages (train, export, generate, process)",
@@ -240,10 +242,13 @@ class _FactoryCheck:
             raise ConfigError(str(exc), **self.where(path)) from None
         who = f"{kind} {name!r} (plugin {reg.plugin!r})"
         bad_key, bad = param_type_error(reg.factory, params)
+        if not bad:
+            bad_key, bad = finite_params_error(params)
         if bad:
             at = path + ((bad_key,) if isinstance(value, dict) else ())
             raise ConfigError(f"{who}: {bad}", **self.where(at)) from None
         if not self.build_them:
+            self.check_config(reg, who, params, path)
             return None
         try:
             return self.registry.create(kind, name, **params, **extra)
@@ -254,6 +259,22 @@ class _FactoryCheck:
             if not message.startswith(f"{kind} {name!r}"):
                 message = f"{who}: {message if isinstance(exc, ArtganError) else f'{type(exc).__name__}: {message}'}"
             raise ConfigError(message, **self.where(path)) from None
+
+    def check_config(self, reg: Any, who: str, params: dict[str, Any], path: tuple) -> None:
+        """A recipe with a ``config_class`` (:class:`artgan.recipe.RecipeConfig`) has its knobs
+        checked without building the model, so a real run refuses ``latent_dim: 0`` before it
+        makes its run folder, as --dry-run does."""
+        target = getattr(reg.factory, "resolve", None)
+        target = target() if callable(target) else reg.factory
+        config_class = getattr(target, "config_class", None)
+        if config_class is None or not callable(getattr(config_class, "from_params", None)):
+            return
+        try:
+            config_class.from_params(who, params)
+        except ArtganError as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(message if message.startswith(who) else f"{who}: {message}",
+                              **self.where(path)) from None
 
     def train(self, spec: Any, path: tuple) -> None:
         dataset = self.make("dataset", spec.dataset, path + ("dataset",))

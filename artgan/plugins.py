@@ -284,6 +284,12 @@ class Registry:
             if bad:
                 raise ArtganError(f"{who}: {key}: {bad}") from exc
             raise ArtganError(f"{who}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        except (MemoryError, OSError, KeyboardInterrupt):
+            raise  # the machine's fault or the user's Ctrl-C: the CLI says which
+        except (Exception, SystemExit) as exc:  # any other failure, sys.exit() included: the plugin's bug
+            detail = " ".join(str(exc).split())[:300]
+            raise ArtganError(f"{who}: its factory failed ({type(exc).__name__}: {detail}); a bug in the plugin "
+                              f"{reg.plugin!r}, not in artgan") from None
 
     @property
     def broken(self) -> list[PluginRecord]:

@@ -138,8 +138,8 @@ class RecipeConfig:
                 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
             raise ArtganError(f"{who}: betas must be two numbers in [0, 1) (Adam's), got {betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
-            raise ArtganError(f"{who}: lr must be a number > 0, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not 0 < self.lr < float("inf"):
+            raise ArtganError(f"{who}: lr must be a finite number > 0, got {self.lr!r}")
         if not isinstance(self.ema, (int, float)) or isinstance(self.ema, bool) or not 0 <= self.ema < 1:
             raise ArtganError(f"{who}: ema is a decay in (0, 1) (e.g. 0.999) or 0 for off, got {self.ema!r}")
         for name in ("decay_from", "decay_to"):

@@ -25,6 +25,8 @@ from .errors import ArtganError
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 METADATA_PREFIX = "artgan."
+#: ARTGAN_THREADS above this many threads per usable CPU is refused (more only queue on the CPUs)
+MAX_THREADS_PER_CPU = 4
 
 
 def read_metadata(session) -> dict[str, Any]:
@@ -237,6 +239,31 @@ class Generator(Model):
         self.latent_input = "z" if "z" in self.inputs else names[0]
         self.label_input = "label" if "label" in self.inputs else None
 
+    def check_output(self, raw: Any, count: int) -> np.ndarray:
+        """The generator contract, checked on every batch: ``count`` NCHW images of the
+        metadata's channels (and size, where it says), finite. A broken export is one line
+        naming the model, never a black or saturated image written with exit 0, nor an error
+        blamed on the step after it."""
+        who = f"{self.path.name}: the generator"
+        fix = "the model is broken or not an artgan generator; re-export it with `artgan export`"
+        shape = getattr(raw, "shape", None)
+        if not isinstance(raw, np.ndarray) or raw.ndim != 4:
+            raise ArtganError(f"{who} returned {'shape ' + str(tuple(shape)) if shape is not None else type(raw).__name__} "
+                              f"for {count} latents, not NCHW images; {fix}")
+        if len(raw) != count:
+            raise ArtganError(f"{who} returned {len(raw)} image(s) for {count} latents; {fix}")
+        channels, size = self.metadata.get("channels"), self.metadata.get("image_size")
+        if isinstance(channels, int) and raw.shape[1] != channels:
+            raise ArtganError(f"{who} returned {raw.shape[1]} channel(s), its metadata says {channels}; {fix}")
+        if isinstance(size, int) and raw.shape[2:] != (size, size):
+            raise ArtganError(f"{who} returned {raw.shape[2]}x{raw.shape[3]} images, its metadata says "
+                              f"{size}x{size}; {fix}")
+        if raw.size and not np.isfinite(raw).all():
+            bad = int((~np.isfinite(raw)).reshape(len(raw), -1).any(axis=1).sum())
+            raise ArtganError(f"{who} returned NaN or infinite values in {bad} of {count} image(s) (nothing was "
+                              f"written for them); {fix}, or train it again (a diverged run)")
+        return raw
+
     def latents(self, n: int, seed: int, truncation: float | None = None) -> np.ndarray:
         """Seeded standard-normal latents: row i is the same for a seed whatever ``n``. With
         ``truncation`` (the BigGAN trick) values beyond +-truncation are redrawn: lower values
@@ -274,7 +301,7 @@ class Generator(Model):
                 lab = labels[lo:lo + batch_size] if labels is not None else \
                     np.arange(lo, lo + len(feeds[self.latent_input])) % max(self.num_classes, 1)
                 feeds[self.label_input] = np.asarray(lab).astype(np.int64)
-            out.append(self.run(feeds))
+            out.append(self.check_output(self.run(feeds), len(feeds[self.latent_input])))
         if not out:
             return np.zeros((0, *self.image_shape()), np.float32)
         return to_images(np.concatenate(out), self.metadata)
@@ -409,7 +436,13 @@ def choose_providers() -> list[str]:
     comma list, overrides). ``Model.providers`` tells what actually runs."""
     forced = os.environ.get("ARTGAN_PROVIDERS")
     if forced:
-        return [p.strip() for p in forced.split(",") if p.strip()]
+        wanted = [p.strip() for p in forced.split(",") if p.strip()]
+        known = available_providers()
+        unknown = [p for p in wanted if p not in known]
+        if unknown or not wanted:  # onnxruntime would print its banner of errors, then fall back
+            raise ArtganError(f"ARTGAN_PROVIDERS: unknown provider {(unknown or [forced])[0][:60]!r}; this onnxruntime "
+                              f"has {', '.join(known)} (a comma list of them, or unset it)")
+        return wanted
     return [p for p in PROVIDER_ORDER if p == "CPUExecutionProvider" or not provider_problem(p)]
 
 
@@ -441,8 +474,11 @@ def _env_threads() -> int:
     value = os.environ.get("ARTGAN_THREADS", "").strip()
     if not value:
         return 0
-    if not value.isdigit():
-        raise ArtganError(f"ARTGAN_THREADS must be a whole number of threads, got {value!r}")
+    most = max(MAX_THREADS_PER_CPU * cpu_count(), 16)
+    if not value.isdigit() or len(value) > 9 or int(value) > most:
+        # thousands of threads do not start in reasonable time (ARTGAN_THREADS=100000 hung)
+        raise ArtganError(f"ARTGAN_THREADS must be a whole number of threads from 1 to {most} (this machine has "
+                          f"{cpu_count()} CPU(s)), got {value[:40]!r}")
     return int(value)
 
 

@@ -49,9 +49,11 @@ class OnnxImageStep(Step):
     """
 
     def __init__(self, model_path, *, tile: int | None = None, overlap: int = 32,
-                 providers=None, name: str | None = None):
+                 providers=None, name: str | None = None, min_tile: int = 16):
         from .runtime import Model
+        from .tiling import check_tiling
 
+        check_tiling(name or Path(getattr(model_path, "path", model_path)).stem, tile, overlap, min_tile)
         # a Model already loaded (artgan.load_model looked at its task) is used as it is
         self.model = model_path if isinstance(model_path, Model) else Model(model_path, providers=providers)
         md = self.model.metadata
@@ -85,12 +87,29 @@ class OnnxImageStep(Step):
             feeds = {self.input_names[0]: self._to_model(img_tile)}
             for n, t in zip(names, extra_tiles):
                 feeds[n] = np.ascontiguousarray(t.transpose(0, 3, 1, 2), dtype=np.float32)
-            return self._from_model(self.model.run(feeds))
+            return self._from_model(self.check_scale(self.model.run(feeds), img_tile.shape))
 
         h, w = image.shape[:2]
         tile = self.tile if self.tile is not None else auto_tile(h, w, multiple=self.multiple, scale=self.scale)
         return process_tiled(fn, image, *[extras[n] for n in names], scale=self.scale,
                              multiple=self.multiple, tile=tile, overlap=self.overlap)
+
+    def check_scale(self, raw: np.ndarray, tile_shape: tuple[int, ...]) -> np.ndarray:
+        """The model's NCHW output for an NHWC tile is the tile times the metadata's ``scale``: a
+        model whose metadata understates its scale would otherwise be cropped to the top-left of
+        its output (silently wrong), one that overstates it padded with black."""
+        n, h, w = tile_shape[:3]
+        if not isinstance(raw, np.ndarray) or raw.ndim != 4 or len(raw) != n:
+            raise ArtganError(f"{self.model.path.name}: the model returned "
+                              f"{getattr(raw, 'shape', type(raw).__name__)} for {n} image(s), not NCHW images; "
+                              f"re-export it with `artgan export`")
+        oh, ow = raw.shape[2:]
+        if (oh, ow) != (h * self.scale, w * self.scale):
+            actual = f"x{oh // h}" if oh % h == 0 and ow % w == 0 and oh // h == ow // w else "by another factor"
+            raise ArtganError(f"{self.model.path.name}: the model turns a {h}x{w} input into {oh}x{ow} (it scales "
+                              f"{actual}), but its metadata artgan.scale says x{self.scale}; re-export it with "
+                              f"`artgan export` (exports/README.md)")
+        return raw
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 1:  # the usual case for large images: no stacked copy

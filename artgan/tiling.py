@@ -16,6 +16,22 @@ import numpy as np
 TileFn = Callable[..., np.ndarray]  # fn(*tiles: 1xhxwxC arrays) -> 1x(h*scale)x(w*scale)xC
 
 
+def check_tiling(step: str, tile: object, overlap: object, min_tile: int = 16) -> None:
+    """The tiling parameters every tiling step takes, checked the same way: ``tile`` None (chosen
+    from memory) or a whole number of pixels >= ``min_tile``; ``overlap`` a whole number >= 0 (a negative
+    overlap leaves unwritten, black blocks between tiles; one above a quarter of the tile is capped)."""
+    from .errors import ArtganError
+
+    def whole(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if tile is not None and (not whole(tile) or tile < min_tile):
+        raise ArtganError(f"{step}: tile must be an integer >= {min_tile} (pixels), got {tile!r}")
+    if not whole(overlap) or overlap < 0:  # above a quarter of the tile it is capped there
+        raise ArtganError(f"{step}: overlap must be an integer >= 0 (pixels shared by neighbouring tiles), "
+                          f"got {overlap!r}")
+
+
 def pad_to_multiple(image: np.ndarray, multiple: int, min_size: int = 0) -> np.ndarray:
     """Reflect-pad the bottom/right of an HWC image to a multiple of ``multiple`` (and >= min_size)."""
     h, w = image.shape[:2]

@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import MAX_OPSET
+
 #: The newest opset the TorchScript exporter writes; onnxruntime >= 1.17 runs it.
-DEFAULT_OPSET = 20
+DEFAULT_OPSET = MAX_OPSET
 METADATA_PREFIX = "artgan."
 PRECISIONS = ("fp32", "fp16")
 QUANTIZATIONS = ("int8",)

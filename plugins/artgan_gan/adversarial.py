@@ -37,6 +37,15 @@ class ImageGANConfig(RecipeConfig):
 
     def check(self, who: str) -> None:
         super().check(who)
+        for name in ("latent_dim", "g_width", "d_width"):  # 0 built a model of empty layers
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ArtganError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+        for name in ("g_lr", "d_lr"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < float("inf")):
+                raise ArtganError(f"{who}: {name} must be a finite number > 0 (or unset: lr), got {value!r}")
         if self.r1 < 0:
             raise ArtganError(f"{who}: r1 (gamma) must be >= 0, got {self.r1}")
         if not isinstance(self.g_every, int) or self.g_every < 1:

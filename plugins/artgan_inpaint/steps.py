@@ -138,10 +138,10 @@ class ModelInpaint(InpaintingStep):
                  mask: MaskSource | None = None, providers=None):
         from artgan.model_search import find_model
         from artgan.steps import OnnxImageStep
+        from artgan.tiling import check_tiling
 
         super().__init__(mask)
-        if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 64):
-            raise ArtganError(f"inpaint: tile must be an integer >= 64 (pixels), got {tile!r}")
+        check_tiling("inpaint", tile, LARGE_IMAGE_OVERLAP, min_tile=64)
         self.model_path = find_model("inpaint", str(model))
         self.runner = OnnxImageStep(self.model_path, providers=providers, name="inpaint",
                                     overlap=LARGE_IMAGE_OVERLAP)

@@ -141,6 +141,7 @@ class StyleStep(Step):
                  overlap: int = 32, painting: str | None = None):
         from artgan.model_search import find_model, list_models
         from artgan.steps import OnnxImageStep
+        from artgan.tiling import check_tiling
 
         self.strength = check_strength(strength, self.name)
         self.painting = None
@@ -155,11 +156,10 @@ class StyleStep(Step):
         if not isinstance(model, str) or not model:
             raise ArtganError(f"style: name a model, e.g. style:model=starry-night, or any painting at once with "
                               f"style:painting=PATH; available: {', '.join(list_models('style')) or 'none'}")
-        if tile is not None and (not isinstance(tile, int) or tile < 64):
-            raise ArtganError(f"style: tile must be an integer >= 64 (pixels), got {tile!r}")
+        check_tiling("style", tile, overlap, min_tile=64)
         self.path = find_model("style", model)
         self.tile = tile
-        self.runner = OnnxImageStep(self.path, tile=tile, overlap=overlap, name="style")
+        self.runner = OnnxImageStep(self.path, tile=tile, overlap=overlap, name="style", min_tile=64)
         if self.runner.scale != 1:
             raise ArtganError(f"style: {self.path} changes the image size (scale {self.runner.scale}); "
                               f"it is not a style model")

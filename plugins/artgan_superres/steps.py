@@ -20,6 +20,7 @@ import numpy as np
 
 from artgan.errors import ArtganError
 from artgan.steps import OnnxImageStep, Step
+from artgan.tiling import check_tiling
 
 from .resize import resize
 
@@ -74,9 +75,7 @@ class SuperResStep(OnnxImageStep):
 
         if scale is not None:
             _int_param("superres", "scale", scale, 2, 8)
-        if tile is not None:
-            _int_param("superres", "tile", tile, 16)
-        _int_param("superres", "overlap", overlap, 0)
+        check_tiling("superres", tile, overlap, min_tile=16)
         if model is not None and not isinstance(model, str):
             raise ArtganError(f"superres: model must be a model name or an .onnx path, got {model!r}")
         name = model or f"x{scale or 2}-psnr"
