@@ -248,17 +248,17 @@ def test_evaluate_inpaint_scores_every_method_per_band(runner, image_folder, tmp
     assert lines[0].startswith("photos (6 images, split all): over the hole, per mask-area band")
     assert "PSNR 20-40%" in lines[1] and "SSIM 5-10%" in lines[1] and lines[1].split()[-2:] == ["vs", "telea"]
     results = json.loads(out.read_text())
-    assert list(results["methods"]) == ["telea", "ns", "residual-bsds400"]  # the shipped model by default
+    assert list(results["methods"]) == ["telea", "ns", "detail-bsds400", "residual-bsds400"]  # the shipped models by default
     for method in results["methods"].values():
         assert sorted(method["per_image"]) == [f"img{i:02d}" for i in range(6)]
         for band, _, _ in BANDS:
             assert 10 < method[f"psnr {band}"] < 60 and 0 < method[f"ssim {band}"] <= 1
             assert 0 < method[f"l1 {band}"] < 0.5 and 0 < method[f"detail {band}"] < 100  # smooth test photos: a ratio over a small std
-    # the sheet: input, mask, telea, ns, the model, original; for each of 4 photos its whole
+    # the sheet: input, mask, telea, ns, the two models, original; for each of 4 photos its whole
     # photos (64 px wide enlarged to 240 px: 180 high), its hole's crops at full resolution
     # (48 px, the photo's shorter side) and their captions (14 px), each + gaps
     image = Image.open(sheet)
-    assert image.size == (6 * (240 + 4), 22 + 4 * (180 + 4 + 48 + 4 + 14))
+    assert image.size == (7 * (240 + 4), 22 + 4 * (180 + 4 + 48 + 4 + 14))
 
     res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "heldout",
                               "--baselines", "telea", "--model", "residual-bsds400", "--json", "-q"])
