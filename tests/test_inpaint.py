@@ -248,16 +248,17 @@ def test_evaluate_inpaint_scores_every_method_per_band(runner, image_folder, tmp
     assert lines[0].startswith("photos (6 images, split all): over the hole, per mask-area band")
     assert "PSNR 20-40%" in lines[1] and "SSIM 5-10%" in lines[1] and lines[1].split()[-2:] == ["vs", "telea"]
     results = json.loads(out.read_text())
-    assert list(results["methods"]) == ["telea", "ns", "residual-bsds400"]  # the shipped model by default
+    assert list(results["methods"]) == ["telea", "ns", "detail-bsds400", "residual-bsds400"]  # the shipped models by default
     for method in results["methods"].values():
         assert sorted(method["per_image"]) == [f"img{i:02d}" for i in range(6)]
         for band, _, _ in BANDS:
             assert 10 < method[f"psnr {band}"] < 60 and 0 < method[f"ssim {band}"] <= 1
-            assert 0 < method[f"l1 {band}"] < 0.5
-    # the sheet: input, mask, telea, ns, the model, original; for each of 4 photos its whole
-    # photos and its hole's crops (64 px wide photos enlarged to 240 px: 180 and 240 px high, + gaps)
+            assert 0 < method[f"l1 {band}"] < 0.5 and 0 < method[f"detail {band}"] < 100  # smooth test photos: a ratio over a small std
+    # the sheet: input, mask, telea, ns, the two models, original; for each of 4 photos its whole
+    # photos (64 px wide enlarged to 240 px: 180 high), its hole's crops at full resolution
+    # (48 px, the photo's shorter side) and their captions (14 px), each + gaps
     image = Image.open(sheet)
-    assert image.size == (6 * (240 + 4), 22 + 4 * (180 + 4 + 240 + 4))
+    assert image.size == (7 * (240 + 4), 22 + 4 * (180 + 4 + 48 + 4 + 14))
 
     res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "heldout",
                               "--baselines", "telea", "--model", "residual-bsds400", "--json", "-q"])
@@ -286,7 +287,7 @@ def test_evaluation_inputs_are_the_photo_with_each_bands_hole(image_folder):
 
     request = Request("inpaint", image_folder, "all", [], ["telea"], {"seed": 0, "masks_per_image": 2, "radius": 3.0})
     inputs, (image, holes) = load(image_folder / "img01.png", request)
-    assert inputs.shape == (6, 48, 64, 4) and len(holes) == 6
+    assert inputs.shape == (2 * len(BANDS), 48, 64, 4) and len(holes) == 2 * len(BANDS)
     assert all(np.array_equal(x[..., :3], image) for x in inputs)
     for b in range(len(BANDS)):  # band-major, then the masks of a band
         for k in range(2):
@@ -294,5 +295,75 @@ def test_evaluation_inputs_are_the_photo_with_each_bands_hole(image_folder):
             assert np.array_equal(inputs[2 * b + k, ..., 3] > 0.5, expected) and np.array_equal(holes[2 * b + k], expected)
     perfect = score(inputs[..., :3], (image, holes), request)
     assert perfect["l1 5-10%"] == 0 and perfect["ssim 20-40%"] == pytest.approx(1.0)
+    assert perfect["detail 40-60%"] == pytest.approx(1.0)
     with pytest.raises(ArtganError, match="expected"):
         score(inputs[:3, ..., :3], (image, holes), request)
+
+
+def test_detail_ratio_is_one_for_the_photo_and_low_for_a_blur():
+    import cv2
+
+    from artgan_inpaint.evaluate import detail_ratio
+
+    rng = np.random.default_rng(3)  # a textured photo: fine grain over a smooth scene
+    photo = np.clip(synthetic_image(96, 128, 3) / 255.0 + rng.normal(0, 0.08, (96, 128, 3)), 0, 1).astype(np.float32)
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[20:76, 30:100] = True
+    assert detail_ratio(photo, photo, hole) == pytest.approx(1.0)
+    blurred = np.where(hole[..., None], cv2.GaussianBlur(photo, (0, 0), 3), photo)
+    assert detail_ratio(blurred, photo, hole) < 0.2
+    flat = np.where(hole[..., None], photo[hole].mean(0), photo)  # a constant fill: no detail at all
+    assert detail_ratio(flat, photo, hole) == pytest.approx(0.0, abs=1e-6)
+    # the rim is left out: a fill that differs only in the 2 px inside the hole's edge scores 1
+    rim = hole & ~np.pad(hole[2:-2, 2:-2], 2)
+    assert detail_ratio(np.where(rim[..., None], 0.5, photo), photo, hole) == pytest.approx(1.0)
+
+
+def test_the_40_to_60_percent_band_is_evaluated():
+    assert [band for band, _, _ in BANDS] == ["5-10%", "10-20%", "20-40%", "40-60%"]
+    hole = eval_mask("photo.png", 3, 321, 481, seed=1)
+    assert 0.4 <= hole.mean() <= 0.6
+
+
+def test_xphoto_fills_are_listed_when_opencv_contrib_is_there(monkeypatch):
+    from artgan_inpaint import evaluate, steps
+
+    monkeypatch.setattr(evaluate, "xphoto_available", lambda: True)
+    evaluation = evaluate.inpaint_evaluation()
+    assert evaluation.baselines[:2] == ("telea", "ns") and evaluation.baselines[-2:] == ("fsr_fast", "shiftmap")
+    assert "skipped" not in evaluation.note
+    monkeypatch.setattr(evaluate, "xphoto_available", lambda: False)
+    evaluation = evaluate.inpaint_evaluation()
+    assert "fsr_fast" not in evaluation.baselines and "shiftmap" not in evaluation.baselines
+    assert "fsr_fast and shiftmap skipped: no cv2.xphoto" in evaluation.note
+    assert "opencv-contrib-python-headless" in evaluation.note.splitlines()[-1]
+    # asked for anyway: one line that says how to install it
+    monkeypatch.setattr(steps, "xphoto_available", lambda: False)
+    with pytest.raises(ArtganError, match="inpaint-shiftmap needs opencv-contrib's cv2.xphoto"):
+        steps.XPhotoInpaint("shiftmap")
+
+
+def test_xphoto_availability_needs_the_function_not_the_folder(monkeypatch):
+    import types
+
+    from artgan_inpaint.steps import xphoto_available
+
+    # a contrib install overwritten by opencv-python-headless leaves an empty cv2/xphoto behind
+    monkeypatch.setitem(sys.modules, "cv2", types.SimpleNamespace(xphoto=types.SimpleNamespace()))
+    assert not xphoto_available()
+    monkeypatch.setitem(sys.modules, "cv2", types.SimpleNamespace(xphoto=types.SimpleNamespace(inpaint=print)))
+    assert xphoto_available()
+
+
+@pytest.mark.skipif(not __import__("artgan_inpaint.steps", fromlist=["x"]).xphoto_available(),
+                    reason="opencv-contrib's cv2.xphoto is not installed")
+@pytest.mark.parametrize("method", ["fsr_fast", "shiftmap"])
+def test_xphoto_fills_change_only_the_hole(method):
+    from artgan_inpaint.steps import XPhotoInpaint
+
+    photo = synthetic_image(48, 64, 5).astype(np.float32) / 255.0
+    hole = np.zeros((48, 64), bool)
+    hole[10:30, 20:44] = True
+    out = XPhotoInpaint(method).inpaint(photo, hole)
+    assert np.array_equal(out[~hole], photo[~hole])
+    assert np.abs(out[hole] - photo[hole]).mean() < 0.25  # a fill, not garbage

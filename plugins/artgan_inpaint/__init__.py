@@ -7,6 +7,8 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
   pre-filled by OpenCV;
 - architecture ``inpaint-residual``: a small U-Net at 1/4 resolution that corrects the pre-fill
   (:mod:`.model`);
+- architecture ``inpaint-detail``: the same network trained with perceptual and patch-GAN terms
+  for texture (:mod:`.detail`);
 - steps ``inpaint`` (the trained model on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
   ``inpaint-biharmonic`` (:mod:`.steps`, no torch);
 - evaluation ``inpaint`` (:mod:`.evaluate`): the core makes it ``artgan evaluate inpaint``;
@@ -29,6 +31,7 @@ def artgan_register_datasets(register):
 @artgan.hookimpl
 def artgan_register_architectures(register):
     register("inpaint-residual", lazy("artgan_inpaint.model:InpaintRecipe"))
+    register("inpaint-detail", lazy("artgan_inpaint.detail:DetailInpaintRecipe"))
 
 
 @artgan.hookimpl

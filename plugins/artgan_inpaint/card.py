@@ -32,11 +32,17 @@ def summary(card: dict[str, Any]) -> dict[str, Any]:
     md = card.get("metadata", {})
     name = str(card.get("file", "model.onnx")).removesuffix(".onnx")
     prefill = md.get("prefill", {})
+    if md.get("architecture") == "inpaint-detail":
+        kind, objective = "Detail-preserving inpainting", ("from the PSNR-oriented residual model with L1 on the hole, a "
+                                                          "perceptual term on a pretrained network's features "
+                                                          "(artgan.features) and a patch discriminator on the hole")
+    else:
+        kind, objective = "PSNR-oriented inpainting", "with L2 on the hole only (no adversarial term)"
     return {"title": f"inpaint `{name}`: hole filling",
-            "lines": [f"PSNR-oriented inpainting: OpenCV's {prefill.get('method')} fill of the hole (radius "
+            "lines": [f"{kind}: OpenCV's {prefill.get('method')} fill of the hole (radius "
                       f"{prefill.get('radius', 3):g}; the `inpaint` step runs it in numpy), corrected inside the "
                       f"hole by a small U-Net that works at 1/4 resolution with dilated residual blocks, trained "
-                      f"with L2 on the hole only (no adversarial term).", "",
+                      f"{objective}.", "",
                       f"- inputs: `image`, the photo with its hole pre-filled, NCHW in [-1, 1]; `mask` N1HW, "
                       f"1 = hole (thresholded at 0.5); sides any multiple of {md.get('size_multiple')} (the step "
                       f"pads). Output: the filled image, known pixels pasted back.",

@@ -1,20 +1,23 @@
 """``artgan evaluate inpaint``: the inpainting protocol, registered with the core (no torch).
 
-For every photo of a folder (by default all of it: the shipped model trains on BSDS400 and is
-measured on all 68 BSD68 photos, none of which it has seen), one hole per mask-area band (5-10%,
-10-20%, 20-40%) and per ``--masks-per-image``:
+For every photo of a folder (by default all of it: the shipped models train on BSDS400 and are
+measured on all 68 BSD68 photos, none of which they have seen), one hole per mask-area band (5-10%,
+10-20%, 20-40%, 40-60%) and per ``--masks-per-image``:
 
 - Masks: :func:`eval_mask` draws each from a generator seeded by (``--seed``, the file name, the
   band, k), redrawn until its measured area lies in the band. Every method sees the same masks,
   and they do not depend on which other files are in the folder.
-- Methods: the classical baselines (``telea``, ``ns`` and, with scikit-image, ``biharmonic``) and
-  each trained model. A method gets the photo with its hole as a fourth channel (1 = hole) and
+- Methods: the classical baselines (``telea``, ``ns``; with scikit-image, ``biharmonic``; with
+  opencv-contrib's ``cv2.xphoto``, ``fsr_fast`` and ``shiftmap``, the strongest classical fills,
+  else a note line says how to install it) and each trained model. A method gets the photo with its hole as a fourth channel (1 = hole) and
   pastes the known pixels back. OpenCV's fills (and so the model's pre-fill) read a few pixels
   under the rim of their mask: blanking the hole first moves the BSD68 means by at most 0.001 dB,
   so the shipped figures are kept as measured, with the photo intact.
 - Metrics on RGB in [0, 1], after rounding every output to 8 bits (what a saved PNG holds):
   PSNR over the hole's pixels, SSIM (11x11 Gaussian) averaged over the hole, and mean |error| over
-  the hole; each per band, averaged over the photo's masks and then over photos.
+  the hole; the detail ratio (:func:`detail_ratio`: 1.0 = as much fine detail in the hole as
+  the photo had there, a blur scores near 0); each per band, averaged over the photo's masks and
+  then over photos.
 
 The core (:mod:`artgan.evaluation`) runs it with the options, results JSON and table every task
 has; ``--sheet FILE`` also writes a comparison sheet of the first photos' 20-40% holes.
@@ -35,13 +38,16 @@ from artgan.images import load_image, save_image, to_float
 from artgan.metrics import psnr, ssim
 
 from .masks import random_mask
-from .steps import BiharmonicInpaint, InpaintingStep, ModelInpaint, OpenCVInpaint
+from .steps import (XPHOTO_INSTALL, XPHOTO_METHODS, BiharmonicInpaint, InpaintingStep, ModelInpaint, OpenCVInpaint,
+                    XPhotoInpaint, xphoto_available)
 
 BANDS: tuple[tuple[str, float, float], ...] = (("5-10%", 0.05, 0.10), ("10-20%", 0.10, 0.20),
-                                                ("20-40%", 0.20, 0.40))
+                                                ("20-40%", 0.20, 0.40), ("40-60%", 0.40, 0.60))
 EVAL_BOX_PROB = 0.25  # the share of rectangles among the shapes, as in training
-CLASSICAL = ("telea", "ns", "biharmonic")
-METRICS = (("psnr", "PSNR", ".2f", "dB"), ("ssim", "SSIM", ".4f", ""), ("l1", "L1", ".4f", ""))
+CLASSICAL = ("telea", "ns", "biharmonic", *XPHOTO_METHODS)
+METRICS = (("psnr", "PSNR", ".2f", "dB"), ("ssim", "SSIM", ".4f", ""), ("l1", "L1", ".4f", ""),
+           ("detail", "detail", ".3f", ""))
+DETAIL_ERODE = 2  # px: the rim of a hole mixes known pixels into the fill's Laplacian
 
 
 def eval_mask(name: str, band: int, height: int, width: int, *, seed: int = 0, k: int = 0) -> np.ndarray:
@@ -59,10 +65,32 @@ def to_8bit(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0
 
 
+def _laplacian_std(image: np.ndarray, region: np.ndarray) -> float:
+    import cv2
+
+    gray = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # luma
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1)  # the 4-neighbour Laplacian
+    return float(lap[region].std())
+
+
+def detail_ratio(result: np.ndarray, target: np.ndarray, hole: np.ndarray) -> float:
+    """How much fine detail a fill has: the standard deviation of the luma's Laplacian inside the
+    hole eroded by :data:`DETAIL_ERODE` px, over the same on the original photo. 1.0: as rich as
+    the photo; a smooth smear: near 0; noise: above 1 (the PSNR shows that). A hole too thin to
+    erode is measured whole."""
+    import cv2
+
+    side = 2 * DETAIL_ERODE + 1
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((side, side), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0) > 0
+    region = inner if inner.sum() >= 2 else hole
+    return _laplacian_std(result, region) / max(_laplacian_std(target, region), 1e-6)
+
+
 def hole_metrics(result: np.ndarray, target: np.ndarray, hole: np.ndarray) -> dict[str, float]:
     result, target = to_8bit(result), to_8bit(target)
     return {"psnr": psnr(result, target, mask=hole), "ssim": ssim(result, target, mask=hole),
-            "l1": float(np.abs(result - target)[hole].mean())}
+            "l1": float(np.abs(result - target)[hole].mean()), "detail": detail_ratio(result, target, hole)}
 
 
 def metric_name(metric: str, band: str) -> str:
@@ -108,6 +136,8 @@ def classical_step(name: str, radius: float) -> InpaintingStep:
         return BiharmonicInpaint()  # a one-line error says how to install scikit-image
     if name in ("telea", "ns"):
         return OpenCVInpaint(name, radius)
+    if name in XPHOTO_METHODS:
+        return XPhotoInpaint(name)  # a one-line error says how to install opencv-contrib
     raise ArtganError(f"evaluate inpaint: unknown baseline {name!r}; choose among {', '.join(CLASSICAL)}")
 
 
@@ -136,10 +166,16 @@ def inpaint_evaluation() -> Evaluation:
     import click  # for the options' types: the command line is what builds the command
 
     have_skimage = importlib.util.find_spec("skimage") is not None
+    have_xphoto = xphoto_available()
+    note = ("PSNR (dB), SSIM and L1 (on [0, 1]) over the hole; detail: the Laplacian's std in the hole (eroded "
+            f"{DETAIL_ERODE} px) over the photo's, 1.0 = as rich as the photo; the last column is the PSNR gain at 5-10%.")
+    if not have_xphoto:
+        note += f"\nfsr_fast and shiftmap skipped: no cv2.xphoto (opencv-contrib); to add them: {XPHOTO_INSTALL}"
     return Evaluation(
-        help="""Inpainting quality on a folder of photos: PSNR, SSIM and L1 over the hole, per mask-area
-        band (5-10%, 10-20%, 20-40%), for the classical fills (Telea, Navier-Stokes, biharmonic with
-        scikit-image) and trained models, with the same seeded masks for every method.
+        help="""Inpainting quality on a folder of photos: PSNR, SSIM, L1 and the detail ratio over the
+        hole, per mask-area band (5-10%, 10-20%, 20-40%, 40-60%), for the classical fills (Telea,
+        Navier-Stokes; biharmonic with scikit-image; FSR_FAST and SHIFTMAP with opencv-contrib's
+        cv2.xphoto) and trained models, with the same seeded masks for every method.
 
         \b
         Examples:
@@ -149,23 +185,24 @@ def inpaint_evaluation() -> Evaluation:
         metrics=[Metric(metric_name(m, band), f"{label} {band}", fmt, unit)
                  for m, label, fmt, unit in METRICS for band, _, _ in BANDS],
         load=load, score=score, methods=methods,
-        baselines=("telea", "ns", "biharmonic") if have_skimage else ("telea", "ns"),
+        baselines=("telea", "ns", *(("biharmonic",) if have_skimage else ()), *(XPHOTO_METHODS if have_xphoto else ())),
         options={"seed": Option(0, "Seed of the masks (the same for every method).", int),
                  "masks_per_image": Option(1, "Masks per photo and band.", click.IntRange(1, 16)),
                  "radius": Option(3.0, "Telea and Navier-Stokes radius (pixels).", click.FloatRange(0, 64, min_open=True)),
-                 "sheet": Option(None, "Also write a comparison sheet (PNG) of the first photos' 20-40% holes.",
+                 "sheet": Option(None, "Also write a comparison sheet (PNG) of the first photos' 20-40% holes, "
+                                       "with full-resolution crops of the holes.",
                                  click.Path(dir_okay=False, path_type=Path))},
         protocol=protocol,
-        note="PSNR (dB), SSIM and L1 (on [0, 1]) over the hole; the last column is the PSNR gain at 5-10%.",
+        note=note,
     )
 
 
 # -- the comparison sheet -------------------------------------------------------------------------
 
 SHEET_ROWS = 4  # photos shown
-SHEET_BAND = len(BANDS) - 1  # their 20-40% holes
-SHEET_CELL = 240  # pixels per cell of the comparison sheet
-SHEET_CROP = 120  # the crop around the hole, shown at 2x
+SHEET_BAND = [band for band, _, _ in BANDS].index("20-40%")  # their 20-40% holes
+SHEET_CELL = 240  # pixels per cell of the comparison sheet; also the crop around the hole, shown 1:1
+SHEET_CAPTION = 14  # px: the strip under a crop row with each fill's hole PSNR and detail ratio
 
 
 class ComparisonSheet:
@@ -225,11 +262,28 @@ def hole_window(hole: np.ndarray, size: int) -> tuple[int, int, int]:
     return int(top), int(left), side
 
 
+def _full_resolution(image: np.ndarray, size: int) -> np.ndarray:
+    """An HWC crop of at most size x size shown pixel for pixel, padded white to the cell's width."""
+    arr = to_8bit(image[:size, :size, :3]).astype(np.float32)
+    return np.pad(arr, ((0, 0), (0, size - arr.shape[1]), (0, 0)), constant_values=1.0)
+
+
+def _caption(texts: list[str], cell: int, gap: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (len(texts) * (cell + gap), SHEET_CAPTION), "white")
+    draw = ImageDraw.Draw(strip)
+    for j, text in enumerate(texts):
+        draw.text((j * (cell + gap) + 4, 1), text, fill="black")
+    return np.asarray(strip, np.float32) / 255.0
+
+
 def comparison_sheet(examples: list[dict[str, Any]], methods: list[str]) -> np.ndarray:
     """Two rows per example (``{"image", "hole", "outputs": {method: image}}``): the whole photos
     (input with its hole in white, the mask, each method's fill, the original), then the same
-    columns cropped to the window with the most hole pixels, enlarged 2x so that the fills can be
-    judged. A header names the columns. float32 HWC in [0, 1]."""
+    columns cropped to the :data:`SHEET_CELL` px window with the most hole pixels at full
+    resolution (pixel for pixel: where blur and texture show), captioned with each fill's hole
+    PSNR and detail ratio. A header names the columns. float32 HWC in [0, 1]."""
     from PIL import Image, ImageDraw
 
     if not examples:
@@ -241,12 +295,16 @@ def comparison_sheet(examples: list[dict[str, Any]], methods: list[str]) -> np.n
         image, hole = ex["image"], ex["hole"]
         cells = [np.where(hole[..., None], 1.0, image), np.repeat(hole[..., None], 3, 2).astype(np.float32),
                  *[ex["outputs"][m] for m in methods], image]
-        top, left, side = hole_window(hole, SHEET_CROP)
+        top, left, side = hole_window(hole, SHEET_CELL)
         for crop in (False, True):
-            shown = [_fit(c[top:top + side, left:left + side] if crop else c, cell) for c in cells]
+            shown = [_full_resolution(c[top:top + side, left:left + side], cell) if crop else _fit(c, cell)
+                     for c in cells]
             height = max(c.shape[0] for c in shown) + gap
             rows.append(np.concatenate([np.pad(c, ((0, height - c.shape[0]), (0, gap), (0, 0)), constant_values=1.0)
                                         for c in shown], axis=1))
+        scores = [hole_metrics(ex["outputs"][m], image, hole) for m in methods]
+        rows.append(_caption(["", "", *[f"{m['psnr']:.2f} dB, detail {m['detail']:.2f}" for m in scores], ""],
+                             cell, gap))
     header = Image.new("RGB", (rows[0].shape[1], 22), "white")
     draw = ImageDraw.Draw(header)
     for j, name in enumerate(names):

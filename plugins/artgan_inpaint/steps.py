@@ -9,6 +9,10 @@ user would try first.
 ``inpaint-biharmonic`` scikit-image: a smooth biharmonic fill (``pip install 'artgan[classical]'``)
 =====================  ===============================================================
 
+With opencv-contrib's ``cv2.xphoto`` (docs/inpainting.md says how to install it beside the
+opencv-python-headless that albumentations needs), :class:`XPhotoInpaint` gives its FSR_FAST
+(frequency-selective reconstruction) and SHIFTMAP (patch offsets) fills to ``artgan evaluate inpaint``.
+
 Each takes the hole as ``mask=MASK.png`` (white = hole, same size as the image) or
 ``box=x,y,w,h``. Every step returns the input's known pixels exactly: only the hole changes.
 For use from Python, ``step.inpaint(image, hole)`` fills one HWC float image with any HxW hole.
@@ -119,6 +123,47 @@ class BiharmonicInpaint(InpaintingStep):
         from skimage.restoration import inpaint_biharmonic
 
         return inpaint_biharmonic(image.astype(np.float64), hole, channel_axis=-1).astype(np.float32)
+
+
+XPHOTO_METHODS = ("fsr_fast", "shiftmap")
+XPHOTO_INSTALL = ("pip install --force-reinstall --no-deps \"opencv-contrib-python-headless==$(pip show "
+                  "opencv-python-headless | sed -n 's/^Version: //p')\"")
+
+
+def xphoto_available() -> bool:
+    """Whether OpenCV's ``cv2.xphoto.inpaint`` (opencv-contrib) can be called. ``cv2.xphoto``
+    alone is not enough: a contrib install overwritten by opencv-python-headless leaves its
+    ``cv2/xphoto`` folder behind, an empty module."""
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(getattr(cv2, "xphoto", None), "inpaint")
+
+
+class XPhotoInpaint(InpaintingStep):
+    """opencv-contrib's ``cv2.xphoto.inpaint``: ``fsr_fast`` (frequency-selective reconstruction,
+    Genser et al. 2018, fast mode) or ``shiftmap`` (He and Sun 2012: patches copied by optimised
+    offsets). Both take 8-bit CIELab (their documented input)."""
+
+    def __init__(self, method: str = "fsr_fast", mask: MaskSource | None = None):
+        super().__init__(mask)
+        if method not in XPHOTO_METHODS:
+            raise ArtganError(f"inpaint: unknown xphoto method {method!r}; choose among {', '.join(XPHOTO_METHODS)}")
+        self.name, self.method = f"inpaint-{method}", method
+        if not xphoto_available():
+            raise ArtganError(f"{self.name} needs opencv-contrib's cv2.xphoto beside opencv-python-headless: "
+                              f"{XPHOTO_INSTALL}")
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        import cv2
+
+        flag = {"fsr_fast": cv2.xphoto.INPAINT_FSR_FAST, "shiftmap": cv2.xphoto.INPAINT_SHIFTMAP}[self.method]
+        lab = cv2.cvtColor(_to_uint8(image[..., :3]), cv2.COLOR_RGB2Lab)
+        known = np.where(hole, 0, 255).astype(np.uint8)  # xphoto's mask: non-zero = known
+        out = np.zeros_like(lab)
+        cv2.xphoto.inpaint(lab, known, out, flag)
+        return cv2.cvtColor(out, cv2.COLOR_Lab2RGB).astype(np.float32) / 255.0
 
 
 class ModelInpaint(InpaintingStep):
