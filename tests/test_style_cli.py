@@ -95,8 +95,10 @@ def _check_installed(models, name, runner, cli, data):
     assert card["metadata"]["architecture"] == "perceptual-style" and card["command"].endswith(f"--name {name}")
     (title, result), = card["evaluation"].items()
     assert title == "photos (split heldout, first 2), painting, strength 1"
-    assert set(result["methods"]) == {"color-transfer", "histogram-match", "another photo", name,
+    assert set(result["methods"]) == {"color-transfer", "histogram-match", "instant", "another photo", name,
                                       f"{name} + color-transfer 0.5"}
+    figures = card["figures"]  # the headline beside the instant mode: what a reader compares first
+    assert set(figures) >= {"trained model", "instant mode"} and "tone" in figures["trained model"]
     assert set(result["methods"][name]) >= {"color_ratio", "texture_ratio", "edge_ssim", "ms_512x512"}
     assert card["real_inputs"]["count"] == 2 and card["real_inputs"]["min_psnr_db"] > 50
     md = (style / f"{name}.card.md").read_text()

@@ -390,7 +390,7 @@ def test_evaluate_style_command(runner, folders, tiny_model, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["split"] == "heldout" and data["images"] == 2  # 003 and 007: artgan.splits' held-out quarter
-    assert list(data["methods"]) == ["color-transfer", "histogram-match", "another photo", "stripes",
+    assert list(data["methods"]) == ["color-transfer", "histogram-match", "instant", "another photo", "stripes",
                                      "stripes + color-transfer 0.5"]
     assert all(label in result.stdout for label in data["methods"])
     methods = data["methods"]

@@ -256,6 +256,7 @@ def _install_files(folder: Path, run_dir: Path, name: str, painting: Path, photo
     from artgan.splits import split_files
 
     from .classical import Reference
+    from .evaluate import INSTANT
 
     model = folder / f"{name}.onnx"
     for suffix in (".onnx", ".card.json"):
@@ -277,9 +278,23 @@ def _install_files(folder: Path, run_dir: Path, name: str, painting: Path, photo
     sheet = _contact_sheet(model, painting, held[:SHEET_PHOTOS])
     save_image(folder / f"{name}.contact.png", sheet)
     save_image(run_dir / f"contact-{name}.png", sheet)
-    m = result["methods"][name]
-    log(f"  {len(held)} held-out photos: colour ratio {m['color_ratio']:.3f}, texture ratio "
-        f"{m['texture_ratio']:.3f}, edge SSIM {m['edge_ssim']:.3f}; contact sheet {name}.contact.png")
+    figures = {method: headline(result["methods"][method]) for method in (name, INSTANT) if method in result["methods"]}
+    update_card(model, "figures", {"photos": f"{len(held)} held-out photos of {photo_dir.name}", "strength": 1.0,
+                                   "trained model": figures[name], "instant mode": figures.get(INSTANT)})
+    log(f"  {len(held)} held-out photos: {describe(figures[name])}; instant mode: "
+        f"{describe(figures[INSTANT]) if INSTANT in figures else 'not measured'}; contact sheet {name}.contact.png")
+
+
+def headline(method: dict) -> dict:
+    """What the card leads with: tone (mean and lowest photo), colour and texture ratio."""
+    tones = [p["tone"] for p in method["per_image"].values()]
+    return {"tone": round(method["tone"], 3), "lowest_tone": round(min(tones), 3),
+            "color_ratio": round(method["color_ratio"], 3), "texture_ratio": round(method["texture_ratio"], 3)}
+
+
+def describe(figures: dict) -> str:
+    return (f"tone {figures['tone']:.2f} (lowest {figures['lowest_tone']:.2f}), colour ratio "
+            f"{figures['color_ratio']:.2f}, texture ratio {figures['texture_ratio']:.2f}")
 
 
 def card_summary(name: str) -> dict:

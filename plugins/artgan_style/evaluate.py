@@ -6,8 +6,9 @@ per painting, so one per model): tone (light and dark kept), colour ratio and te
 the painting, output over input; lower is closer), edge SSIM with and without a blur (Sobel edges
 of input vs output; higher keeps more of the picture), seconds per photo, and milliseconds for one
 512x512 image. :mod:`.measure` has the exact protocol. The methods: colour transfer, histogram
-matching, each model alone and finished with colour transfer at half strength, and a floor,
-``another photo``: each photo replaced by the next photo of the split.
+matching, the instant mode (``style:painting=``, no training), each model alone and finished with
+colour transfer at half strength, and a floor, ``another photo``: each photo replaced by the next
+photo of the split.
 
 The core (:mod:`artgan.evaluation`) runs it, with the options, results JSON, table and card every
 task has.
@@ -31,6 +32,7 @@ from . import measure
 
 FLOOR = "another photo"
 CLASSICAL = ("color-transfer", "histogram-match")
+INSTANT = "instant"  # style:painting=PATH: the any-painting network, no training (what a trained model must beat)
 FINISH_STRENGTH = 0.5  # a model's output finished with colour transfer at this strength
 METRICS = [Metric("tone", "tone", ".3f"), Metric("color_ratio", "colour ratio", ".3f"),
            Metric("texture_ratio", "texture ratio", ".3f"),
@@ -141,8 +143,11 @@ def methods(request: Request) -> dict[str, Callable]:
             out[name] = AnotherPhoto(split_files(list_images(request.data), request.split))
         elif name in CLASSICAL:
             out[name] = Timed(request.step({"name": name, "reference": ref, "strength": strength}))
+        elif name == INSTANT:
+            out[name] = Timed(request.step({"name": "style", "painting": ref, "strength": strength}))
         else:
-            raise ArtganError(f"evaluate style: unknown baseline {name!r}; choose from {FLOOR}, {', '.join(CLASSICAL)}")
+            raise ArtganError(f"evaluate style: unknown baseline {name!r}; choose from {FLOOR}, "
+                              f"{', '.join(CLASSICAL)}, {INSTANT}")
     finish = request.step({"name": "color-transfer", "reference": ref, "strength": FINISH_STRENGTH})
     for name in model_names(request, Path(ref)):
         model = request.step({"name": "style", "model": name, "strength": strength})
@@ -181,8 +186,9 @@ def style_evaluation() -> Evaluation:
     import click  # for the options' types: the command line is what builds the command
 
     return Evaluation(
-        help="""Style transfer against one painting: colour and texture distance to it (as ratios to the
-        photo's), edge SSIM to the photo, speed; for colour transfer, histogram matching, the trained
+        help="""Style transfer against one painting: tone (light and dark kept), colour and texture distance
+        to it (as ratios to the photo's), edge SSIM to the photo, speed; for colour transfer, histogram
+        matching, the instant mode (style:painting=, no training), the trained
         model (default: the one named like the painting; --model none for the classical methods alone)
         and a floor, another photo.
 
@@ -192,7 +198,7 @@ def style_evaluation() -> Evaluation:
               --painting ../shared/data/style/starry-night.jpg --model starry-night
         """,
         metrics=METRICS, load=load, score=score, methods=methods,
-        baselines=("color-transfer", "histogram-match", FLOOR),  # gains: from colour transfer
+        baselines=("color-transfer", "histogram-match", INSTANT, FLOOR),  # gains: from colour transfer
         options={"painting": Option(None, "The painting image to reach (required).",
                                     click.Path(exists=True, dir_okay=False, path_type=Path)),
                  "strength": Option(1.0, "Strength of every step.", click.FloatRange(0, 1))},
