@@ -182,13 +182,13 @@ def test_a_kill_between_the_renames_of_bundle_force_never_loses_the_old_bundle(r
 
 def test_report_escapes_sample_file_names(runner, tmp_path):
     run = tmp_path / "run"
-    name = "step_<img src=x onerror=alert(1)>"
+    name = "iteration_<img src=x onerror=alert(1)>"
     save_image(run / "samples" / f"{name}.png", np.zeros((8, 8, 3), np.float32))
     r = runner.invoke(cli, ["report", str(run)])
     assert r.exit_code == 0, r.output
     page = (run / "report.html").read_text()
     assert "<img src=x" not in page and "onerror=alert(1)>" not in page
-    assert "step_&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "iteration_&lt;img src=x onerror=alert(1)&gt;" in page
 
 
 # -- pipelines: train.num_workers, a stage's out:, the run folder ---------------------------------
@@ -425,7 +425,7 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
     monkeypatch.setattr(style_cli, "MIN_TRAIN_SHARE", 0.0)
-    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_STEPS", 3)
+    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
