@@ -295,6 +295,91 @@ def test_a_failed_resume_leaves_the_runs_pipeline_yaml_as_it_was(runner, tiny_pi
     assert r.exit_code == 0, r.output
 
 
+# -- --resume and export with a checkpoint that does not fit, or is not one -----------------------
+
+def _damaged(ckpt_path, kind, dest):
+    """A copy of a tiny run's checkpoint, damaged as ``kind`` says (or another recipe's, or none)."""
+    import torch
+
+    from artgan import checkpoints
+    from artgan.plugins import get_registry
+
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    if kind == "iteration-abc":  # what a hand edit or another program leaves
+        ckpt["iteration"] = "abc"
+    elif kind == "nan-weights":
+        ckpt["state"]["modules"]["generator"]["net.0.weight"].fill_(float("nan"))
+    elif kind == "another-recipe":  # a .pt another recipe wrote: sngan's networks, same data
+        from artgan.data import DatasetInfo
+        info = DatasetInfo(**ckpt["recipe"]["info"])
+        recipe = get_registry().create("architecture", "sngan", info=info, loss=None, latent_dim=16)
+        ckpt["recipe"] = {**ckpt["recipe"], "architecture": "sngan", "params": {"latent_dim": 16}}
+        ckpt["state"] = recipe.state_dict()
+    elif kind == "not-a-checkpoint":
+        dest.write_bytes(b"PK\x03\x04 not a checkpoint at all" * 10)
+        return
+    elif kind == "another-programs-pt":
+        torch.save({"model": {"w": torch.zeros(3)}, "epoch": 4}, dest)
+        return
+    checkpoints.save(dest, {k: v for k, v in ckpt.items() if k != "format"})
+
+
+@pytest.fixture
+def tiny_run(tiny_checkpoint, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent.parent, run)
+    return run
+
+
+@pytest.mark.parametrize("override, differs", [
+    ("train.architecture.g_width=16", "architecture.g_width is 8 in the checkpoint, 16 in the pipeline"),
+    ("train.architecture.latent_dim=8", "architecture.latent_dim is 16 in the checkpoint, 8 in the pipeline"),
+    ("train.architecture.name=sngan", "architecture is 'dcgan' in the checkpoint, 'sngan' in the pipeline"),
+    ("train.dataset.image_size=16", "dataset.image_size is 32 in the checkpoint, 16 in the pipeline"),
+])
+def test_resume_with_a_changed_architecture_names_what_differs(override, differs, runner, tiny_run):
+    before = snapshot(tiny_run)
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", override])
+    line = one_line_error(r, "checkpoints/last.pt", f"does not fit the pipeline's train stage ({differs})")
+    assert "unexpected" not in line and "size mismatch" not in line
+    assert snapshot(tiny_run) == before
+
+
+@pytest.mark.parametrize("kind, needles", [
+    ("another-recipe", ["does not fit the pipeline's train stage (architecture is 'sngan' in the checkpoint, "
+                        "'dcgan' in the pipeline; architecture.g_width is not set in the checkpoint"]),
+    ("not-a-checkpoint", ["not a readable artgan checkpoint, truncated or not one"]),
+    ("another-programs-pt", ["not an artgan checkpoint"]),
+    ("iteration-abc", ["the checkpoint's iteration is 'abc', not a whole number >= 0"]),
+    ("nan-weights", ["the checkpoint's weights are not finite (NaN or infinite values in generator.net.0.weight)",
+                     "use an earlier checkpoint"]),
+])
+def test_resume_from_a_foreign_or_damaged_checkpoint_is_one_line_naming_it(kind, needles, runner, tiny_run):
+    _damaged(tiny_run / "checkpoints" / "last.pt", kind, tiny_run / "checkpoints" / "last.pt")
+    before = snapshot(tiny_run)
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", "train.iterations=9"])
+    line = one_line_error(r, "checkpoints/last.pt", *needles)
+    assert "unexpected" not in line and "random numbers" not in line and "non-finite D loss" not in line
+    assert snapshot(tiny_run) == before
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("iteration-abc", "c.pt: the checkpoint's iteration is 'abc', not a whole number >= 0"),
+    ("nan-weights", "c.pt: the checkpoint's weights are not finite (NaN or infinite values in generator.net.0.weight)"),
+])
+def test_export_of_a_damaged_checkpoint_names_the_file_and_the_fault(kind, needle, runner, tiny_checkpoint, tmp_path):
+    path = tmp_path / "c.pt"
+    _damaged(tiny_checkpoint, kind, path)
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"from before")
+    line = one_line_error(runner.invoke(cli, ["export", str(path), "--out", str(out)]), needle)
+    assert "random numbers" not in line and "unexpected" not in line
+    assert out.read_bytes() == b"from before"
+
+
 # -- export: the model and its card together -------------------------------------------------------
 
 def _export(runner, checkpoint, out, *extra):
