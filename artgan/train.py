@@ -179,7 +179,10 @@ def sample_diversity(images: torch.Tensor) -> float:
 def _keep_until(path: Path, iteration: int) -> None:
     """Drop log records past ``iteration`` (written after the checkpoint a run resumes from)."""
     if path.exists():
-        kept = [r for r in read_jsonl(path) if int(r.get("iteration", 0)) <= iteration]
+        # a record without a number for its iteration is no record of this run's: it stays, and the
+        # report leaves it out with a warning
+        kept = [r for r in read_jsonl(path) if not isinstance(r.get("iteration"), (int, float))
+                or isinstance(r.get("iteration"), bool) or r["iteration"] <= iteration]
         import json
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -191,6 +191,38 @@ def test_report_escapes_sample_file_names(runner, tmp_path):
     assert "iteration_&lt;img src=x onerror=alert(1)&gt;" in page
 
 
+FOREIGN_LINES = ['{"iteration": null}', "garbage", "[1, 2]", '{"iteration": "abc", "G_loss": 1}', "\udcff\udcfe"]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_LINES)
+def test_report_leaves_out_a_foreign_metrics_line_and_says_so_once(foreign, runner, tmp_path):
+    run = tmp_path / "run"
+    save_image(run / "samples" / "iteration_000002.png", np.zeros((8, 8, 3), np.float32))
+    good = [{"iteration": 1, "G_loss": 0.5}, {"iteration": 2, "G_loss": 0.25}]
+    lines = [json.dumps(good[0]), foreign, foreign, json.dumps(good[1])]
+    (run / "metrics.jsonl").write_bytes("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
+    r = runner.invoke(cli, ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "metrics.jsonl: 2 line(s) are not artgan training metrics" in warnings[0]
+    assert "the first line 2:" in warnings[0] and "left out of the report" in warnings[0]
+    assert "G_loss (last 0.25)" in (run / "report.html").read_text()
+
+
+def test_a_foreign_metrics_line_does_not_fail_a_resumed_run_after_its_work(runner, tiny_run):
+    with open(tiny_run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"iteration": null}\ngarbage\n')
+    (tiny_run / "report.html").unlink()
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", "train.iterations=8"])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "metrics.jsonl: 1 line(s) are not artgan training metrics" in warnings[0]
+    assert (tiny_run / "report.html").exists()
+    import torch
+    assert torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 8
+
+
 # -- pipelines: train.num_workers, a stage's out:, the run folder ---------------------------------
 
 GENERATE_ONLY = """\
