@@ -472,8 +472,7 @@ def test_ctrl_c_before_an_export_is_in_place_writes_nothing(runner, tiny_checkpo
 
 # -- artgan synth ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("names", [["cat", "dog", "cat"], ["Cat", "dog", "cat"]])
-def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
+def _cgan_with_class_names(tmp_path, names):
     import onnx
     import torch
 
@@ -494,10 +493,28 @@ def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
     proto = onnx.load(str(model))
     set_metadata(proto, metadata)
     onnx.save(proto, str(model))
+    return model
+
+
+@pytest.mark.parametrize("names", [["cat", "dog", "cat"], ["Cat", "dog", "cat"]])
+def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
+    model = _cgan_with_class_names(tmp_path, names)
     out = tmp_path / "synth"
     r = runner.invoke(cli, ["synth", str(model), "--per-class", "2", "--out", str(out), "-q"])
     one_line_error(r, "cgan.onnx", "class_names", repr(names[0]), repr(names[2]))
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("names", [[1, 2, 3], "abc", [None, "a", "b"], [["a"], "b", "c"], {"a": 1, "b": 2, "c": 3},
+                                   ["a", "b", 3.5]])
+def test_synth_refuses_class_names_that_are_not_strings(names, runner, tmp_path):
+    model = _cgan_with_class_names(tmp_path, names)
+    out = tmp_path / "synth"
+    out.mkdir()
+    r = runner.invoke(cli, ["synth", str(model), "--per-class", "2", "--out", str(out), "-q"])
+    line = one_line_error(r, "cgan.onnx: metadata class_names must be a list of strings, one folder name per class, "
+                             f"got {names!r}")
+    assert "unexpected" not in line and not any(out.iterdir())
 
 
 # -- artgan style train: replacing needs --force; an install is whole or absent ------------------
