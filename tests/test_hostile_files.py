@@ -574,3 +574,33 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     r = runner.invoke(cli, ["process", str(style_data / "photos" / "00.png"), "--step", "style:model=fresh",
                             "--out", str(style_data / "styled"), "-q"])
     one_line_error(r, "no model named 'fresh'")
+
+
+# -- artgan evaluate style on images smaller than its measures need ----------------------------------
+
+def _noise_png(path, size):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("photo_size, painting_size, needle", [
+    ((1, 1), (64, 64), "one.png: the photo is 1x1 pixels, smaller than the 7x7 patches"),
+    ((3, 2), (64, 64), "one.png: the photo is 3x2 pixels, smaller than the 7x7 patches"),
+    ((40, 6), (64, 64), "one.png: the photo is 40x6 pixels"),
+    ((24, 24), (1, 1), "painting.png: the painting is 1x1 pixels, smaller than the 7x7 patches"),
+])
+def test_evaluate_style_on_images_too_small_to_measure_is_one_line(photo_size, painting_size, needle, runner,
+                                                                    tmp_path):
+    data = tmp_path / "photos"
+    data.mkdir()
+    _noise_png(data / "big.png", (32, 24))
+    _noise_png(data / "one.png", photo_size)
+    painting = _noise_png(tmp_path / "painting.png", painting_size)
+    results = tmp_path / "results.json"
+    results.write_text("from before")
+    r = runner.invoke(cli, ["evaluate", "style", "--data", str(data), "--split", "all", "--painting", str(painting),
+                            "--model", "none", "--out", str(results), "-q"])
+    line = one_line_error(r, needle)
+    assert "unexpected" not in line
+    assert results.read_text() == "from before"
