@@ -531,8 +531,8 @@ def style_data(tmp_path):
     return tmp_path
 
 
-def _style_train(runner, data, name, *extra):
-    return runner.invoke(cli, ["style", "train", str(data / "painting.png"), "--name", name, "--minutes", "0.5",
+def _style_train(runner, data, name, *extra, minutes="0.5"):
+    return runner.invoke(cli, ["style", "train", str(data / "painting.png"), "--name", name, "--minutes", minutes,
                                "--photos", str(data / "photos"), "--to", str(data / "models"), "--runs",
                                str(data / "runs"), "-q", *extra])
 
@@ -543,7 +543,7 @@ def test_style_train_does_not_replace_an_installed_model_without_force(runner, s
     (style / "mine.onnx").write_bytes(b"the installed model")
     (style / "mine.card.json").write_text("{}")
     before = snapshot(style)
-    r = _style_train(runner, style_data, "mine")
+    r = _style_train(runner, style_data, "mine", minutes="2")
     one_line_error(r, "style model 'mine' is already installed", "--force")
     assert snapshot(style) == before
     assert not (style_data / "runs").exists()  # refused before any training
@@ -558,7 +558,7 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     monkeypatch.setattr(style_cli, "CROP", 32)
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_cli, "MIN_TRAIN_SHARE", 0.0)
+    monkeypatch.setattr(style_cli, "MIN_TRAIN_S", 0.3)
     monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
 
     def out_of_memory(*args, **kwargs):
@@ -574,6 +574,17 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     r = runner.invoke(cli, ["process", str(style_data / "photos" / "00.png"), "--step", "style:model=fresh",
                             "--out", str(style_data / "styled"), "-q"])
     one_line_error(r, "no model named 'fresh'")
+
+
+@pytest.mark.parametrize("minutes", ["0.5", "1.9"])
+def test_style_train_refuses_a_budget_too_short_to_make_a_model(minutes, runner, style_data):
+    """The work after training alone takes longer than 30 s: such a budget is refused at once, with
+    the minimum, rather than overrun (--minutes 0.5 took three times its budget)."""
+    import time as _time
+    t = _time.monotonic()
+    r = _style_train(runner, style_data, "short", minutes=minutes)
+    one_line_error(r, f"--minutes {minutes}: too short to make a model within it", "give --minutes 2 or more")
+    assert _time.monotonic() - t < 5 and not (style_data / "runs").exists() and not (style_data / "models").exists()
 
 
 # -- artgan evaluate style on images smaller than its measures need ----------------------------------

@@ -208,3 +208,22 @@ def test_run_on_a_bf16_cpu_trains_bf16_despite_one_fast_fp32_sample(tiny_pipelin
     assert r.exit_code == 0, r.output
     record = read_jsonl(out / "metrics.jsonl")[0]["precision"]
     assert record["bf16"] and not record["channels_last"] and record["measured"]["fp32/nchw"] == 4.9
+
+
+def test_the_precision_probe_counts_against_the_time_budget(tmp_path, registry, native_bf16, monkeypatch):
+    """A probe that takes longer than the budget (a busy machine, a slow recipe) leaves no time to
+    train: the budget bounds the stage, not only its loop (a checkpoint is still written)."""
+    import artgan.train as train_module
+    now = [0.0]
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now[0])
+
+    def slow_timer(recipe, batch, device):
+        def measure(bf16, cl):
+            now[0] += 10.0  # each probe iteration: 10 s of the fake clock; 12 of them
+            return 1.0
+        return measure
+    monkeypatch.setattr("artgan.train.iteration_timer", slow_timer)
+    summary, lines = _train(tmp_path, registry, iterations=20, checkpoint_every=10, seconds=100)
+    assert summary["stopped_by"] == "seconds" and summary["iterations"] == 0
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["train_seconds"] >= 120
