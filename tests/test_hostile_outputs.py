@@ -341,3 +341,19 @@ def test_the_banded_resample_is_the_whole_image_resize(monkeypatch):
         banded = steps.LanczosStep(scale)(image[None])[0]
         monkeypatch.setattr(steps, "BAND_BYTES", 64 * 2**20)
         assert banded.shape == whole.shape and np.abs(banded - whole).max() < 5e-7  # float rounding only
+
+
+def test_a_process_run_that_made_nothing_does_not_lock_its_out_folder(runner, tmp_path):
+    """The first run fails on its only image (a model lying about its scale), leaving only its
+    record; the next run, with other steps, may use the folder: there is nothing of the first's to mix."""
+    model = make_upscaler(tmp_path / "liar.onnx", 1, 2)
+    photo = write_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"superres:model={model}", "--out", str(out), "-q"])
+    one_line_error(r, "liar.onnx")
+    r = runner.invoke(cli, ["process", str(photo), "--step", "lanczos:scale=2", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out / "photo.png").size == (48, 40)
+    # a folder holding another chain's images is still refused
+    r = runner.invoke(cli, ["process", str(photo), "--step", "bicubic:scale=2", "--out", str(out), "-q"])
+    one_line_error(r, "holds the outputs of other steps")
