@@ -165,7 +165,9 @@ class Steps:
         files = collect_inputs(inputs)
         record = out / RECORD_FILE
         chain = self.describe()
-        if record.is_file() and not overwrite:
+        # an earlier run's record binds the folder only when that run left images in it: one that
+        # failed before making any (a step that refused the input) must not lock the folder
+        if record.is_file() and not overwrite and _holds_outputs(out):
             try:
                 before = json.loads(record.read_text(encoding="utf-8")).get("steps")
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
@@ -212,6 +214,13 @@ class ImageModel(Steps):
         self._state = ("model", str(Path(path).resolve()))
         self.steps, self.generator, self._chain = [step], None, self._run_steps
         self.model, self.metadata, self.path = step.model, step.model.metadata, Path(path)
+
+
+def _holds_outputs(out: Path) -> bool:
+    """Whether ``out`` holds anything but the run's own records (process.json, failures.jsonl)."""
+    from .process import FAILURES_FILE
+
+    return any(p.name not in (RECORD_FILE, FAILURES_FILE) for p in out.iterdir())
 
 
 def _rebuild_steps(state: tuple[str, Any]) -> Steps:

@@ -66,7 +66,69 @@ def load(path: str | Path, map_location: str | torch.device = "cpu",
     if missing:
         raise ArtganError(f"{path}: an incomplete artgan checkpoint (missing or malformed: {', '.join(missing)}); "
                           f"use an earlier checkpoint or train again")
+    iteration = ckpt.get("iteration", 0)
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise ArtganError(f"{path}: the checkpoint's iteration is {_short(iteration)}, not a whole number >= 0 (a "
+                          f"damaged checkpoint, or not one artgan wrote); use an earlier checkpoint or train again")
     return ckpt
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def nonfinite_weights(state: Any) -> str:
+    """The first ``module.tensor`` of a checkpoint's ``state`` holding NaN or infinite values
+    (a run that diverged before the checkpoint was written), or ''."""
+    modules = state.get("modules") if isinstance(state, dict) else None
+    if not isinstance(modules, dict):
+        return ""
+    for module, tensors in modules.items():
+        if not isinstance(tensors, dict):
+            continue
+        for name, t in tensors.items():
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                return f"{module}.{name}"
+    return ""
+
+
+def refuse_nonfinite(path: str | Path, ckpt: dict[str, Any]) -> None:
+    """One line naming the file and a tensor when the checkpoint's weights hold NaN or infinities."""
+    where = nonfinite_weights(ckpt.get("state"))
+    if where:
+        raise ArtganError(f"{path}: the checkpoint's weights are not finite (NaN or infinite values in {where}): "
+                          f"the run had diverged when it was written; use an earlier checkpoint, or train again "
+                          f"with a lower learning rate")
+
+
+def recipe_differences(saved: dict[str, Any], wanted: dict[str, Any], limit: int = 3) -> str:
+    """What differs between two recipe configs (a checkpoint's and a pipeline's), named as a
+    pipeline names it: ``architecture.g_width is 8 in the checkpoint, 16 in the pipeline``."""
+    def flat(config: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if not isinstance(config, dict):
+            return out
+        for top in ("architecture", "params", "loss", "dataset", "dataset_params", "info"):
+            value = config.get(top)
+            if top == "params" or top == "dataset_params" or top == "info":
+                prefix = "architecture" if top == "params" else "dataset"
+                for k, v in (value or {}).items() if isinstance(value, dict) else ():
+                    out.setdefault("dataset" if (top, k) == ("info", "name") else f"{prefix}.{k}", v)
+            elif top == "loss" and isinstance(value, dict):
+                out["loss"] = value.get("name")
+                for k, v in (value.get("params") or {}).items():
+                    out[f"loss.{k}"] = v
+            else:
+                out.setdefault(top, value)
+        return out
+
+    a, b = flat(saved), flat(wanted)
+    diffs = [f"{k} is {_short(a[k]) if k in a else 'not set'} in the checkpoint, "
+             f"{_short(b[k]) if k in b else 'not set'} in the pipeline"
+             for k in dict.fromkeys([*a, *b]) if a.get(k, None) != b.get(k, None) or (k in a) != (k in b)]
+    more = f" (and {len(diffs) - limit} more)" if len(diffs) > limit else ""
+    return "; ".join(diffs[:limit]) + more
 
 
 def rng_state() -> dict[str, Any]:
@@ -114,14 +176,15 @@ def load_recipe(path: str | Path, registry, device: str | torch.device = "cpu"):
     """``(recipe, checkpoint)``: the recipe rebuilt with its trained weights, ready for sampling or
     export, and the checkpoint's dict (``iteration``, ``recipe``, ``train_seconds`` ...)."""
     ckpt = load(path, map_location=device, require=("recipe", "state", "iteration"))
+    refuse_nonfinite(path, ckpt)
     try:
         recipe = build_recipe(registry, ckpt["recipe"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ArtganError(f"{path}: the checkpoint's recipe cannot be rebuilt ({type(exc).__name__}: {exc}); "
                           f"was it written by another artgan version?") from None
     try:
         recipe.load_state_dict(ckpt["state"], optimizers=False)
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
         detail = " ".join(str(exc).split())[:300]
         raise ArtganError(f"{path}: the checkpoint's weights do not fit its architecture ({detail}); "
                           f"use an earlier checkpoint or train again") from None

@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 #: A temporary file untouched this long belongs to no live writer (checkpoints of large models are
@@ -240,14 +240,24 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         fh.flush()
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path, *, bad: list[tuple[int, str]] | None = None,
+               keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (those ``keep`` accepts, when given), in order. Any
+    other line (a torn last line after a crash, text or a list another program appended) is
+    skipped, and appended to ``bad`` as (line number, text) when a list is given."""
     out = []
     p = Path(path)
     if not p.exists():
         return out
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(p.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
             continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and (keep is None or keep(record)):
+            out.append(record)
+        elif bad is not None:
+            bad.append((number, line))
     return out

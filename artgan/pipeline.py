@@ -426,15 +426,18 @@ def check_resumable(pipeline: Pipeline, ctx: RunContext) -> None:
     ckpt_file = checkpoint_path(ctx.run_dir)
     if train_stage is None or not ckpt_file.exists():
         return
-    ckpt = checkpoints.load(ckpt_file, map_location="cpu", require=("state",))
-    _, recipe, _, _ = build_training(train_stage, pipeline.seed, ctx.registry)
+    ckpt = checkpoints.load(ckpt_file, map_location="cpu", require=("recipe", "state", "iteration"))
+    checkpoints.refuse_nonfinite(ckpt_file, ckpt)
+    _, recipe, recipe_config, _ = build_training(train_stage, pipeline.seed, ctx.registry)
     try:
         recipe.load_state_dict(ckpt["state"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise ArtganError(f"--resume: {ckpt_file} does not fit the pipeline's train stage (was the architecture "
-                          f"changed? {detail}); {ctx.run_dir / 'pipeline.yaml'} is unchanged: resume with it, "
-                          f"or run without --resume into a new folder") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        # say what differs as the pipeline names it (architecture.g_width ...), else what torch said
+        differs = checkpoints.recipe_differences(ckpt["recipe"], recipe_config)
+        detail = differs or "its weights: " + " ".join(str(exc).split())[:200]
+        raise ArtganError(f"--resume: {ckpt_file} does not fit the pipeline's train stage ({detail}); "
+                          f"{ctx.run_dir / 'pipeline.yaml'} is unchanged: resume with it, or run without "
+                          f"--resume into a new folder") from None
 
 
 def _is_main_process() -> bool:

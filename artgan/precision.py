@@ -2,12 +2,15 @@
 
 ``precision: auto`` picks, and says why:
 - on a CUDA GPU, bf16 autocast where the GPU supports it, with channels_last (as before);
-- on a CPU with native bf16 (AVX512-BF16 or AMX, as torch's CPU probe reports them), it *measures*:
-  one forward and backward of every phase on the first batch, on a copy of the recipe, in each
-  candidate layout and precision, and keeps the fastest. bf16 must beat the best fp32 candidate by
-  ``BF16_MARGIN`` to be chosen: some layers fall back to slow reference kernels in bf16 (dilated or
-  grouped convolutions on some builds) and autocast keeps others (reflection padding) in fp32, so a
-  model can be slower in bf16 and a rule written for one model would guess wrong for the next;
+- on a CPU with native bf16 (AVX512-BF16 or AMX, as torch's CPU probe reports them), bf16 unless it is
+  *measured* clearly slower: one forward and backward of every phase on the first batch, on a copy of
+  the recipe, in each candidate layout and precision, ``PROBE_ROUNDS`` times, round-robin (so a burst
+  of load from another process hits every candidate alike), and the median of each counts. bf16 is
+  kept unless its best median is over ``BF16_SLOWER_LIMIT`` times fp32's: some layers fall back to
+  slow reference kernels in bf16 (dilated or grouped convolutions on some builds) and autocast keeps
+  others (reflection padding) in fp32, so a model can be much slower in bf16, and a rule written for
+  one model would guess wrong for the next; within that limit bf16's speed on the real run (and the
+  memory it saves) is worth more than a timing taken on a shared machine;
 - on a CPU without native bf16, fp32 (bf16 would be emulated, and slower).
 
 Weights and optimiser state stay fp32 under autocast; the losses, logits and gradient penalties are
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -33,10 +37,13 @@ from .errors import ArtganError
 from .recipe import run_phases
 
 PRECISIONS = ("auto", "fp32", "bf16")
-#: bf16 is chosen on a CPU only when its measured iteration is at least this much faster than fp32's:
-#: timings on a shared machine move by a few percent, and a tie should stay in fp32.
-BF16_MARGIN = 1.05
-PROBE_REPEATS = 2  # timed iterations per candidate, after one warm-up iteration; the fastest counts
+#: On a CPU with native bf16, bf16 is kept unless its median iteration is over this many times fp32's.
+#: Single timings on a shared machine have been seen 15x off (288 ms against 4216-5072 ms for the same
+#: work), and a choice of fp32 from such a sample cost a run 35x its speed.
+BF16_SLOWER_LIMIT = 1.25
+#: Timed iterations per candidate (each after one warm-up), taken round-robin across the candidates;
+#: the median of each counts, so one noisy sample cannot decide.
+PROBE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,9 @@ def choose_precision(device: torch.device, precision: str, channels_last: bool |
                      measure: Callable[[bool, bool], float] | None = None) -> PrecisionChoice:
     """Decide bf16 and the layout for ``device``.
 
-    ``measure(bf16, channels_last)`` returns seconds per training iteration; it is called only on a CPU
-    under ``auto`` (precision, or layout when ``channels_last`` is None). Without it (or when it
+    ``measure(bf16, channels_last)`` returns the seconds of one training iteration; it is called only
+    on a CPU under ``auto`` (precision, or layout when ``channels_last`` is None), ``PROBE_ROUNDS``
+    times per candidate, interleaved, and each candidate's median counts. Without it (or when it
     fails) a CPU with native bf16 gets bf16 and NCHW unmeasured, and the reason says so.
     """
     if precision not in PRECISIONS:
@@ -114,35 +122,41 @@ def choose_precision(device: torch.device, precision: str, channels_last: bool |
     if measure is None:
         return PrecisionChoice(precisions[-1], False, why + ", not measured")
 
-    times: dict[tuple[bool, bool], float] = {}
+    candidates = [(bf16, cl) for bf16 in precisions for cl in layouts]
+    samples: dict[tuple[bool, bool], list[float]] = {c: [] for c in candidates}
     try:
-        for bf16 in precisions:
-            for cl in layouts:
-                times[bf16, cl] = measure(bf16, cl)
+        for r in range(PROBE_ROUNDS):
+            # round-robin, every other round backwards: no candidate always runs first or after the same one
+            for c in (candidates if r % 2 == 0 else candidates[::-1]):
+                samples[c].append(float(measure(*c)))
     except Exception as e:  # a recipe the probe cannot run; train as the rule says, and say so
         return PrecisionChoice(precisions[-1], False, f"{why}, not measured ({type(e).__name__}: {e})")
+    times = {c: statistics.median(v) for c, v in samples.items()}
     best = {bf16: min((t, cl) for (b, cl), t in times.items() if b == bf16) for bf16 in precisions}
     if True in best and False in best:
-        bf16 = best[True][0] * BF16_MARGIN <= best[False][0]
+        bf16 = best[True][0] <= BF16_SLOWER_LIMIT * best[False][0]
     else:
         bf16 = True in best
     t, cl = best[bf16]
     measured = {f"{'bf16' if b else 'fp32'}/{'channels_last' if c else 'nchw'}": round(s, 4)
                 for (b, c), s in times.items()}
     detail = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in measured.items())
-    return PrecisionChoice(bf16, cl, f"{why}, fastest measured iteration: {detail}", measured)
+    rule = (f"; bf16 unless over {BF16_SLOWER_LIMIT:g}x fp32's" if True in best and False in best else "")
+    return PrecisionChoice(bf16, cl, f"{why}, median of {PROBE_ROUNDS} interleaved iterations: {detail}{rule}",
+                           measured)
 
 
-def iteration_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device,
-               repeats: int = PROBE_REPEATS) -> Callable[[bool, bool], float]:
+def iteration_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device) -> Callable[[bool, bool], float]:
     """``measure(bf16, channels_last)`` for :func:`choose_precision`: the seconds one training
-    iteration (forward and backward of every phase, no optimiser step) takes on ``batch``.
+    iteration (forward and backward of every phase, no optimiser step) takes on ``batch``. The first
+    call for each candidate runs one untimed warm-up iteration first (kernel selection, allocations).
 
     It runs on a deep copy of the recipe inside a forked RNG, so the run it measures for starts from
     exactly the state it would have had without the probe (resume stays bit-identical).
     """
     probe = copy.deepcopy(recipe)
     phases = probe.phases()
+    warmed: set[tuple[bool, bool]] = set()
 
     def measure(bf16: bool, channels_last: bool) -> float:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -151,17 +165,19 @@ def iteration_timer(recipe, batch: dict[str, torch.Tensor], device: torch.device
         inputs = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and v.is_floating_point() else v
                   for k, v in batch.items()}
         context = autocast(device, bf16)
-        best = float("inf")
+        seconds = 0.0
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for i in range(1 + repeats):
+            runs = [True] if (bf16, channels_last) in warmed else [False, True]
+            for timed in runs:
                 t = time.perf_counter()
                 run_phases(phases, inputs, autocast=context, update=False)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
-                if i:  # the first is a warm-up (kernel selection, allocations)
-                    best = min(best, time.perf_counter() - t)
+                if timed:
+                    seconds = time.perf_counter() - t
+        warmed.add((bf16, channels_last))
         for phase in phases:
             phase.optimizer.zero_grad(set_to_none=True)
-        return best
+        return seconds
 
     return measure

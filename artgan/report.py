@@ -13,8 +13,9 @@ import html
 import io
 import json
 import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ArtganError
 from .files import atomic_path, read_jsonl, write_text
@@ -23,31 +24,77 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 Series = dict[str, list[tuple[float, float]]]
 
 
-def collect(run_dir: str | Path) -> dict[str, Any]:
-    """Everything the report shows, as plain data."""
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _records(path: Path, fits: Callable[[dict[str, Any]], bool], what: str,
+             warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file that are what artgan writes there. The others (a foreign
+    line, a torn last line) are left out of the report, with one warning for the file: a run ends
+    with its report, and a line it did not write must not make it fail after all its work."""
+    bad: list[tuple[int, str]] = []
+    records = read_jsonl(path, bad=bad, keep=fits)
+    if bad:
+        number, text = bad[0]
+        text = text if len(text) <= 60 else text[:57] + "..."
+        warn(f"{path}: {len(bad)} line(s) are not {what}, the first line {number}: {text!r}; left out of the "
+             f"report")
+    return records
+
+
+def _read_json(path: Path, warn: Callable[[str], None]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
+    except (OSError, json.JSONDecodeError) as exc:
+        warn(f"{path}: not readable JSON ({type(exc).__name__}); left out of the report")
+        return None
+    if not isinstance(data, dict):
+        warn(f"{path}: not a JSON object; left out of the report")
+        return None
+    return data
+
+
+def _evaluation_fits(record: dict[str, Any]) -> bool:
+    return all(isinstance(record.get(k, {}), dict) for k in ("metrics", "reference", "provenance"))
+
+
+def _warn(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def collect(run_dir: str | Path, warn: Callable[[str], None] = _warn) -> dict[str, Any]:
+    """Everything the report shows, as plain data. Lines and files that are not what artgan wrote
+    there are left out, each file with one ``warn``."""
     run = Path(run_dir)
     if not run.is_dir():
         raise ArtganError(f"{run}: not a run folder")
-    metrics = read_jsonl(run / "metrics.jsonl")
-    evaluations = read_jsonl(run / "evaluations.jsonl")
+    metrics = _records(run / "metrics.jsonl", lambda r: _number(r.get("iteration")), "artgan training metrics "
+                       "(objects with a number 'iteration')", warn)
+    evaluations = _records(run / "evaluations.jsonl", _evaluation_fits, "artgan evaluations", warn)
     samples = sorted((run / "samples").glob("iteration_*.png")) if (run / "samples").is_dir() else []
     cards = sorted(p for p in run.rglob("*.card.json"))
     if not (metrics or samples or cards or (run / "pipeline.yaml").exists()):
         raise ArtganError(f"{run}: nothing to report (no metrics.jsonl, samples, model cards or pipeline.yaml)")
     groups: dict[str, Series] = {}
     for rec in metrics:
-        iteration = rec.get("iteration")
+        iteration = rec["iteration"]
         for key, value in rec.items():
-            if key in ("iteration", "time") or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if key in ("iteration", "time") or not _number(value):
                 continue
             groups.setdefault(_group(key), {}).setdefault(key, []).append((float(iteration), float(value)))
     if (run / "evaluation.json").exists():  # from `artgan evaluate gan RUN`: shown first
-        evaluations.append({**json.loads((run / "evaluation.json").read_text()),
-                            "source": "artgan evaluate gan"})
+        evaluation = _read_json(run / "evaluation.json", warn)
+        if evaluation is not None and not _evaluation_fits(evaluation):
+            warn(f"{run / 'evaluation.json'}: not an artgan evaluation; left out of the report")
+        elif evaluation is not None:
+            evaluations.append({**evaluation, "source": "artgan evaluate gan"})
+    read_cards = [(p, _read_json(p, warn)) for p in cards]
     return {
         "run": run.name, "path": str(run), "groups": groups, "evaluations": evaluations,
-        "samples": samples, "cards": [(p, json.loads(p.read_text())) for p in cards],
-        "pipeline": (run / "pipeline.yaml").read_text() if (run / "pipeline.yaml").exists() else "",
+        "samples": samples, "cards": [(p, card) for p, card in read_cards if card is not None],
+        "pipeline": (run / "pipeline.yaml").read_text(encoding="utf-8", errors="replace")
+        if (run / "pipeline.yaml").exists() else "",
     }
 
 
@@ -219,9 +266,11 @@ def render_html(data: dict[str, Any], summary_png: Path | None = None, max_grids
     return "\n".join(out)
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` (self-contained) and ``report.png`` into the run folder (or ``out``)."""
-    data = collect(run_dir)
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 warn: Callable[[str], None] = _warn) -> Path:
+    """Write ``report.html`` (self-contained) and ``report.png`` into the run folder (or ``out``);
+    what is left out (a foreign line in ``metrics.jsonl`` ...) is one ``warn`` per file."""
+    data = collect(run_dir, warn)
     out = Path(out) if out else Path(run_dir) / "report.html"
     png = out.with_suffix(".png")
     write_png_summary(data, png)

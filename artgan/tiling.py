@@ -57,7 +57,7 @@ def auto_tile(height: int, width: int, *, multiple: int = 1, scale: int = 1,
     """
     if budget is None:
         env = os.environ.get("ARTGAN_TILE_BUDGET_MB")
-        budget = int(env) * 2**20 if env else _available_memory() // 4
+        budget = int(env) * 2**20 if env else (available_memory() or 2 * 2**30) // 4
     need = height * width * bytes_per_pixel * max(scale, 1) ** 2
     if need <= budget:
         return None
@@ -66,15 +66,17 @@ def auto_tile(height: int, width: int, *, multiple: int = 1, scale: int = 1,
     return max(multiple, side - side % max(multiple, 1))
 
 
-def _available_memory() -> int:
+def available_memory() -> int | None:
+    """Bytes of memory the machine can give a process now (Linux's MemAvailable), or None where
+    unknown: what a step compares the memory it will need with, and what tiles are sized from."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return 2 * 2**30
+    return None
 
 
 def _ramp(n: int, overlap: int, start_edge: bool, end_edge: bool) -> np.ndarray:

@@ -179,7 +179,10 @@ def sample_diversity(images: torch.Tensor) -> float:
 def _keep_until(path: Path, iteration: int) -> None:
     """Drop log records past ``iteration`` (written after the checkpoint a run resumes from)."""
     if path.exists():
-        kept = [r for r in read_jsonl(path) if int(r.get("iteration", 0)) <= iteration]
+        # a record without a number for its iteration is no record of this run's: it stays, and the
+        # report leaves it out with a warning
+        kept = [r for r in read_jsonl(path) if not isinstance(r.get("iteration"), (int, float))
+                or isinstance(r.get("iteration"), bool) or r["iteration"] <= iteration]
         import json
         write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
@@ -237,7 +240,8 @@ class Run:
     window: LossWindow = field(default_factory=LossWindow)
     health: dict[str, Any] = field(default_factory=lambda: {"best_diversity": 0.0, "measured": 0, "warned": False})
     trained_before: float = 0.0  # seconds of training before this resume (the budget spans resumes)
-    t0: float = 0.0  # perf_counter when this process began training
+    t0: float = 0.0  # perf_counter when this process began training (less set_up_seconds)
+    set_up_seconds: float = 0.0  # the precision probe's, counted as training time
     t_interval: float = 0.0  # perf_counter at the last log iteration
     images_seen: int = 0  # since the last log iteration, across processes
     nonfinite: torch.Tensor | None = None  # on a GPU: any non-finite loss since the last check
@@ -312,7 +316,8 @@ def _loop(run: Run, data: Iterator[dict[str, torch.Tensor]], progress: bool) -> 
     run.tb = _tensorboard(run.run_dir) if options.tensorboard and procs.main else None
     bar = TrainProgress(start=run.start, iterations=options.iterations, seconds=options.seconds,
                         trained_before=run.trained_before, enabled=progress and procs.main)
-    run.t0 = run.t_interval = time.perf_counter()
+    run.t_interval = time.perf_counter()
+    run.t0 = run.t_interval - run.set_up_seconds
     run.iteration = run.start
     try:
         for iteration in range(run.start + 1, options.iterations + 1):
@@ -402,8 +407,11 @@ def _set_up(recipe: GANRecipe, dataset, run_dir: Path, options: TrainOptions, re
     run = Run(recipe, options, run_dir, recipe_config, device, procs, phases, fixed, choice=None, log=log,
               start=start)
     _restore_streams(run, ckpt)
-    # -- precision and layout: measured on the first batch (on a copy of the recipe), or as resumed
+    # -- precision and layout: measured on the first batch (on a copy of the recipe), or as resumed;
+    # the probe's seconds count against the time budget (a budget bounds the stage, not just its loop)
+    probe_start = time.perf_counter()
     run.choice, data = _choose_precision(run, ckpt, data)
+    run.set_up_seconds = time.perf_counter() - probe_start
     for m in recipe.modules.values():
         m.to(memory_format=run.memory_format)
     if procs.main and start < options.iterations:

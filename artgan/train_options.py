@@ -23,9 +23,10 @@ class TrainOptions:
     checkpoint_every: int = 250  # a sample grid is written with every checkpoint
     num_workers: int = 0
     sample_count: int = 64
-    precision: str = "auto"  # auto: bf16 autocast where measured faster (artgan.precision); fp32; bf16
+    precision: str = "auto"  # auto: bf16 autocast unless measured clearly slower (artgan.precision); fp32; bf16
     channels_last: bool | None = None  # None: on for CUDA, measured on CPU; true/false forces it
-    seconds: float = 0  # time budget: end at a checkpoint once training has run this long; 0: none
+    # time budget: end at a checkpoint once training (its precision probe included) has run this long; 0: none
+    seconds: float = 0
     eval_every: int = 0  # the dataset's metrics (modes, FD, precision/recall) every n iterations and at the end; 0: never
     eval_samples: int = 5000  # generated images per evaluation during training
     collapse_ratio: float = 0.5  # warn when sample diversity drops below this x its best; 0: off

@@ -7,7 +7,7 @@ tensor and batches taken by indexing it: the least a training loop can do. Our t
 diversity checks and non-finite guards (timed as the difference of two end-to-end runs, so set-up
 and the final checkpoint are left out but all per-iteration and periodic work is counted). Runs are interleaved (alternating which goes first) and repeated; medians are reported.
 
-    python benchmarks/training.py                       # CPU
+    python benchmarks/training.py                       # CPU: this table alone, a few minutes
     python benchmarks/training.py --threads 1 --iterations 100
     python benchmarks/training.py --device cuda --iterations 400
 
@@ -25,6 +25,7 @@ over its first 16 batches: about a quarter of its iteration time then). The last
 
     python benchmarks/training.py --table precision --data ../shared/data
     python benchmarks/training.py --table precision --only inpaint
+    python benchmarks/training.py --table all           # both tables: well over 10 minutes on 2 cores
 
 Targets: bf16 >= 1.5x fp32 in training images/s for the inpainting and style networks at their
 training sizes; auto never slower than fp32 for any architecture.
@@ -63,7 +64,10 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--table", choices=("all", "trainer", "precision"), default="all")
+    # the precision table trains five reference networks at their sizes (over 10 minutes on 2 CPU
+    # cores): asked for by name, so a bare run finishes in a few minutes
+    ap.add_argument("--table", choices=("all", "trainer", "precision"), default="trainer",
+                    help="trainer (default, a few minutes), precision (the reference networks, long) or all")
     ap.add_argument("--precision-iterations", type=int, default=4, help="timed iterations per combination and repeat")
     ap.add_argument("--settle", type=int, default=16,
                     help="precision table: untimed training iterations of each recipe before its copies are timed")

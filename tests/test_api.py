@@ -114,7 +114,8 @@ def test_a_plugin_calling_sys_exit_is_an_artgan_error_naming_it(monkeypatch):
     steps = artgan.Steps("exits")
     with pytest.raises(artgan.ArtganError, match=r"step 'exits' \(plugin 'artgan_exits'\) failed .*SystemExit: 3"):
         steps(np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(artgan.ArtganError, match=r"step 'exits-early' \(plugin 'artgan_exits'\) called sys.exit"):
+    with pytest.raises(artgan.ArtganError, match=r"step 'exits-early' \(plugin 'artgan_exits'\): its factory failed "
+                                                   r"\(SystemExit: bye\); a bug in the plugin"):
         artgan.Steps("exits-early")
 
 

@@ -182,13 +182,45 @@ def test_a_kill_between_the_renames_of_bundle_force_never_loses_the_old_bundle(r
 
 def test_report_escapes_sample_file_names(runner, tmp_path):
     run = tmp_path / "run"
-    name = "step_<img src=x onerror=alert(1)>"
+    name = "iteration_<img src=x onerror=alert(1)>"
     save_image(run / "samples" / f"{name}.png", np.zeros((8, 8, 3), np.float32))
     r = runner.invoke(cli, ["report", str(run)])
     assert r.exit_code == 0, r.output
     page = (run / "report.html").read_text()
     assert "<img src=x" not in page and "onerror=alert(1)>" not in page
-    assert "step_&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "iteration_&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+FOREIGN_LINES = ['{"iteration": null}', "garbage", "[1, 2]", '{"iteration": "abc", "G_loss": 1}', "\udcff\udcfe"]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN_LINES)
+def test_report_leaves_out_a_foreign_metrics_line_and_says_so_once(foreign, runner, tmp_path):
+    run = tmp_path / "run"
+    save_image(run / "samples" / "iteration_000002.png", np.zeros((8, 8, 3), np.float32))
+    good = [{"iteration": 1, "G_loss": 0.5}, {"iteration": 2, "G_loss": 0.25}]
+    lines = [json.dumps(good[0]), foreign, foreign, json.dumps(good[1])]
+    (run / "metrics.jsonl").write_bytes("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
+    r = runner.invoke(cli, ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "metrics.jsonl: 2 line(s) are not artgan training metrics" in warnings[0]
+    assert "the first line 2:" in warnings[0] and "left out of the report" in warnings[0]
+    assert "G_loss (last 0.25)" in (run / "report.html").read_text()
+
+
+def test_a_foreign_metrics_line_does_not_fail_a_resumed_run_after_its_work(runner, tiny_run):
+    with open(tiny_run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"iteration": null}\ngarbage\n')
+    (tiny_run / "report.html").unlink()
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", "train.iterations=8"])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "metrics.jsonl: 1 line(s) are not artgan training metrics" in warnings[0]
+    assert (tiny_run / "report.html").exists()
+    import torch
+    assert torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 8
 
 
 # -- pipelines: train.num_workers, a stage's out:, the run folder ---------------------------------
@@ -295,6 +327,91 @@ def test_a_failed_resume_leaves_the_runs_pipeline_yaml_as_it_was(runner, tiny_pi
     assert r.exit_code == 0, r.output
 
 
+# -- --resume and export with a checkpoint that does not fit, or is not one -----------------------
+
+def _damaged(ckpt_path, kind, dest):
+    """A copy of a tiny run's checkpoint, damaged as ``kind`` says (or another recipe's, or none)."""
+    import torch
+
+    from artgan import checkpoints
+    from artgan.plugins import get_registry
+
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    if kind == "iteration-abc":  # what a hand edit or another program leaves
+        ckpt["iteration"] = "abc"
+    elif kind == "nan-weights":
+        ckpt["state"]["modules"]["generator"]["net.0.weight"].fill_(float("nan"))
+    elif kind == "another-recipe":  # a .pt another recipe wrote: sngan's networks, same data
+        from artgan.data import DatasetInfo
+        info = DatasetInfo(**ckpt["recipe"]["info"])
+        recipe = get_registry().create("architecture", "sngan", info=info, loss=None, latent_dim=16)
+        ckpt["recipe"] = {**ckpt["recipe"], "architecture": "sngan", "params": {"latent_dim": 16}}
+        ckpt["state"] = recipe.state_dict()
+    elif kind == "not-a-checkpoint":
+        dest.write_bytes(b"PK\x03\x04 not a checkpoint at all" * 10)
+        return
+    elif kind == "another-programs-pt":
+        torch.save({"model": {"w": torch.zeros(3)}, "epoch": 4}, dest)
+        return
+    checkpoints.save(dest, {k: v for k, v in ckpt.items() if k != "format"})
+
+
+@pytest.fixture
+def tiny_run(tiny_checkpoint, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent.parent, run)
+    return run
+
+
+@pytest.mark.parametrize("override, differs", [
+    ("train.architecture.g_width=16", "architecture.g_width is 8 in the checkpoint, 16 in the pipeline"),
+    ("train.architecture.latent_dim=8", "architecture.latent_dim is 16 in the checkpoint, 8 in the pipeline"),
+    ("train.architecture.name=sngan", "architecture is 'dcgan' in the checkpoint, 'sngan' in the pipeline"),
+    ("train.dataset.image_size=16", "dataset.image_size is 32 in the checkpoint, 16 in the pipeline"),
+])
+def test_resume_with_a_changed_architecture_names_what_differs(override, differs, runner, tiny_run):
+    before = snapshot(tiny_run)
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", override])
+    line = one_line_error(r, "checkpoints/last.pt", f"does not fit the pipeline's train stage ({differs})")
+    assert "unexpected" not in line and "size mismatch" not in line
+    assert snapshot(tiny_run) == before
+
+
+@pytest.mark.parametrize("kind, needles", [
+    ("another-recipe", ["does not fit the pipeline's train stage (architecture is 'sngan' in the checkpoint, "
+                        "'dcgan' in the pipeline; architecture.g_width is not set in the checkpoint"]),
+    ("not-a-checkpoint", ["not a readable artgan checkpoint, truncated or not one"]),
+    ("another-programs-pt", ["not an artgan checkpoint"]),
+    ("iteration-abc", ["the checkpoint's iteration is 'abc', not a whole number >= 0"]),
+    ("nan-weights", ["the checkpoint's weights are not finite (NaN or infinite values in generator.net.0.weight)",
+                     "use an earlier checkpoint"]),
+])
+def test_resume_from_a_foreign_or_damaged_checkpoint_is_one_line_naming_it(kind, needles, runner, tiny_run):
+    _damaged(tiny_run / "checkpoints" / "last.pt", kind, tiny_run / "checkpoints" / "last.pt")
+    before = snapshot(tiny_run)
+    r = runner.invoke(cli, ["run", str(tiny_run / "pipeline.yaml"), "--out", str(tiny_run), "--resume", "-q",
+                            "--set", "train.iterations=9"])
+    line = one_line_error(r, "checkpoints/last.pt", *needles)
+    assert "unexpected" not in line and "random numbers" not in line and "non-finite D loss" not in line
+    assert snapshot(tiny_run) == before
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("iteration-abc", "c.pt: the checkpoint's iteration is 'abc', not a whole number >= 0"),
+    ("nan-weights", "c.pt: the checkpoint's weights are not finite (NaN or infinite values in generator.net.0.weight)"),
+])
+def test_export_of_a_damaged_checkpoint_names_the_file_and_the_fault(kind, needle, runner, tiny_checkpoint, tmp_path):
+    path = tmp_path / "c.pt"
+    _damaged(tiny_checkpoint, kind, path)
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"from before")
+    line = one_line_error(runner.invoke(cli, ["export", str(path), "--out", str(out)]), needle)
+    assert "random numbers" not in line and "unexpected" not in line
+    assert out.read_bytes() == b"from before"
+
+
 # -- export: the model and its card together -------------------------------------------------------
 
 def _export(runner, checkpoint, out, *extra):
@@ -355,8 +472,7 @@ def test_ctrl_c_before_an_export_is_in_place_writes_nothing(runner, tiny_checkpo
 
 # -- artgan synth ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("names", [["cat", "dog", "cat"], ["Cat", "dog", "cat"]])
-def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
+def _cgan_with_class_names(tmp_path, names):
     import onnx
     import torch
 
@@ -377,10 +493,28 @@ def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
     proto = onnx.load(str(model))
     set_metadata(proto, metadata)
     onnx.save(proto, str(model))
+    return model
+
+
+@pytest.mark.parametrize("names", [["cat", "dog", "cat"], ["Cat", "dog", "cat"]])
+def test_synth_refuses_duplicate_class_names(names, runner, tmp_path):
+    model = _cgan_with_class_names(tmp_path, names)
     out = tmp_path / "synth"
     r = runner.invoke(cli, ["synth", str(model), "--per-class", "2", "--out", str(out), "-q"])
     one_line_error(r, "cgan.onnx", "class_names", repr(names[0]), repr(names[2]))
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("names", [[1, 2, 3], "abc", [None, "a", "b"], [["a"], "b", "c"], {"a": 1, "b": 2, "c": 3},
+                                   ["a", "b", 3.5]])
+def test_synth_refuses_class_names_that_are_not_strings(names, runner, tmp_path):
+    model = _cgan_with_class_names(tmp_path, names)
+    out = tmp_path / "synth"
+    out.mkdir()
+    r = runner.invoke(cli, ["synth", str(model), "--per-class", "2", "--out", str(out), "-q"])
+    line = one_line_error(r, "cgan.onnx: metadata class_names must be a list of strings, one folder name per class, "
+                             f"got {names!r}")
+    assert "unexpected" not in line and not any(out.iterdir())
 
 
 # -- artgan style train: replacing needs --force; an install is whole or absent ------------------
@@ -397,8 +531,8 @@ def style_data(tmp_path):
     return tmp_path
 
 
-def _style_train(runner, data, name, *extra):
-    return runner.invoke(cli, ["style", "train", str(data / "painting.png"), "--name", name, "--minutes", "0.5",
+def _style_train(runner, data, name, *extra, minutes="0.5"):
+    return runner.invoke(cli, ["style", "train", str(data / "painting.png"), "--name", name, "--minutes", minutes,
                                "--photos", str(data / "photos"), "--to", str(data / "models"), "--runs",
                                str(data / "runs"), "-q", *extra])
 
@@ -409,7 +543,7 @@ def test_style_train_does_not_replace_an_installed_model_without_force(runner, s
     (style / "mine.onnx").write_bytes(b"the installed model")
     (style / "mine.card.json").write_text("{}")
     before = snapshot(style)
-    r = _style_train(runner, style_data, "mine")
+    r = _style_train(runner, style_data, "mine", minutes="2")
     one_line_error(r, "style model 'mine' is already installed", "--force")
     assert snapshot(style) == before
     assert not (style_data / "runs").exists()  # refused before any training
@@ -424,8 +558,8 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     monkeypatch.setattr(style_cli, "CROP", 32)
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_cli, "MIN_TRAIN_SHARE", 0.0)
-    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_STEPS", 3)
+    monkeypatch.setattr(style_cli, "MIN_TRAIN_S", 0.3)
+    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
@@ -440,3 +574,44 @@ def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, st
     r = runner.invoke(cli, ["process", str(style_data / "photos" / "00.png"), "--step", "style:model=fresh",
                             "--out", str(style_data / "styled"), "-q"])
     one_line_error(r, "no model named 'fresh'")
+
+
+@pytest.mark.parametrize("minutes", ["0.5", "1.9"])
+def test_style_train_refuses_a_budget_too_short_to_make_a_model(minutes, runner, style_data):
+    """The work after training alone takes longer than 30 s: such a budget is refused at once, with
+    the minimum, rather than overrun (--minutes 0.5 took three times its budget)."""
+    import time as _time
+    t = _time.monotonic()
+    r = _style_train(runner, style_data, "short", minutes=minutes)
+    one_line_error(r, f"--minutes {minutes}: too short to make a model within it", "give --minutes 2 or more")
+    assert _time.monotonic() - t < 5 and not (style_data / "runs").exists() and not (style_data / "models").exists()
+
+
+# -- artgan evaluate style on images smaller than its measures need ----------------------------------
+
+def _noise_png(path, size):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("photo_size, painting_size, needle", [
+    ((1, 1), (64, 64), "one.png: the photo is 1x1 pixels, smaller than the 7x7 patches"),
+    ((3, 2), (64, 64), "one.png: the photo is 3x2 pixels, smaller than the 7x7 patches"),
+    ((40, 6), (64, 64), "one.png: the photo is 40x6 pixels"),
+    ((24, 24), (1, 1), "painting.png: the painting is 1x1 pixels, smaller than the 7x7 patches"),
+])
+def test_evaluate_style_on_images_too_small_to_measure_is_one_line(photo_size, painting_size, needle, runner,
+                                                                    tmp_path):
+    data = tmp_path / "photos"
+    data.mkdir()
+    _noise_png(data / "big.png", (32, 24))
+    _noise_png(data / "one.png", photo_size)
+    painting = _noise_png(tmp_path / "painting.png", painting_size)
+    results = tmp_path / "results.json"
+    results.write_text("from before")
+    r = runner.invoke(cli, ["evaluate", "style", "--data", str(data), "--split", "all", "--painting", str(painting),
+                            "--model", "none", "--out", str(results), "-q"])
+    line = one_line_error(r, needle)
+    assert "unexpected" not in line
+    assert results.read_text() == "from before"

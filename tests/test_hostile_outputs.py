@@ -148,7 +148,7 @@ def test_a_model_understating_its_scale_is_refused_not_cropped(runner, tmp_path,
     out = tmp_path / "out"
     r = runner.invoke(cli, ["process", str(photo), "--step", f"{step}:model={model}", "--out", str(out), "-q"])
     one_line_error(r, "liar.onnx", f"it scales x{actual}", f"artgan.scale says x{declared}")
-    assert not out.exists() or not any(out.iterdir())
+    assert not list(out.rglob("*.png"))  # no image; process.json records the attempt
 
 
 def test_an_honest_upscaler_still_runs_tiled(runner, tmp_path):
@@ -236,7 +236,8 @@ def test_a_plugin_that_exits_or_raises_is_named_and_the_exit_code_is_not_0(runne
     out = tmp_path / "out"
     out.mkdir()
     (out / "photo.png").write_bytes(b"from before")
-    r = runner.invoke(cli, ["process", str(photo), "--step", "lanczos:scale=1", "--step", step, "--out", str(out), "-q"])
+    r = runner.invoke(cli, ["process", str(photo), "--step", "lanczos:scale=1", "--step", step, "--out", str(out),
+                            "--overwrite", "-q"])  # without --overwrite the existing output is kept, the input skipped
     one_line_error(r, needle)
     assert (out / "photo.png").read_bytes() == b"from before"
 
@@ -244,7 +245,7 @@ def test_a_plugin_that_exits_or_raises_is_named_and_the_exit_code_is_not_0(runne
 def test_ctrl_c_in_process_does_not_suggest_resume(runner, tmp_path, hostile_plugin):
     photo = write_png(tmp_path / "photo.png")
     r = runner.invoke(cli, ["process", str(photo), "--step", "interrupted", "--out", str(tmp_path / "out"), "-q"])
-    line = one_line_error(r, "interrupted; files written before are kept")
+    line = one_line_error(r, "interrupted; the images written to", "are kept: run the same command again")
     assert "--resume" not in line
 
 
@@ -302,3 +303,57 @@ def test_a_valid_255_character_file_name_can_be_written(runner, tmp_path):
     r = runner.invoke(cli, ["generate", str(model), "--n", "2", "--out", str(tmp_path / name), "-q"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / name).is_file() and [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- resources: a resampling step refuses a result that would not fit in memory ----------------------
+
+@pytest.mark.parametrize("step", ["lanczos", "bicubic"])
+def test_an_upscale_that_would_not_fit_in_memory_is_refused_with_the_estimate(runner, tmp_path, monkeypatch, step):
+    import artgan.tiling
+    monkeypatch.setattr(artgan.tiling, "available_memory", lambda: 100 * 2**10)  # 100 KiB: a cheap stand-in
+    photo = write_png(tmp_path / "photo.png", size=(40, 30))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo.png").write_bytes(b"from before")
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"{step}:scale=4", "--out", str(out), "--overwrite",
+                            "-q"])
+    line = one_line_error(r, "photo.png: ", f"{step}: upscaling a 40x30 image x4 to 160x120 needs about 492 KiB of "
+                                            "memory, more than the 100 KiB available", "use a smaller image")
+    assert "out of memory" not in line
+    assert (out / "photo.png").read_bytes() == b"from before"
+    # with the memory there (or where the machine does not say), it runs
+    monkeypatch.setattr(artgan.tiling, "available_memory", lambda: None)
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"{step}:scale=4", "--out", str(out), "--overwrite",
+                            "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out / "photo.png").size == (160, 120)
+
+
+def test_the_banded_resample_is_the_whole_image_resize(monkeypatch):
+    import artgan_superres.steps as steps
+    from artgan_superres.resize import resize
+
+    image = np.random.default_rng(0).random((37, 23, 3), dtype=np.float32)
+    for scale in (2, 3, 5):
+        whole = np.clip(resize(image, 23 * scale, 37 * scale, "lanczos"), 0, 1)
+        assert np.array_equal(steps.LanczosStep(scale)(image[None])[0], whole)  # one band: the same bytes
+        monkeypatch.setattr(steps, "BAND_BYTES", 23 * scale * 4 * 5)  # bands of ~5 rows
+        banded = steps.LanczosStep(scale)(image[None])[0]
+        monkeypatch.setattr(steps, "BAND_BYTES", 64 * 2**20)
+        assert banded.shape == whole.shape and np.abs(banded - whole).max() < 5e-7  # float rounding only
+
+
+def test_a_process_run_that_made_nothing_does_not_lock_its_out_folder(runner, tmp_path):
+    """The first run fails on its only image (a model lying about its scale), leaving only its
+    record; the next run, with other steps, may use the folder: there is nothing of the first's to mix."""
+    model = make_upscaler(tmp_path / "liar.onnx", 1, 2)
+    photo = write_png(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["process", str(photo), "--step", f"superres:model={model}", "--out", str(out), "-q"])
+    one_line_error(r, "liar.onnx")
+    r = runner.invoke(cli, ["process", str(photo), "--step", "lanczos:scale=2", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out / "photo.png").size == (48, 40)
+    # a folder holding another chain's images is still refused
+    r = runner.invoke(cli, ["process", str(photo), "--step", "bicubic:scale=2", "--out", str(out), "-q"])
+    one_line_error(r, "holds the outputs of other steps")

@@ -83,7 +83,7 @@ def tiny_and_quick(monkeypatch):
     monkeypatch.setattr(style_cli, "CROP", 32)
     monkeypatch.setattr(style_cli, "BATCH", 2)
     monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_cli, "MIN_TRAIN_SHARE", 0.0)
+    monkeypatch.setattr(style_cli, "MIN_TRAIN_S", 0.3)
     monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
 
 

@@ -39,6 +39,10 @@ def class_names(gen: Generator) -> list[str]:
                           f"{gen.num_classes}); synth needs a conditional one to label its images: "
                           f"train with architecture conditional: true on a labelled dataset")
     names = gen.metadata.get("class_names") or [str(i) for i in range(gen.num_classes)]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        shown = repr(names) if len(repr(names)) <= 60 else repr(names)[:57] + "..."
+        raise ArtganError(f"{gen.path.name}: metadata class_names must be a list of strings, one folder name per "
+                          f"class, got {shown}; re-export the model with artgan export")
     if len(names) != gen.num_classes:
         raise ArtganError(f"{gen.path.name}: metadata class_names has {len(names)} names for "
                           f"{gen.num_classes} classes; re-export the model")
@@ -46,13 +50,13 @@ def class_names(gen: Generator) -> list[str]:
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ArtganError(f"{gen.path.name}: class name {name!r} cannot be a folder name")
     seen: dict[str, str] = {}
-    for name in map(str, names):  # one folder per class: two names for one folder would mix classes
+    for name in names:  # one folder per class: two names for one folder would mix classes
         if name.casefold() in seen:
             raise ArtganError(f"{gen.path.name}: metadata class_names names two classes {seen[name.casefold()]!r} "
                               f"and {name!r} (one folder each, so they must differ, also in case); re-export "
                               f"the model with distinct class names")
         seen[name.casefold()] = name
-    return [str(n) for n in names]
+    return list(names)
 
 
 def synthesize(model: str | Path, per_class: int, out: str | Path, *, seed: int = 0,

@@ -121,7 +121,17 @@ def painting(request: Request) -> Path:
 
 @lru_cache(maxsize=4)
 def _signature(path: str) -> measure.StyleSignature:
-    return measure.StyleSignature.of(to_float(load_image(path)))
+    image = to_float(load_image(path))
+    _measurable(image, path, "the painting", "give a larger painting")
+    return measure.StyleSignature.of(image)
+
+
+def _measurable(image: np.ndarray, path: str | Path, what: str, fix: str) -> None:
+    """The texture measure draws PATCH x PATCH patches: a smaller image has none to draw."""
+    h, w = image.shape[:2]
+    if min(h, w) < measure.PATCH:
+        raise ArtganError(f"{path}: {what} is {w}x{h} pixels, smaller than the {measure.PATCH}x{measure.PATCH} "
+                          f"patches evaluate style measures texture on; {fix}")
 
 
 def model_names(request: Request, painting_path: Path) -> list[str]:
@@ -160,6 +170,8 @@ def methods(request: Request) -> dict[str, Callable]:
 def load(path: Path, request: Request) -> tuple[_Tagged, tuple[np.ndarray, measure.StyleSignature]]:
     """(the photo as a batch of one, tagged with its path; the photo and its style signature)."""
     image = to_float(load_image(path))
+    _measurable(image, path, "the photo", f"leave it out of --data (every photo needs at least "
+                f"{measure.PATCH}x{measure.PATCH} pixels)")
     return _tagged(image[None], path=path), (image, measure.StyleSignature.of(image))
 
 
