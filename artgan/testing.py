@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import unittest
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,11 +163,15 @@ def contract_declarations(factory: Callable[..., Any], workdir: Path) -> Declara
 
 def check_registered(registry: Registry, kind: str, name: str, workdir: str | Path | None = None) -> Any:
     """Build the registered ``kind``/``name`` with its declared ``contract_params`` and run the
-    check for its kind. Returns what the check returns."""
+    check for its kind. Returns what the check returns. A factory that declares
+    ``contract_skip = "why"`` is not built: the test is skipped with that reason (raises
+    :class:`unittest.SkipTest`, which pytest and unittest both report as a skip)."""
     reg = registry.get(kind, name)
     with _workdir(workdir) as work:
         d = contract_declarations(reg.factory, work)
         where = f"{kind} {name!r} (plugin {reg.plugin!r})"
+        if d.skip:
+            raise unittest.SkipTest(f"{where} declares contract_skip: {d.skip}")
         if kind == "architecture":
             info = None
             if d.info is not None:
