@@ -194,6 +194,90 @@ def test_a_registered_evaluation_meets_the_contract_check():
         check_evaluation(broken)
 
 
+def _raises_value_error(*args):
+    raise ValueError("boom")
+
+
+def _broken_brighten(where: str):
+    """brighten_evaluation with a bug in one of its functions (``method``: in what methods returns)."""
+    evaluation = brighten_evaluation()
+    if where == "method":
+        evaluation.methods = lambda request: {"identity": _raises_value_error}
+    elif where == "score-returns":
+        evaluation.score = lambda outputs, reference, request: {"eror": 0.5}  # a misspelled metric
+    else:
+        setattr(evaluation, where, _raises_value_error)
+    return evaluation
+
+
+def _evaluate_with_plugin(runner, monkeypatch, tmp_path, evaluation, *args):
+    """``artgan evaluate brighten ...`` with ``evaluation`` registered by a plugin named 'breaks'."""
+    import types
+
+    import artgan
+    from artgan import cli as cli_module
+    from artgan.evaluation import add_evaluation_commands
+    from artgan.plugins import make_plugin_manager
+
+    plugin = types.ModuleType("breaks")
+    plugin.artgan_register_evaluations = artgan.hookimpl(lambda register: register("brighten", lambda: evaluation))
+    _, registry = make_plugin_manager((plugin,), load_entry_points=False)
+    monkeypatch.setattr("artgan.plugins.get_registry", lambda: registry)
+    add_evaluation_commands(cli_module.evaluate, registry)
+    write_grey_images(tmp_path / "data", 4)
+    data = ["--data", str(tmp_path / "data")] if evaluation.per_file else []  # a run() has its own data
+    try:
+        return runner.invoke(cli_module.cli, ["evaluate", "brighten", *data, "-q", *args])
+    finally:
+        cli_module.evaluate.commands.pop("brighten", None)
+
+
+@pytest.mark.parametrize("where, failed", [
+    ("load", " failed in load (img3.png): ValueError: boom"),
+    ("methods", " failed in methods: ValueError: boom"),
+    ("method", " failed in method 'identity' (img3.png): ValueError: boom"),
+    ("score", " failed in score (identity on img3.png): ValueError: boom"),
+    ("protocol", " failed in protocol: ValueError: boom"),
+    ("score-returns", ": score (identity on img3.png) returned no 'error', listed in its Evaluation.metrics; "
+                      "it returned 'eror'"),
+], ids=lambda x: x if not x.startswith((" ", ":")) else "")
+def test_a_bug_inside_an_evaluation_is_one_line_naming_the_plugin_and_the_task(where, failed, runner, monkeypatch,
+                                                                                 tmp_path):
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, _broken_brighten(where))
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: evaluate brighten: plugin 'breaks'{failed}"), r.output
+    assert r.output.count("\n") == 1 and r.output.rstrip().endswith("(a bug in the plugin, not in artgan)")
+    assert "please report" not in r.output and "Traceback" not in r.output
+
+
+def test_a_bug_in_an_evaluations_run_or_card_title_names_the_plugin(runner, monkeypatch, tmp_path):
+    from artgan.cards import write_card
+    from artgan.evaluation import Evaluation, Metric
+
+    run = Evaluation(help="h\n\n\\b\nExample:\n  artgan evaluate brighten\n", metrics=[Metric("m")],
+                     run=_raises_value_error)
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, run)
+    assert r.exit_code == 1 and r.output.startswith("Error: evaluate brighten: plugin 'breaks' failed in run: "
+                                                    "ValueError: boom"), r.output
+    titled = brighten_evaluation()
+    titled.card_title = _raises_value_error
+    write_card(tmp_path / "m.onnx", {"file": "m.onnx"})
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, titled, "--card", str(tmp_path / "m.card.json"))
+    assert r.exit_code == 1 and r.output.startswith("Error: evaluate brighten: plugin 'breaks' failed in card_title: "
+                                                    "ValueError: boom"), r.output
+
+
+def test_a_bug_inside_an_evaluation_run_from_python_names_its_module(tmp_path):
+    from artgan.errors import ArtganError
+    from artgan.evaluation import Request, evaluate
+
+    write_grey_images(tmp_path / "data", 4)
+    request = Request("brighten", tmp_path / "data", "all", [], ["identity"], {"gain": 2.0})
+    with pytest.raises(ArtganError, match=r"^evaluate brighten: plugin 'test_task_plugin_core' failed in load "
+                                          r"\(img0.png\): ValueError: boom"):
+        evaluate("brighten", _broken_brighten("load"), request)
+
+
 # -- export verification on real inputs ----------------------------------------------------------
 
 def test_verify_on_real_inputs_records_the_agreement_in_the_card(tmp_path):
