@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -184,10 +185,13 @@ def test_evaluate_task_errors_are_one_line(with_brighten, tmp_path, runner):
     assert r.exit_code == 2 and "'test' is not one of" in r.output
 
 
-def test_a_registered_evaluation_meets_the_contract_check():
+def test_a_registered_evaluation_meets_the_contract_check(tmp_path):
     from artgan.testing import check_evaluation
 
-    check_evaluation(brighten_evaluation())
+    scores = check_evaluation(brighten_evaluation(), workdir=tmp_path)
+    # it ran: the default baseline on the default split's file (heldout: the 4th generated image)
+    assert list(scores) == ["identity"] and list(scores["identity"]) == ["image3"]
+    assert scores["identity"]["image3"]["error"] > 0
     broken = brighten_evaluation()
     broken.metrics = []
     with pytest.raises(AssertionError, match="metrics is empty"):
@@ -196,6 +200,77 @@ def test_a_registered_evaluation_meets_the_contract_check():
 
 def _raises_value_error(*args):
     raise ValueError("boom")
+
+
+def _with(**changes):
+    evaluation = brighten_evaluation()
+    for name, value in changes.items():
+        setattr(evaluation, name, value)
+    return evaluation
+
+
+_HELD = "image3.png (48x64 RGB, split heldout of 4 generated RGB images in "
+
+
+@pytest.mark.parametrize("evaluation, message", [
+    (_with(load=_raises_value_error), f"evaluation: load on {_HELD}"),
+    (_with(load=lambda path, request: (np.zeros((1, 8, 8, 3), np.uint8), None)),
+     "the inputs load returned for image3.png has dtype uint8"),
+    (_with(load=lambda path, request: np.zeros((1, 8, 8, 3), np.float32)), "load on image3.png (48x64 RGB"),
+    (_with(methods=_raises_value_error),
+     "evaluation: methods(request) (baselines identity, no --model) failed (ValueError: boom)"),
+    (_with(methods=lambda request: {}), "methods(request) returned no method for the default baselines (identity)"),
+    (_with(methods=lambda request: {"identity": lambda x: x * 4}), "method 'identity''s outputs for image3.png span"),
+    (_with(methods=lambda request: {"identity": _raises_value_error}),
+     f"method 'identity' on the inputs of {_HELD}"),
+    (_with(score=_raises_value_error), f"score of method 'identity' on {_HELD}"),
+    (_with(score=lambda outputs, reference, request: {"eror": 1.0}),
+     "score of method 'identity' on image3.png returned no error (Evaluation.metrics lists them; it returned eror)"),
+    (_with(score=lambda outputs, reference, request: {"error": float("nan")}), "returned NaN for error"),
+    (_with(score=lambda outputs, reference, request: {"error": "low"}), "returned a non-number"),
+], ids=["load-raises", "load-uint8", "load-no-pair", "methods-raises", "no-method", "method-range", "method-raises",
+        "score-raises", "score-missing-metric", "score-nan", "score-not-a-number"])
+def test_check_evaluation_runs_load_methods_and_score_and_names_what_failed(evaluation, message, tmp_path):
+    from artgan.testing import check_evaluation
+
+    with pytest.raises(AssertionError) as exc:
+        check_evaluation(evaluation, workdir=tmp_path)
+    assert message in str(exc.value)
+
+
+def test_check_evaluation_fills_a_required_file_option_and_takes_declared_options(tmp_path):
+    import types
+
+    import click
+
+    import artgan
+    from artgan.evaluation import Option
+    from artgan.images import load_image
+    from artgan.testing import check_evaluation, check_registered, registry_with
+
+    seen = []
+
+    def methods(request):
+        seen.append(load_image(request.options["reference"]).shape)  # a real image file
+        return {"identity": lambda x: x}
+
+    needs_file = _with(methods=methods, options={
+        "gain": Option(2.0, "Target gain.", float),
+        "reference": Option(None, "A reference image.", click.Path(exists=True, dir_okay=False))})
+    check_evaluation(needs_file, workdir=tmp_path / "a")
+    assert seen == [(48, 64, 3)]
+
+    def factory():
+        return _with(score=lambda outputs, reference, request: {"error": request.options["gain"]})
+
+    factory.contract_options = lambda folder: {"gain": 0.5}
+    plugin = types.ModuleType("gains")
+    plugin.artgan_register_evaluations = artgan.hookimpl(lambda register: register("gains", factory))
+    assert check_registered(registry_with(plugin), "evaluation", "gains", tmp_path / "b") == {
+        "identity": {"image3": {"error": 0.5}}}
+    factory.contract_options = {"gian": 0.5}
+    with pytest.raises(AssertionError, match=r"contract options gian are not options of the evaluation \(it has gain\)"):
+        check_registered(registry_with(plugin), "evaluation", "gains", tmp_path / "c")
 
 
 def _broken_brighten(where: str):
