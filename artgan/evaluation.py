@@ -256,19 +256,41 @@ def _progress(files: list[Path], enabled: bool):
 # -- the command line: `artgan evaluate TASK` for every registered evaluation --------------------
 
 def add_evaluation_commands(group, registry) -> None:
-    """Add ``TASK`` to the ``evaluate`` click group for each registered evaluation."""
-    for task in registry.names("evaluation"):
+    """Add ``TASK`` to the ``evaluate`` click group for each registered evaluation. A task that
+    cannot be used (its name claimed by two plugins, its factory failing) still gets a command,
+    one that says why: never a bare "No such command"."""
+    conflicts = sorted(name for kind, name in getattr(registry, "conflicts", {}) if kind == "evaluation")
+    for task in sorted({*registry.names("evaluation"), *conflicts}):
         if task in group.commands:  # a command of the same name wins; `artgan plugins` shows both
             continue
         try:
             evaluation = registry.create("evaluation", task)
+            if not isinstance(evaluation, Evaluation):
+                plugin = registry.get("evaluation", task).plugin
+                raise ArtganError(f"evaluation {task!r} (plugin {plugin!r}): its factory returned "
+                                  f"{type(evaluation).__name__}, not an artgan.evaluation.Evaluation")
         except ArtganError as exc:  # one broken evaluation does not take the CLI down
             import warnings
 
             from .plugins import PluginWarning
-            warnings.warn(f"evaluate {task}: {exc}", PluginWarning, stacklevel=2)
+            if task not in conflicts:  # the conflict was warned about when the plugins loaded
+                warnings.warn(f"evaluate {task}: {exc}", PluginWarning, stacklevel=2)
+            group.add_command(unavailable_command(task, str(exc)))
             continue
         group.add_command(evaluation_command(task, evaluation))
+
+
+def unavailable_command(task: str, reason: str):
+    """``artgan evaluate TASK`` for a task that cannot run: whatever its arguments, one line with the reason."""
+    import click
+
+    def run(args):
+        raise ArtganError(reason if reason.startswith(f"evaluate {task}") else f"evaluate {task}: {reason}")
+
+    return click.Command(task, callback=run, params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         help=f"Unavailable: {reason}", short_help="unavailable (run it to see why)",
+                         add_help_option=False,
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 def evaluation_command(task: str, evaluation: Evaluation):
