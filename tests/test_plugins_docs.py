@@ -134,3 +134,42 @@ def test_the_documented_task_plugin_has_the_five_modules_and_meets_every_contrac
     result = evaluate("denoise", evaluation, request)
     assert result["images"] == 2 and list(result["methods"]) == ["noisy", "box-blur", str(report["onnx"])]
     assert result["methods"]["box-blur"]["psnr"] > result["methods"]["noisy"]["psnr"] + 3
+
+
+# -- what plugin authors copy follows the page's own rules -------------------------------------------
+
+ROOT = Path(__file__).parents[1]
+
+
+def author_facing_code(scratch: Path) -> dict[str, str]:
+    """Every Python example a plugin author may copy: the ```python blocks of docs/*.md and the
+    README, what `artgan plugin new` writes for each kind, and the example third-party plugin."""
+    from artgan.plugin_template import KINDS, new_plugin
+
+    code = {}
+    for doc in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]:
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)):
+            code[f"{doc.relative_to(ROOT)} block {i + 1}"] = block
+    for kind in KINDS:
+        made = new_plugin(f"sample-{kind}", kind, scratch).root
+        for path in sorted(made.rglob("*.py")):
+            code[f"artgan plugin new --kind {kind}: {path.relative_to(made)}"] = path.read_text(encoding="utf-8")
+    for path in sorted((ROOT / "plugins" / "artgan-example").rglob("*.py")):
+        code[str(path.relative_to(ROOT))] = path.read_text(encoding="utf-8")
+    return code
+
+
+def test_no_example_for_plugin_authors_takes_kwargs(tmp_path):
+    # the contract says "do not use **kwargs (it hides typos from artgan's checks)": the examples
+    # (the denoise task's recipe once took **params) must not teach the opposite
+    import ast
+
+    code = author_facing_code(tmp_path)
+    assert any("artgan_denoise/model.py" in body for body in code.values())  # the worked task example is read
+    assert sum(where.startswith("artgan plugin new --kind architecture") for where in code) >= 2  # templates too
+    offenders = []
+    for where, body in code.items():
+        tree = ast.parse(body, filename=where)  # every example is whole, valid Python
+        offenders += [f"{where}: def {node.name}(... **{node.args.kwarg.arg})" for node in ast.walk(tree)
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.kwarg]
+    assert not offenders, "examples take **kwargs against docs/plugins.md's rule: " + "; ".join(offenders)
