@@ -612,6 +612,7 @@ class lazy:
         self._obj: Callable[..., Any] | None = None
 
     def resolve(self) -> Callable[..., Any]:
+        """Import the target (once) and return it; an import that fails names the plugin."""
         if self._obj is None:
             module, _, attr = self.target.partition(":")
             who = f"{self.owner}: " if self.owner else ""

@@ -765,6 +765,7 @@ class Contract:
 
     @property
     def registry(self) -> Registry:
+        """The registry ``registered`` looks names up in: by default, a fresh one of the installed plugins."""
         if self._registry is None:
             self._registry = make_plugin_manager()[1]
         return self._registry
@@ -778,26 +779,33 @@ class Contract:
         return path
 
     def plugin(self, plugin: Any) -> Registry:
+        """:func:`check_plugin`."""
         return check_plugin(plugin)
 
     def dataset(self, dataset: Any, **kw: Any) -> None:
+        """:func:`check_dataset`."""
         return check_dataset(dataset, **kw)
 
     def architecture(self, factory: Callable[..., Any], info: Any = None, **kw: Any) -> dict[str, Any]:
+        """:func:`check_architecture`, writing into a sub-folder of the test's folder."""
         kw.setdefault("workdir", self._sub("architecture"))
         return check_architecture(factory, info, **kw)
 
     def loss(self, loss: Any) -> None:
+        """:func:`check_loss`."""
         return check_loss(loss)
 
     def step(self, step: Any, images: np.ndarray | None = None, **kw: Any) -> np.ndarray:
+        """:func:`check_step`."""
         return check_step(step, images, **kw)
 
     def evaluation(self, evaluation: Any, **kw: Any) -> dict[str, Any]:
+        """:func:`check_evaluation`, writing into a sub-folder of the test's folder."""
         kw.setdefault("workdir", self._sub("evaluation"))
         return check_evaluation(evaluation, **kw)
 
     def registered(self, kind: str, name: str, registry: Registry | None = None) -> Any:
+        """:func:`check_registered`, writing into a sub-folder of the test's folder."""
         return check_registered(registry or self.registry, kind, name, self._sub(f"{kind}-{name}"))
 
 
