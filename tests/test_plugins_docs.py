@@ -147,7 +147,8 @@ def author_facing_code(scratch: Path) -> dict[str, str]:
     from artgan.plugin_template import KINDS, new_plugin
 
     code = {}
-    for doc in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]:
+    # docs/api.md's blocks are signatures written from the code, not code to copy
+    for doc in [*sorted(set((ROOT / "docs").glob("*.md")) - {ROOT / "docs" / "api.md"}), ROOT / "README.md"]:
         for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)):
             code[f"{doc.relative_to(ROOT)} block {i + 1}"] = block
     for kind in KINDS:
