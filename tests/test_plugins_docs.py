@@ -174,3 +174,51 @@ def test_no_example_for_plugin_authors_takes_kwargs(tmp_path):
         offenders += [f"{where}: def {node.name}(... **{node.args.kwarg.arg})" for node in ast.walk(tree)
                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.kwarg]
     assert not offenders, "examples take **kwargs against docs/plugins.md's rule: " + "; ".join(offenders)
+
+
+# -- the opset the docs name is the one export writes ----------------------------------------------
+
+def opset_mentions(text: str) -> list[tuple[str, list[int]]]:
+    """(line, the whole numbers within 40 characters after each "opset" on it), for every line
+    that names an opset. Versions such as onnxruntime's 1.31.1 are not numbers here."""
+    found = []
+    for line in text.splitlines():
+        numbers = []
+        for match in re.finditer(r"opset", line, flags=re.I):
+            window = line[match.end():match.end() + 40]
+            numbers += [int(n) for n in re.findall(r"(?<![\d.])\d+(?![\d.])", window)]
+        if numbers:
+            found.append((line.strip(), numbers))
+    return found
+
+
+def test_every_opset_the_docs_name_is_the_export_default_or_a_web_bound(runner):
+    # the docs once said opset 17 where export wrote 20
+    from artgan.cli import cli
+    from artgan.config import MAX_OPSET
+    from artgan.export import DEFAULT_OPSET
+    from artgan.web.ops import MAX_OPSET as WEB_MAX, MIN_OPSET as WEB_MIN
+
+    assert DEFAULT_OPSET == MAX_OPSET
+    texts = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in
+             [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", ROOT / "exports" / "README.md",
+              *sorted((ROOT / "artgan" / "templates").rglob("*.tmpl"))]}
+    help_text = runner.invoke(cli, ["export", "--help"]).output
+    texts["artgan export --help"] = " ".join(help_text.split())
+    wrong = []
+    for where, text in texts.items():
+        for line, numbers in opset_mentions(text):
+            # an opset above the web's newest is an example of one refused (errors.md)
+            stray = [n for n in numbers if n not in (DEFAULT_OPSET, WEB_MIN, WEB_MAX) and n <= WEB_MAX]
+            claims_default = "DEFAULT_OPSET" in line or "default" in line.lower()
+            if stray or (claims_default and DEFAULT_OPSET not in numbers):
+                wrong.append(f"{where}: {line}")
+    assert not wrong, f"opsets other than export's default ({DEFAULT_OPSET}): " + " | ".join(wrong)
+    assert f"default: {DEFAULT_OPSET}" in texts["artgan export --help"]
+    assert sum(DEFAULT_OPSET in n for t in texts.values() for _, n in opset_mentions(t)) >= 3  # the check sees them
+
+
+def test_the_opset_check_catches_the_old_mistake():
+    assert opset_mentions("only **standard ONNX operations** (opset 17), no Python") == [
+        ("only **standard ONNX operations** (opset 17), no Python", [17])]
+    assert opset_mentions("opset 27 is newer than onnxruntime-web 1.31.1 runs")[0][1] == [27]  # not 1.31.1
