@@ -305,6 +305,7 @@ class ProcessReport:
     ray: dict[str, Any] | None = None
 
     def write(self, path: Path) -> None:
+        """Write the report as JSON to ``path``, atomically."""
         from .files import atomic_path
 
         with atomic_path(path) as tmp:

@@ -31,6 +31,7 @@ class DatasetInfo:
     class_names: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what a checkpoint records)."""
         return asdict(self)
 
 

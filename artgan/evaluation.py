@@ -119,10 +119,41 @@ class Evaluation:
         return self.run is None
 
 
+def plugin_of(task: str, evaluation: Evaluation, registry: Any = None) -> str:
+    """The plugin that registered ``task`` in ``registry``; without one (an evaluation run from
+    Python), the top-level module its functions come from."""
+    entries = getattr(registry, "entries", None) or {}
+    registration = entries.get("evaluation", {}).get(task)
+    if registration is not None:
+        return registration.plugin
+    function = evaluation.run or evaluation.load
+    return (getattr(function, "__module__", None) or "unknown").split(".")[0]
+
+
+class PluginFailure(ArtganError):
+    """An evaluation's own function raised something other than an :class:`ArtganError`."""
+
+
+def call_plugin(task: str, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, one of an evaluation's own functions: an exception other than an
+    :class:`ArtganError` (a bug in the plugin) becomes one line naming the task, the plugin and
+    ``what`` failed, e.g. ``evaluate superres: plugin 'x' failed in score (bicubic on a.png):
+    ValueError: ...``. The machine's errors (files, memory) and Ctrl-C pass as they are."""
+    try:
+        return function(*args)
+    except (ArtganError, OSError, MemoryError):
+        raise
+    except (Exception, SystemExit) as exc:  # sys.exit() inside a plugin is its bug too
+        detail = " ".join(str(exc).split())[:300]
+        raise PluginFailure(f"evaluate {task}: plugin {plugin!r} failed in {what}: {type(exc).__name__}"
+                            f"{': ' + detail if detail else ''} (a bug in the plugin, not in artgan)") from exc
+
+
 def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: bool = False) -> dict[str, Any]:
     """Run every method on every file of the request's split (or the evaluation's ``run``); the results JSON."""
+    plugin = plugin_of(task, evaluation, request.registry)
     if not evaluation.per_file:
-        return _run_protocol(task, evaluation, request, progress)
+        return _run_protocol(task, evaluation, request, progress, plugin)
     from .images import list_images
     from .splits import split_files
 
@@ -131,39 +162,64 @@ def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: b
     files = split_files(list_images(request.data), request.split)
     if not files:
         raise ArtganError(f"evaluate {task}: no images in {request.data} (split {request.split})")
-    methods = evaluation.methods(request)
+    methods = call_plugin(task, plugin, "methods", evaluation.methods, request)
     if not methods:
         raise ArtganError(f"evaluate {task}: nothing to evaluate; give --model or --baselines")
+    names = [m.name for m in evaluation.metrics]
     scores: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}
     for path in _progress(files, progress):
-        inputs, reference = evaluation.load(path, request)
+        loaded = call_plugin(task, plugin, f"load ({path.name})", evaluation.load, path, request)
+        if not isinstance(loaded, tuple) or len(loaded) != 2:
+            raise PluginFailure(f"evaluate {task}: plugin {plugin!r}: load ({path.name}) returned "
+                                f"{type(loaded).__name__}, not (inputs, reference) (a bug in the plugin, not in artgan)")
+        inputs, reference = loaded
         for name, method in methods.items():
-            outputs = method(inputs)
+            outputs = call_plugin(task, plugin, f"method {name!r} ({path.name})", method, inputs)
+            where = f"score ({name} on {path.name})"
             try:
-                scores[name][path.stem] = {k: float(v) for k, v in evaluation.score(outputs, reference, request).items()}
-            except ArtganError as exc:
+                figures = call_plugin(task, plugin, where, evaluation.score, outputs, reference, request)
+            except PluginFailure:
+                raise
+            except ArtganError as exc:  # the plugin refused the outputs: say whose and where
                 raise ArtganError(f"evaluate {task}: {name} on {path.name}: {exc}") from None
-    names = [m.name for m in evaluation.metrics]
+            scores[name][path.stem] = _figures(task, plugin, where, figures, names)
     return {"task": task, "data": str(request.data), "dataset": request.data.name, "split": request.split,
-            "images": len(files), "options": dict(request.options), "protocol": _protocol(evaluation, request),
+            "images": len(files), "options": dict(request.options), "protocol": _protocol(evaluation, request, plugin),
             "metrics": _metrics(evaluation), "baseline": next((b for b in request.baselines if b in methods), None),
             "note": evaluation.note,
             "methods": {name: {**{k: float(np.mean([s[k] for s in per.values()])) for k in names}, "per_image": per}
                         for name, per in scores.items()}}
 
 
-def _run_protocol(task: str, evaluation: Evaluation, request: Request, progress: bool) -> dict[str, Any]:
+def _figures(task: str, plugin: str, where: str, figures: Any, names: list[str]) -> dict[str, float]:
+    """What ``score`` returned, as name -> float, with every metric; else the plugin's bug, named."""
+    try:
+        out = {str(k): float(v) for k, v in figures.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise PluginFailure(f"evaluate {task}: plugin {plugin!r}: {where} returned {str(figures)[:200]}, not a "
+                            f"mapping of metric name -> number (a bug in the plugin, not in artgan)") from None
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise PluginFailure(f"evaluate {task}: plugin {plugin!r}: {where} returned no {', '.join(map(repr, missing))}, "
+                            f"listed in its Evaluation.metrics; it returned {', '.join(map(repr, out)) or 'nothing'} "
+                            f"(a bug in the plugin, not in artgan)")
+    return out
+
+
+def _run_protocol(task: str, evaluation: Evaluation, request: Request, progress: bool, plugin: str) -> dict[str, Any]:
     """An evaluation's own ``run``, with the fields every results JSON has (its own win)."""
-    own = evaluation.run(request, progress)
+    own = call_plugin(task, plugin, "run", evaluation.run, request, progress)
     missing = [k for k in ("dataset", "split", "images", "methods") if k not in own]
     if missing:  # a plugin's bug, named so that its author sees what to return
-        raise ArtganError(f"evaluate {task}: its run() returned no {', '.join(missing)}")
-    return {"task": task, "options": dict(request.options), "protocol": _protocol(evaluation, request),
+        raise ArtganError(f"evaluate {task}: plugin {plugin!r}: its run() returned no {', '.join(missing)}")
+    return {"task": task, "options": dict(request.options), "protocol": _protocol(evaluation, request, plugin),
             "metrics": _metrics(evaluation), "baseline": None, "note": evaluation.note, **own}
 
 
-def _protocol(evaluation: Evaluation, request: Request) -> str:
-    return evaluation.protocol(request) if callable(evaluation.protocol) else evaluation.protocol
+def _protocol(evaluation: Evaluation, request: Request, plugin: str) -> str:
+    if not callable(evaluation.protocol):
+        return evaluation.protocol
+    return call_plugin(request.task, plugin, "protocol", evaluation.protocol, request)
 
 
 def _metrics(evaluation: Evaluation) -> dict[str, dict[str, str]]:
@@ -200,19 +256,41 @@ def _progress(files: list[Path], enabled: bool):
 # -- the command line: `artgan evaluate TASK` for every registered evaluation --------------------
 
 def add_evaluation_commands(group, registry) -> None:
-    """Add ``TASK`` to the ``evaluate`` click group for each registered evaluation."""
-    for task in registry.names("evaluation"):
+    """Add ``TASK`` to the ``evaluate`` click group for each registered evaluation. A task that
+    cannot be used (its name claimed by two plugins, its factory failing) still gets a command,
+    one that says why: never a bare "No such command"."""
+    conflicts = sorted(name for kind, name in getattr(registry, "conflicts", {}) if kind == "evaluation")
+    for task in sorted({*registry.names("evaluation"), *conflicts}):
         if task in group.commands:  # a command of the same name wins; `artgan plugins` shows both
             continue
         try:
             evaluation = registry.create("evaluation", task)
+            if not isinstance(evaluation, Evaluation):
+                plugin = registry.get("evaluation", task).plugin
+                raise ArtganError(f"evaluation {task!r} (plugin {plugin!r}): its factory returned "
+                                  f"{type(evaluation).__name__}, not an artgan.evaluation.Evaluation")
         except ArtganError as exc:  # one broken evaluation does not take the CLI down
             import warnings
 
             from .plugins import PluginWarning
-            warnings.warn(f"evaluate {task}: {exc}", PluginWarning, stacklevel=2)
+            if task not in conflicts:  # the conflict was warned about when the plugins loaded
+                warnings.warn(f"evaluate {task}: {exc}", PluginWarning, stacklevel=2)
+            group.add_command(unavailable_command(task, str(exc)))
             continue
         group.add_command(evaluation_command(task, evaluation))
+
+
+def unavailable_command(task: str, reason: str):
+    """``artgan evaluate TASK`` for a task that cannot run: whatever its arguments, one line with the reason."""
+    import click
+
+    def run(args):
+        raise ArtganError(reason if reason.startswith(f"evaluate {task}") else f"evaluate {task}: {reason}")
+
+    return click.Command(task, callback=run, params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         help=f"Unavailable: {reason}", short_help="unavailable (run it to see why)",
+                         add_help_option=False,
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 def evaluation_command(task: str, evaluation: Evaluation):
@@ -232,7 +310,8 @@ def evaluation_command(task: str, evaluation: Evaluation):
                 write_json(out, result)
             if card:
                 from .cards import update_card
-                title = (evaluation.card_title or _card_title)(result)
+                title = call_plugin(task, plugin_of(task, evaluation, request.registry), "card_title",
+                                    evaluation.card_title or _card_title, result)
                 update_card(card, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
         except (ArtganError, OSError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import pluggy
 
+#: The version of the hooks and contracts (docs/plugins.md, "Versioning and compatibility").
 HOOK_API_VERSION = 1
 
 hookspec = pluggy.HookspecMarker("artgan")

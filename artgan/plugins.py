@@ -11,6 +11,10 @@ Turning plugins off (entry-point or distribution names, comma-separated):
   ``ARTGAN_DISABLE_PLUGINS=a,b``     for one process or shell, on top of that file
   ``ARTGAN_LOAD_PLUGINS=a,b``        load only these
   ``ARTGAN_STRICT_PLUGINS=1``        a broken plugin or a name conflict is an error, not a warning
+
+A name two plugins register is used by neither (no winner by load order), except when one of
+them is artgan's own (:data:`FIRST_PARTY_DISTRIBUTION`): then artgan's is used and the other
+plugin's registration of that name is dropped, with one warning line naming both.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from . import hookspecs
 from .errors import ArtganError, UnknownNameError
 
 ENTRY_POINT_GROUP = "artgan"
+
+#: The distribution whose entry points are artgan's own (first-party) plugins: in a name conflict
+#: with any other plugin, theirs is the name kept.
+FIRST_PARTY_DISTRIBUTION = "artgan"
 
 #: kind of thing -> the registration hook that provides it
 REGISTRATION_HOOKS = {
@@ -90,10 +98,21 @@ class PluginRecord:
         return "disabled" if self.disabled else ("broken" if self.error else "ok")
 
     @property
+    def first_party(self) -> bool:
+        """One of artgan's own plugins (an entry point of the ``artgan`` distribution itself)."""
+        return self.distribution.lower().replace("_", "-") == FIRST_PARTY_DISTRIBUTION
+
+    @property
     def label(self) -> str:
         """``'name' (distribution)``: how errors name this plugin."""
         origin = self.distribution or self.module
         return f"{self.name!r}" + (f" ({origin})" if origin and origin != self.name else "")
+
+
+def third_party_dropped(kind: str, name: str, label: str, first_party: str) -> str:
+    """The one line saying that a third party's ``kind``/``name`` is ignored for artgan's own."""
+    return (f"plugin {label} registered {kind} {name!r}, which artgan's own plugin {first_party!r} provides: "
+            f"artgan's is used and this one is ignored (rename it in plugin {label})")
 
 
 def _env_list(var: str) -> set[str]:
@@ -167,14 +186,58 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable "
                               f"factory {factory!r}")
         existing = self.entries[kind].get(name)
-        if existing is not None:
+        if existing is not None or (kind, name) in self.conflicts:
+            owners = ", ".join(repr(r.plugin) for r in self.conflicts.get((kind, name), [existing]))
             raise DuplicateNameError(
-                f"{kind} {name!r} is registered twice: by plugin {existing.plugin!r} and by plugin "
+                f"{kind} {name!r} is registered twice: by plugin {owners} and by plugin "
                 f"{plugin!r}; disable one with `artgan plugins --disable {plugin}`")
         if isinstance(factory, lazy) and not factory.owner:
             factory.owner, factory.plugin = f"{kind} {name!r} of plugin {plugin!r}", plugin
         self.entries[kind][name] = Registration(kind, name, factory, plugin)
         self.plugins.setdefault(plugin, PluginRecord(name=plugin)).registered.setdefault(kind, []).append(name)
+
+    def is_first_party(self, plugin: str) -> bool:
+        rec = self.plugins.get(plugin)
+        return rec is not None and rec.first_party
+
+    def first_party_claim(self, kind: str, name: str, plugin: str) -> tuple[str, list[str]] | None:
+        """When ``plugin`` claims a name that others hold and exactly one of the claimants is
+        first-party: (that plugin, the third parties that lose the name); else None."""
+        claimants = [r.plugin for r in self.conflicts.get((kind, name)) or [self.entries[kind][name]]] + [plugin]
+        first = [p for p in claimants if self.is_first_party(p)]
+        if len(first) != 1:
+            return None
+        return first[0], [p for p in claimants if p != first[0]]
+
+    def label(self, plugin: str) -> str:
+        rec = self.plugins.get(plugin)
+        return rec.label if rec is not None else repr(plugin)
+
+    def keep_first_party(self, kind: str, name: str, factory: Callable[..., Any], plugin: str) -> str:
+        """Resolve a clash between a first-party plugin and third parties over ``kind``/``name``
+        (:meth:`first_party_claim` is not None): the first party keeps the name and the third
+        parties' registrations are dropped, each plugin's record saying so. Returns the warning:
+        one line per dropped plugin, naming both plugins and the name."""
+        claims = [*(self.conflicts.pop((kind, name), None) or [self.entries[kind][name]]),
+                  Registration(kind, name, factory, plugin)]
+        (keep,) = [r for r in claims if self.is_first_party(r.plugin)]
+        self.entries[kind][name] = keep
+        owner = self.plugins.setdefault(keep.plugin, PluginRecord(name=keep.plugin))
+        owner.conflicts = [c for c in owner.conflicts if not c.startswith(f"{kind} {name!r} ")]
+        if name not in owner.registered.get(kind, []):
+            owner.registered.setdefault(kind, []).append(name)
+        lines = []
+        for r in claims:
+            if r is keep:
+                continue
+            rec = self.plugins.setdefault(r.plugin, PluginRecord(name=r.plugin))
+            if name in rec.registered.get(kind, []):
+                rec.registered[kind].remove(name)
+            rec.conflicts = [c for c in rec.conflicts if not c.startswith(f"{kind} {name!r} ")]
+            rec.conflicts.append(f"{kind} {name!r} is artgan's own (plugin {keep.plugin!r}): this plugin's is "
+                                 f"ignored; rename it")
+            lines.append(third_party_dropped(kind, name, rec.label, keep.plugin))
+        return "\n".join(lines)
 
     def add_conflict(self, kind: str, name: str, factory: Callable[..., Any], plugin: str) -> None:
         """``plugin`` registered a name another plugin already holds: neither is used."""
@@ -419,7 +482,11 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
     """Call every registration hook, one implementation at a time, so each name is attributed
     to its plugin and one plugin raising does not lose the others' registrations."""
     for kind, hook_name in REGISTRATION_HOOKS.items():
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        # artgan's own plugins register first: in a clash, the third party is the one registering
+        # second, so a strict-mode error or a broken registration is charged to it
+        impls = sorted(getattr(pm.hook, hook_name).get_hookimpls(),
+                       key=lambda impl: not registry.is_first_party(impl.plugin_name))
+        for impl in impls:
             plugin_name = impl.plugin_name
             rec = registry.plugins.setdefault(plugin_name, PluginRecord(name=plugin_name))
             if rec.error:
@@ -429,6 +496,15 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
                 try:
                     registry.add(_kind, name, factory, _p)
                 except DuplicateNameError as exc:
+                    claim = registry.first_party_claim(_kind, name, _p)
+                    if claim is not None:  # artgan's own keeps its name; the third party's is dropped
+                        if strict:
+                            keeper, losers = claim
+                            raise PluginError("; ".join(third_party_dropped(_kind, name, registry.label(p), keeper)
+                                                        for p in losers)) from None
+                        for line in registry.keep_first_party(_kind, name, factory, _p).splitlines():
+                            warnings.warn(line, PluginWarning, stacklevel=2)
+                        return
                     if strict:
                         raise
                     registry.add_conflict(_kind, name, factory, _p)
@@ -536,6 +612,7 @@ class lazy:
         self._obj: Callable[..., Any] | None = None
 
     def resolve(self) -> Callable[..., Any]:
+        """Import the target (once) and return it; an import that fails names the plugin."""
         if self._obj is None:
             module, _, attr = self.target.partition(":")
             who = f"{self.owner}: " if self.owner else ""

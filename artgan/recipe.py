@@ -37,9 +37,11 @@ class AdversarialLoss:
     name = "loss"
 
     def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """D's loss (a scalar) from its logits on real and on generated images."""
         raise NotImplementedError
 
     def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """G's loss (a scalar) from D's logits on generated images."""
         raise NotImplementedError
 
     def discriminator_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor],
@@ -152,6 +154,7 @@ class RecipeConfig:
             raise ArtganError(f"{who}: {exc}") from None
 
     def schedule(self) -> LRSchedule:
+        """The learning-rate schedule these knobs describe."""
         return LRSchedule(self.lr_schedule, self.decay_from, self.decay_to, self.lr_final)
 
     @classmethod
@@ -204,6 +207,7 @@ class GANRecipe:
 
     # -- what subclasses provide -------------------------------------------------------------
     def phases(self) -> list[Phase]:
+        """The optimisers' turns of one training iteration, in order (built once per run)."""
         raise NotImplementedError
 
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -216,6 +220,7 @@ class GANRecipe:
         raise NotImplementedError
 
     def export_spec(self) -> ExportSpec:
+        """The one module to export to ONNX, with example inputs and the model's metadata."""
         raise NotImplementedError
 
     def after_iteration(self, iteration: int) -> None:
@@ -255,6 +260,7 @@ class GANRecipe:
         self._base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
 
     def apply_lr_schedule(self, iteration: int) -> None:
+        """Set every optimiser's learning rate for ``iteration`` (no-op without a schedule)."""
         if not self._lr_schedule.active:
             return
         factor = self._lr_schedule.factor(iteration)
@@ -264,22 +270,26 @@ class GANRecipe:
 
     # -- shared plumbing -----------------------------------------------------------------------
     def to(self, device: torch.device | str) -> "GANRecipe":
+        """Move every module to ``device``; returns the recipe."""
         for m in self.modules.values():
             m.to(device)
         return self
 
     def train(self, mode: bool = True) -> "GANRecipe":
+        """Put every module in training (or, with ``False``, evaluation) mode; returns the recipe."""
         for m in self.modules.values():
             m.train(mode)
         return self
 
     def state_dict(self) -> dict[str, Any]:
+        """Every module's and optimiser's state, by name: what a checkpoint stores."""
         return {
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any], *, optimizers: bool = True) -> None:
+        """Restore :meth:`state_dict`'s modules (and optimisers, unless ``optimizers=False``)."""
         for k, m in self.modules.items():
             m.load_state_dict(state["modules"][k])
         if optimizers:

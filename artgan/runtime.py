@@ -160,6 +160,7 @@ class Model:
 
     @property
     def task(self) -> str:
+        """The model's task from its metadata: ``generate`` or ``image-to-image``."""
         return self.metadata["task"]
 
     @property
@@ -344,6 +345,7 @@ class Generator(Model):
         return self.from_latents(np.stack(path).astype(np.float32), None, batch_size, progress)
 
     def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one generated image, from the model's metadata."""
         s = int(self.metadata.get("image_size", 0))
         return (s, s, int(self.metadata.get("channels", 3)))
 

@@ -20,6 +20,8 @@ The checks:
 - :func:`check_step` -- float32 NHWC in [0, 1] in, float32 NHWC in [0, 1] of the declared shape out,
   on several batch sizes, odd and one-pixel ones included (:data:`CHECK_STEP_SIZES`);
 - :func:`check_step_without_torch` -- building and running a step never imports torch;
+- :func:`check_evaluation` -- an evaluation's ``methods``, ``load`` and ``score`` run on generated
+  images (:data:`CHECK_EVALUATION_SIZES`) as ``artgan evaluate TASK`` runs them;
 - :func:`check_registered` -- the right check for a registered name, with its declared contract params.
 
 Installed with artgan, the pytest plugin (entry point ``pytest11``) adds the fixtures
@@ -35,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import unittest
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,8 +52,8 @@ from .steps import expected_step_shape  # noqa: F401  (public here too: plugin a
 
 __all__ = [
     "check_plugin", "check_installed", "check_dataset", "check_architecture", "check_loss",
-    "check_step", "check_step_without_torch", "check_registered", "registry_with",
-    "contract_declarations", "SyntheticImages", "Contract",
+    "check_step", "check_step_without_torch", "check_evaluation", "check_registered", "registry_with",
+    "contract_declarations", "SyntheticImages", "Contract", "CHECK_STEP_SIZES", "CHECK_EVALUATION_SIZES",
 ]
 
 # A value a little outside the contract range still passes: float arithmetic on [-1, 1] data
@@ -140,12 +143,14 @@ class Declarations:
     skip: str = ""
     dataset: Any = None  # architectures: the dataset to train on in the check
     info: dict[str, Any] | None = None  # architectures: DatasetInfo fields for the synthetic data
+    options: dict[str, Any] | None = None  # evaluations: values of Evaluation.options for the check
 
 
 def contract_declarations(factory: Callable[..., Any], workdir: Path) -> Declarations:
-    """Read ``contract_params``, ``contract_skip``, ``contract_dataset`` and ``contract_info``
-    from a factory (a :class:`lazy` one is imported). ``contract_params`` and
-    ``contract_dataset`` may be functions of a scratch folder, for data that needs files."""
+    """Read ``contract_params``, ``contract_skip``, ``contract_dataset``, ``contract_info`` and
+    ``contract_options`` from a factory (a :class:`lazy` one is imported). ``contract_params``,
+    ``contract_dataset`` and ``contract_options`` may be functions of a scratch folder, for data
+    that needs files."""
     target = factory.resolve() if isinstance(factory, lazy) else factory
     params = getattr(target, "contract_params", None) or {}
     if callable(params):
@@ -156,17 +161,27 @@ def contract_declarations(factory: Callable[..., Any], workdir: Path) -> Declara
     dataset = getattr(target, "contract_dataset", None)
     if callable(dataset) and not hasattr(dataset, "__getitem__"):
         dataset = dataset(workdir)
+    options = getattr(target, "contract_options", None)
+    if callable(options):
+        options = options(workdir)
+    if options is not None and not isinstance(options, dict):
+        _fail(f"{target!r}.contract_options must be a dict (or a function of a folder returning one), "
+              f"got {type(options).__name__}")
     return Declarations(params=dict(params), skip=str(getattr(target, "contract_skip", "") or ""),
-                        dataset=dataset, info=getattr(target, "contract_info", None))
+                        dataset=dataset, info=getattr(target, "contract_info", None), options=options)
 
 
 def check_registered(registry: Registry, kind: str, name: str, workdir: str | Path | None = None) -> Any:
     """Build the registered ``kind``/``name`` with its declared ``contract_params`` and run the
-    check for its kind. Returns what the check returns."""
+    check for its kind. Returns what the check returns. A factory that declares
+    ``contract_skip = "why"`` is not built: the test is skipped with that reason (raises
+    :class:`unittest.SkipTest`, which pytest and unittest both report as a skip)."""
     reg = registry.get(kind, name)
     with _workdir(workdir) as work:
         d = contract_declarations(reg.factory, work)
         where = f"{kind} {name!r} (plugin {reg.plugin!r})"
+        if d.skip:
+            raise unittest.SkipTest(f"{where} declares contract_skip: {d.skip}")
         if kind == "architecture":
             info = None
             if d.info is not None:
@@ -186,13 +201,31 @@ def check_registered(registry: Registry, kind: str, name: str, workdir: str | Pa
         if kind == "loss":
             return check_loss(thing)
         if kind == "evaluation":
-            return check_evaluation(thing, where)
+            return check_evaluation(thing, where, registry=registry, options=d.options, workdir=work / "evaluation",
+                                    task=name)
         return check_step(thing)
 
 
-def check_evaluation(evaluation: Any, where: str = "evaluation") -> None:
-    """An :class:`artgan.evaluation.Evaluation` with metrics, callables (``load``/``score``/``methods``,
-    or ``run``), a known default split and help with an example (the command's help is built from it)."""
+#: The images :func:`check_evaluation` writes into its data folder (height, width): four, so that
+#: every split (``train``, ``heldout``: the 4th, ``all``) has a file; neither square nor powers of two.
+CHECK_EVALUATION_SIZES = ((48, 64), (56, 40), (40, 56), (64, 48))
+
+
+def check_evaluation(evaluation: Any, where: str = "evaluation", *, registry: Registry | None = None,
+                     options: dict[str, Any] | None = None, workdir: str | Path | None = None,
+                     task: str = "under-test") -> dict[str, dict[str, dict[str, float]]]:
+    """An :class:`artgan.evaluation.Evaluation` with metrics, callables, a known default split and
+    help with an example (the command's help is built from it); then, for one that scores files,
+    what ``artgan evaluate TASK --data FOLDER`` does, on tiny generated images
+    (:data:`CHECK_EVALUATION_SIZES`): ``methods(request)`` with the default baselines and no
+    ``--model``, ``load(path, request)`` on each file of the default split (inputs float32 NHWC in
+    [0, 1]), every method on those inputs (images out, float NHWC in [0, 1]) and
+    ``score(outputs, reference, request)`` (every metric, numbers). A failure names the function
+    and the image. ``options`` override the options' defaults (declare ``contract_options`` on the
+    factory for :func:`check_registered`); an option with no default that names an existing file
+    gets one of the generated images. An evaluation with its own ``run`` is not run (a whole
+    protocol is no unit test). ``registry`` builds ``request.step(...)``: default, the installed
+    plugins'. Returns method -> file -> scores."""
     from .evaluation import Evaluation
     from .splits import SPLITS
 
@@ -207,6 +240,121 @@ def check_evaluation(evaluation: Any, where: str = "evaluation") -> None:
         _fail(f"{where}: default_split {evaluation.default_split!r} is not one of {', '.join(SPLITS)}")
     if "Example" not in evaluation.help:
         _fail(f"{where}: Evaluation.help needs an example (`artgan evaluate ... --data ...`)")
+    if not evaluation.per_file:
+        return {}
+    with _workdir(workdir) as work:
+        return _run_evaluation_on_generated_images(evaluation, where, registry, options or {}, work, task)
+
+
+def _generated_images(folder: Path) -> list[Path]:
+    """Smooth random RGB photos with a little grain, one per size of :data:`CHECK_EVALUATION_SIZES`."""
+    from PIL import Image
+
+    from .images import save_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate(CHECK_EVALUATION_SIZES):
+        coarse = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
+        smooth = np.asarray(coarse.resize((w, h), Image.BICUBIC), dtype=np.float32)
+        grain = rng.normal(0, 6, (h, w, 3))
+        paths.append(save_image(folder / f"image{i}.png", np.clip(smooth + grain, 0, 255).astype(np.uint8)))
+    return paths
+
+
+def _file_option(option: Any) -> bool:
+    """An option with no default whose value must be an existing file (e.g. a reference image)."""
+    kind = option.type
+    return (option.default is None and getattr(kind, "exists", False) and getattr(kind, "file_okay", False)
+            and type(kind).__name__ == "Path")
+
+
+def _check_images(what: str, images: Any) -> None:
+    """``images`` is float NHWC in [0, 1] (a numpy array, or an ndarray subclass)."""
+    if not isinstance(images, np.ndarray):
+        _fail(f"{what} is a {type(images).__name__}, not a numpy array of images (float32 NHWC in [0, 1])")
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or 0 in images.shape:
+        _fail(f"{what} has shape {images.shape}; expected a batch N x H x W x C (C 1, 3 or 4)")
+    if images.dtype.kind != "f":
+        _fail(f"{what} has dtype {images.dtype}; images between methods are float32 in [0, 1]")
+    if not np.isfinite(images).all():
+        _fail(f"{what} has NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+        _fail(f"{what} spans [{lo:.4g}, {hi:.4g}]; images are in [0, 1]")
+
+
+def _call(where: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:  # an ArtganError too: generated images are valid input
+        detail = " ".join(str(exc).split())[:500]
+        _fail(f"{where}: {what} failed ({type(exc).__name__}: {detail})")
+
+
+def _run_evaluation_on_generated_images(evaluation: Any, where: str, registry: Registry | None,
+                                        options: dict[str, Any], work: Path, task: str) -> dict[str, Any]:
+    from .evaluation import Request
+    from .images import list_images
+    from .plugins import get_registry
+    from .splits import split_files
+
+    unknown = sorted(set(options) - set(evaluation.options))
+    if unknown:
+        _fail(f"{where}: contract options {', '.join(unknown)} are not options of the evaluation "
+              f"(it has {', '.join(evaluation.options) or 'none'})")
+    data = work / "images"
+    generated = _generated_images(data)
+    values = {name: generated[0] if _file_option(opt) else opt.default for name, opt in evaluation.options.items()}
+    values.update(options)
+    split = evaluation.default_split
+    request = Request(task, data, split, [], list(evaluation.baselines), values,
+                      registry if registry is not None else get_registry())
+    described = f"split {split} of {len(generated)} generated RGB images in {data}"
+    methods = _call(where, f"methods(request) (baselines {', '.join(request.baselines) or 'none'}, no --model)",
+                    evaluation.methods, request)
+    if not isinstance(methods, dict) or not all(isinstance(k, str) and callable(m) for k, m in methods.items()):
+        _fail(f"{where}: methods(request) returned {type(methods).__name__}; expected a dict of name -> "
+              f"callable (images -> images)")
+    if not methods:
+        _fail(f"{where}: methods(request) returned no method for the default baselines "
+              f"({', '.join(request.baselines) or 'none'}) and no --model: the check needs one to call score(); "
+              f"give the Evaluation a baseline")
+    metric_names = [m.name for m in evaluation.metrics]
+    results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}
+    for path in split_files(list_images(data), split):
+        h, w = CHECK_EVALUATION_SIZES[generated.index(path)]
+        image = f"{path.name} ({w}x{h} RGB, {described})"
+        loaded = _call(where, f"load on {image}", evaluation.load, path, request)
+        if not isinstance(loaded, tuple) or len(loaded) != 2:
+            _fail(f"{where}: load on {image} returned {type(loaded).__name__}; expected (inputs, reference)")
+        inputs, reference = loaded
+        _check_images(f"{where}: the inputs load returned for {path.name}", inputs)
+        if inputs.dtype != np.float32:
+            _fail(f"{where}: the inputs load returned for {path.name} are {inputs.dtype}; methods take float32")
+        for name, method in methods.items():
+            outputs = _call(where, f"method {name!r} on the inputs of {image}", method, inputs)
+            _check_images(f"{where}: method {name!r}'s outputs for {path.name}", outputs)
+            figures = _call(where, f"score of method {name!r} on {image}", evaluation.score, outputs, reference,
+                            request)
+            if not isinstance(figures, dict):
+                _fail(f"{where}: score of method {name!r} on {path.name} returned {type(figures).__name__}; "
+                      f"expected a dict of metric name -> number")
+            missing = [m for m in metric_names if m not in figures]
+            if missing:
+                _fail(f"{where}: score of method {name!r} on {path.name} returned no {', '.join(missing)} "
+                      f"(Evaluation.metrics lists them; it returned {', '.join(map(str, figures)) or 'nothing'})")
+            try:
+                numbers = {k: float(figures[k]) for k in metric_names}
+            except (TypeError, ValueError):
+                _fail(f"{where}: score of method {name!r} on {path.name} returned a non-number: "
+                      f"{ {k: figures[k] for k in metric_names} }")
+            nan = [k for k, v in numbers.items() if np.isnan(v)]
+            if nan:
+                _fail(f"{where}: score of method {name!r} on {path.name} returned NaN for {', '.join(nan)}")
+            results[name][path.stem] = numbers
+    return results
 
 
 # -- datasets ----------------------------------------------------------------------------------
@@ -617,6 +765,7 @@ class Contract:
 
     @property
     def registry(self) -> Registry:
+        """The registry ``registered`` looks names up in: by default, a fresh one of the installed plugins."""
         if self._registry is None:
             self._registry = make_plugin_manager()[1]
         return self._registry
@@ -630,22 +779,33 @@ class Contract:
         return path
 
     def plugin(self, plugin: Any) -> Registry:
+        """:func:`check_plugin`."""
         return check_plugin(plugin)
 
     def dataset(self, dataset: Any, **kw: Any) -> None:
+        """:func:`check_dataset`."""
         return check_dataset(dataset, **kw)
 
     def architecture(self, factory: Callable[..., Any], info: Any = None, **kw: Any) -> dict[str, Any]:
+        """:func:`check_architecture`, writing into a sub-folder of the test's folder."""
         kw.setdefault("workdir", self._sub("architecture"))
         return check_architecture(factory, info, **kw)
 
     def loss(self, loss: Any) -> None:
+        """:func:`check_loss`."""
         return check_loss(loss)
 
     def step(self, step: Any, images: np.ndarray | None = None, **kw: Any) -> np.ndarray:
+        """:func:`check_step`."""
         return check_step(step, images, **kw)
 
+    def evaluation(self, evaluation: Any, **kw: Any) -> dict[str, Any]:
+        """:func:`check_evaluation`, writing into a sub-folder of the test's folder."""
+        kw.setdefault("workdir", self._sub("evaluation"))
+        return check_evaluation(evaluation, **kw)
+
     def registered(self, kind: str, name: str, registry: Registry | None = None) -> Any:
+        """:func:`check_registered`, writing into a sub-folder of the test's folder."""
         return check_registered(registry or self.registry, kind, name, self._sub(f"{kind}-{name}"))
 
 
@@ -664,5 +824,6 @@ if _pytest is not None:
     def artgan_contract(tmp_path: Path) -> Contract:
         """artgan's contract checks, writing into this test's ``tmp_path``:
         ``artgan_contract.step(step)``, ``.dataset(ds)``, ``.loss(loss)``,
-        ``.architecture(factory, info)``, ``.registered(kind, name)``, ``.plugin(module)``."""
+        ``.architecture(factory, info)``, ``.evaluation(evaluation)``, ``.registered(kind, name)``,
+        ``.plugin(module)``."""
         return Contract(tmp_path)

@@ -107,6 +107,7 @@ class LRSchedule:
 
     @property
     def active(self) -> bool:
+        """Whether the schedule changes the learning rate at all."""
         return self.shape != "constant" and self.end > 0
 
     def factor(self, iteration: int) -> float:

@@ -91,7 +91,7 @@ def test_json_output_takes_path_options(with_coins, runner):
 def test_a_run_that_returns_too_little_is_one_line(with_coins, runner):
     r = runner.invoke(with_coins, ["evaluate", "coins", "--tosses", "13"])
     assert r.exit_code == 1
-    assert r.output == "Error: evaluate coins: its run() returned no split, images, methods\n"
+    assert r.output == "Error: evaluate coins: plugin 'Plugin': its run() returned no split, images, methods\n"
 
 
 def test_an_evaluation_is_either_per_file_or_a_protocol():

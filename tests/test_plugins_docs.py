@@ -134,3 +134,91 @@ def test_the_documented_task_plugin_has_the_five_modules_and_meets_every_contrac
     result = evaluate("denoise", evaluation, request)
     assert result["images"] == 2 and list(result["methods"]) == ["noisy", "box-blur", str(report["onnx"])]
     assert result["methods"]["box-blur"]["psnr"] > result["methods"]["noisy"]["psnr"] + 3
+
+
+# -- what plugin authors copy follows the page's own rules -------------------------------------------
+
+ROOT = Path(__file__).parents[1]
+
+
+def author_facing_code(scratch: Path) -> dict[str, str]:
+    """Every Python example a plugin author may copy: the ```python blocks of docs/*.md and the
+    README, what `artgan plugin new` writes for each kind, and the example third-party plugin."""
+    from artgan.plugin_template import KINDS, new_plugin
+
+    code = {}
+    # docs/api.md's blocks are signatures written from the code, not code to copy
+    for doc in [*sorted(set((ROOT / "docs").glob("*.md")) - {ROOT / "docs" / "api.md"}), ROOT / "README.md"]:
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)):
+            code[f"{doc.relative_to(ROOT)} block {i + 1}"] = block
+    for kind in KINDS:
+        made = new_plugin(f"sample-{kind}", kind, scratch).root
+        for path in sorted(made.rglob("*.py")):
+            code[f"artgan plugin new --kind {kind}: {path.relative_to(made)}"] = path.read_text(encoding="utf-8")
+    for path in sorted((ROOT / "plugins" / "artgan-example").rglob("*.py")):
+        code[str(path.relative_to(ROOT))] = path.read_text(encoding="utf-8")
+    return code
+
+
+def test_no_example_for_plugin_authors_takes_kwargs(tmp_path):
+    # the contract says "do not use **kwargs (it hides typos from artgan's checks)": the examples
+    # (the denoise task's recipe once took **params) must not teach the opposite
+    import ast
+
+    code = author_facing_code(tmp_path)
+    assert any("artgan_denoise/model.py" in body for body in code.values())  # the worked task example is read
+    assert sum(where.startswith("artgan plugin new --kind architecture") for where in code) >= 2  # templates too
+    offenders = []
+    for where, body in code.items():
+        tree = ast.parse(body, filename=where)  # every example is whole, valid Python
+        offenders += [f"{where}: def {node.name}(... **{node.args.kwarg.arg})" for node in ast.walk(tree)
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.kwarg]
+    assert not offenders, "examples take **kwargs against docs/plugins.md's rule: " + "; ".join(offenders)
+
+
+# -- the opset the docs name is the one export writes ----------------------------------------------
+
+def opset_mentions(text: str) -> list[tuple[str, list[int]]]:
+    """(line, the whole numbers within 40 characters after each "opset" on it), for every line
+    that names an opset. Versions such as onnxruntime's 1.31.1 are not numbers here."""
+    found = []
+    for line in text.splitlines():
+        numbers = []
+        for match in re.finditer(r"opset", line, flags=re.I):
+            window = line[match.end():match.end() + 40]
+            numbers += [int(n) for n in re.findall(r"(?<![\d.])\d+(?![\d.])", window)]
+        if numbers:
+            found.append((line.strip(), numbers))
+    return found
+
+
+def test_every_opset_the_docs_name_is_the_export_default_or_a_web_bound(runner):
+    # the docs once said opset 17 where export wrote 20
+    from artgan.cli import cli
+    from artgan.config import MAX_OPSET
+    from artgan.export import DEFAULT_OPSET
+    from artgan.web.ops import MAX_OPSET as WEB_MAX, MIN_OPSET as WEB_MIN
+
+    assert DEFAULT_OPSET == MAX_OPSET
+    texts = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in
+             [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", ROOT / "exports" / "README.md",
+              *sorted((ROOT / "artgan" / "templates").rglob("*.tmpl"))]}
+    help_text = runner.invoke(cli, ["export", "--help"]).output
+    texts["artgan export --help"] = " ".join(help_text.split())
+    wrong = []
+    for where, text in texts.items():
+        for line, numbers in opset_mentions(text):
+            # an opset above the web's newest is an example of one refused (errors.md)
+            stray = [n for n in numbers if n not in (DEFAULT_OPSET, WEB_MIN, WEB_MAX) and n <= WEB_MAX]
+            claims_default = "DEFAULT_OPSET" in line or "default" in line.lower()
+            if stray or (claims_default and DEFAULT_OPSET not in numbers):
+                wrong.append(f"{where}: {line}")
+    assert not wrong, f"opsets other than export's default ({DEFAULT_OPSET}): " + " | ".join(wrong)
+    assert f"default: {DEFAULT_OPSET}" in texts["artgan export --help"]
+    assert sum(DEFAULT_OPSET in n for t in texts.values() for _, n in opset_mentions(t)) >= 3  # the check sees them
+
+
+def test_the_opset_check_catches_the_old_mistake():
+    assert opset_mentions("only **standard ONNX operations** (opset 17), no Python") == [
+        ("only **standard ONNX operations** (opset 17), no Python", [17])]
+    assert opset_mentions("opset 27 is newer than onnxruntime-web 1.31.1 runs")[0][1] == [27]  # not 1.31.1

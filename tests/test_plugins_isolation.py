@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -236,24 +237,134 @@ def test_invalid_registrations_break_only_that_plugin(site, name, factory, messa
 
 # -- duplicate names ---------------------------------------------------------------------------
 
-def test_a_name_claimed_by_two_plugins_names_both_and_neither_wins(site):
-    site.add("artgan-a", {"aaa": "twin_a"}, {"twin_a": GOOD_STEP.format(name="twin") + '''
-@artgan.hookimpl
-def artgan_register_datasets(register):
-    register("digits", lazy("artgan.testing:SyntheticImages"))  # already first-party
-'''})
+def test_a_name_claimed_by_two_third_party_plugins_names_both_and_neither_wins(site):
+    site.add("artgan-a", {"aaa": "twin_a"}, {"twin_a": GOOD_STEP.format(name="twin")})
     site.add("artgan-b", {"bbb": "twin_b"}, {"twin_b": GOOD_STEP.format(name="twin")})
+    site.add("artgan-c", {"ccc": "twin_c3"}, {"twin_c3": GOOD_STEP.format(name="twin")})
     _, registry, warned = load()
     assert any("step 'twin' is registered twice: by plugin 'aaa' and by plugin 'bbb'" in w for w in warned)
-    with pytest.raises(ArtganError, match=r"step 'twin' is registered by more than one plugin \('aaa', 'bbb'\)"):
+    assert any("step 'twin' is registered twice: by plugin 'aaa', 'bbb' and by plugin 'ccc'" in w for w in warned)
+    with pytest.raises(ArtganError, match=r"step 'twin' is registered by more than one plugin \('aaa', 'bbb', 'ccc'\)"):
         registry.get("step", "twin")
-    # a third-party plugin cannot take a first-party name, nor knock the first-party plugin out
-    with pytest.raises(ArtganError, match=r"dataset 'digits' is registered by more than one plugin"):
-        registry.get("dataset", "digits")
-    assert registry.plugins["datasets"].status == "ok"
-    assert registry.get("dataset", "shapes").plugin == "datasets"
-    assert any("dataset 'digits' is also registered by plugin 'aaa'" in c for c in registry.plugins["datasets"].conflicts)
-    assert any("step 'twin' is also registered by plugin 'bbb'" in c for c in registry.plugins["aaa"].conflicts)
+    assert any("step 'twin' is also registered by plugin 'bbb', 'ccc'" in c for c in registry.plugins["aaa"].conflicts)
+
+
+SQUATTER = '''
+import artgan
+from artgan.plugins import lazy
+
+@artgan.hookimpl
+def artgan_register_datasets(register):
+    register("mnist", lazy("artgan.testing:SyntheticImages"))    # artgan's own names, all three
+    register("squatter-data", lazy("artgan.testing:SyntheticImages"))
+
+@artgan.hookimpl
+def artgan_register_steps(register):
+    register("lanczos", lazy("artgan.testing:_fail"))
+
+@artgan.hookimpl
+def artgan_register_evaluations(register):
+    register("superres", lazy("artgan.testing:_fail"))
+'''
+
+
+def test_a_third_party_registering_a_first_party_name_is_the_one_dropped(site, runner, tmp_path):
+    site.add("artgan-squatter", {"squatter": "squatter_mod"}, {"squatter_mod": SQUATTER})
+    _, registry, warned = load()
+    # artgan's own keep their names, and every other name of both plugins works
+    assert registry.get("dataset", "mnist").plugin == "datasets"
+    assert registry.get("step", "lanczos").plugin == "superres"
+    assert registry.get("evaluation", "superres").plugin == "superres"
+    assert registry.get("dataset", "squatter-data").plugin == "squatter"
+    assert registry.plugins["squatter"].status == "ok" and registry.plugins["datasets"].conflicts == []
+    assert registry.plugins["squatter"].registered == {"dataset": ["squatter-data"]}
+    # one line per name, naming both plugins and the name; never "disable artgan's own"
+    dropped = [w for w in warned if "squatter" in w]
+    assert dropped == [
+        f"plugin 'squatter' (artgan-squatter) registered {kind} {name!r}, which artgan's own plugin {owner!r} "
+        f"provides: artgan's is used and this one is ignored (rename it in plugin 'squatter' (artgan-squatter))"
+        for kind, name, owner in [("dataset", "mnist", "datasets"), ("step", "lanczos", "superres"),
+                                  ("evaluation", "superres", "superres")]]
+    assert not any("disable" in w for w in dropped)
+    assert registry.plugins["squatter"].conflicts[0] == ("dataset 'mnist' is artgan's own (plugin 'datasets'): this "
+                                                         "plugin's is ignored; rename it")
+    with pytest.warns(P.PluginWarning):
+        r = runner.invoke(cli, ["plugins"])
+    assert "conflict: dataset 'mnist' is artgan's own" in r.output and "--disable datasets" not in r.output
+    # `artgan evaluate superres` is artgan's superres, and the quickstart runs
+    r = runner.invoke(cli, ["evaluate", "superres", "--help"])
+    assert r.exit_code == 0 and "--scale" in r.output, r.output
+    quickstart = Path(__file__).parents[1] / "pipelines" / "quickstart.yaml"
+    r = runner.invoke(cli, ["run", str(quickstart), "--out", str(tmp_path / "run"), "-q", "--set", "train.iterations=2",
+                            "--set", "train.checkpoint_every=2", "--set", "generate.n=4"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_third_party_first_party_clash_in_strict_mode_breaks_the_third_party(site, monkeypatch):
+    site.add("artgan-squatter", {"squatter": "squatter_mod2"}, {"squatter_mod2": SQUATTER})
+    monkeypatch.setenv("ARTGAN_STRICT_PLUGINS", "1")
+    with pytest.raises(ArtganError) as exc:
+        load()
+    assert str(exc.value).startswith("plugin 'squatter' (artgan-squatter) is broken: plugin 'squatter' "
+                                      "(artgan-squatter) registered dataset 'mnist', which artgan's own plugin "
+                                      "'datasets' provides")
+
+
+def test_a_third_party_registering_first_still_loses_the_name(site):
+    # an extra plugin (tests, embedding) is third-party too, whatever the order of registration
+    squatter = types.ModuleType("squatter_extra")
+    exec(SQUATTER, squatter.__dict__)
+    _, registry, warned = load(extra_plugins=(squatter,))
+    assert registry.get("dataset", "mnist").plugin == "datasets"
+    assert "mnist" not in registry.plugins["squatter_extra"].registered.get("dataset", [])
+    assert any("plugin 'squatter_extra' registered dataset 'mnist', which artgan's own plugin 'datasets'" in w
+               for w in warned)
+    # the Registry API resolves it either way round
+    both = P.Registry()
+    both.plugins["mine"] = P.PluginRecord(name="mine", distribution="artgan")
+    both.plugins["theirs"] = P.PluginRecord(name="theirs", distribution="artgan-theirs")
+    both.add("step", "x", lambda: None, "theirs")
+    assert both.first_party_claim("step", "x", "mine") == ("mine", ["theirs"])
+    assert "artgan's own plugin 'mine'" in both.keep_first_party("step", "x", lambda: None, "mine")
+    assert both.get("step", "x").plugin == "mine" and both.plugins["theirs"].registered == {"step": []}
+
+
+@pytest.mark.parametrize("second", ["conflict", "broken", "not-an-evaluation"])
+def test_an_evaluation_that_cannot_be_used_says_why_instead_of_no_such_command(site, runner, second):
+    evaluation = '''
+import artgan
+from artgan.plugins import lazy
+
+@artgan.hookimpl
+def artgan_register_evaluations(register):
+    register("twin", lazy("{target}"))
+'''
+    site.add("artgan-a", {"aaa": "twin_eval_a"},
+             {"twin_eval_a": evaluation.format(target="artgan_superres.evaluate:superres_evaluation")})
+    if second == "conflict":
+        site.add("artgan-b", {"bbb": "twin_eval_b"},
+                 {"twin_eval_b": evaluation.format(target="artgan_superres.evaluate:superres_evaluation")})
+        reason = ("Error: evaluate twin: evaluation 'twin' is registered by more than one plugin ('aaa', 'bbb'), so "
+                  "none is used; turn all but one off, e.g. `artgan plugins --disable bbb`")
+    elif second == "broken":
+        site.add("artgan-b", {"bbb": "twin_eval_b2"}, {"twin_eval_b2": evaluation.format(
+            target="no_such_module_here:evaluation").replace('"twin"', '"other"')})
+        reason = ("Error: evaluate other: evaluation 'other' of plugin 'bbb': cannot load "
+                  "'no_such_module_here:evaluation' (ModuleNotFoundError")
+    else:
+        site.add("artgan-b", {"bbb": "twin_eval_b3"}, {"twin_eval_b3": evaluation.format(
+            target="artgan.errors:ArtganError").replace('"twin"', '"wrong"')})
+        reason = ("Error: evaluate wrong: evaluation 'wrong' (plugin 'bbb'): its factory returned ArtganError, not an "
+                  "artgan.evaluation.Evaluation")
+    # a name of its own per case: the CLI keeps a command it has already made
+    task = {"conflict": "twin", "broken": "other"}.get(second, "wrong")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", P.PluginWarning)
+        r = runner.invoke(cli, ["evaluate", task, "--data", "photos", "--scale", "2"])
+        listed = runner.invoke(cli, ["evaluate", "--help"])
+    assert r.exit_code == 1 and "No such command" not in r.output, r.output
+    assert r.output.startswith(reason) and r.output.count("\n") == 1, r.output
+    assert re.search(rf"^  {task} +unavailable \(run it to see why\)$", listed.output, flags=re.M), listed.output
 
 
 def test_conflicts_are_shown_by_artgan_plugins_and_fail_check(site, runner):

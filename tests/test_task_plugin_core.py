@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -184,14 +185,172 @@ def test_evaluate_task_errors_are_one_line(with_brighten, tmp_path, runner):
     assert r.exit_code == 2 and "'test' is not one of" in r.output
 
 
-def test_a_registered_evaluation_meets_the_contract_check():
+def test_a_registered_evaluation_meets_the_contract_check(tmp_path):
     from artgan.testing import check_evaluation
 
-    check_evaluation(brighten_evaluation())
+    scores = check_evaluation(brighten_evaluation(), workdir=tmp_path)
+    # it ran: the default baseline on the default split's file (heldout: the 4th generated image)
+    assert list(scores) == ["identity"] and list(scores["identity"]) == ["image3"]
+    assert scores["identity"]["image3"]["error"] > 0
     broken = brighten_evaluation()
     broken.metrics = []
     with pytest.raises(AssertionError, match="metrics is empty"):
         check_evaluation(broken)
+
+
+def _raises_value_error(*args):
+    raise ValueError("boom")
+
+
+def _with(**changes):
+    evaluation = brighten_evaluation()
+    for name, value in changes.items():
+        setattr(evaluation, name, value)
+    return evaluation
+
+
+_HELD = "image3.png (48x64 RGB, split heldout of 4 generated RGB images in "
+
+
+@pytest.mark.parametrize("evaluation, message", [
+    (_with(load=_raises_value_error), f"evaluation: load on {_HELD}"),
+    (_with(load=lambda path, request: (np.zeros((1, 8, 8, 3), np.uint8), None)),
+     "the inputs load returned for image3.png has dtype uint8"),
+    (_with(load=lambda path, request: np.zeros((1, 8, 8, 3), np.float32)), "load on image3.png (48x64 RGB"),
+    (_with(methods=_raises_value_error),
+     "evaluation: methods(request) (baselines identity, no --model) failed (ValueError: boom)"),
+    (_with(methods=lambda request: {}), "methods(request) returned no method for the default baselines (identity)"),
+    (_with(methods=lambda request: {"identity": lambda x: x * 4}), "method 'identity''s outputs for image3.png span"),
+    (_with(methods=lambda request: {"identity": _raises_value_error}),
+     f"method 'identity' on the inputs of {_HELD}"),
+    (_with(score=_raises_value_error), f"score of method 'identity' on {_HELD}"),
+    (_with(score=lambda outputs, reference, request: {"eror": 1.0}),
+     "score of method 'identity' on image3.png returned no error (Evaluation.metrics lists them; it returned eror)"),
+    (_with(score=lambda outputs, reference, request: {"error": float("nan")}), "returned NaN for error"),
+    (_with(score=lambda outputs, reference, request: {"error": "low"}), "returned a non-number"),
+], ids=["load-raises", "load-uint8", "load-no-pair", "methods-raises", "no-method", "method-range", "method-raises",
+        "score-raises", "score-missing-metric", "score-nan", "score-not-a-number"])
+def test_check_evaluation_runs_load_methods_and_score_and_names_what_failed(evaluation, message, tmp_path):
+    from artgan.testing import check_evaluation
+
+    with pytest.raises(AssertionError) as exc:
+        check_evaluation(evaluation, workdir=tmp_path)
+    assert message in str(exc.value)
+
+
+def test_check_evaluation_fills_a_required_file_option_and_takes_declared_options(tmp_path):
+    import types
+
+    import click
+
+    import artgan
+    from artgan.evaluation import Option
+    from artgan.images import load_image
+    from artgan.testing import check_evaluation, check_registered, registry_with
+
+    seen = []
+
+    def methods(request):
+        seen.append(load_image(request.options["reference"]).shape)  # a real image file
+        return {"identity": lambda x: x}
+
+    needs_file = _with(methods=methods, options={
+        "gain": Option(2.0, "Target gain.", float),
+        "reference": Option(None, "A reference image.", click.Path(exists=True, dir_okay=False))})
+    check_evaluation(needs_file, workdir=tmp_path / "a")
+    assert seen == [(48, 64, 3)]
+
+    def factory():
+        return _with(score=lambda outputs, reference, request: {"error": request.options["gain"]})
+
+    factory.contract_options = lambda folder: {"gain": 0.5}
+    plugin = types.ModuleType("gains")
+    plugin.artgan_register_evaluations = artgan.hookimpl(lambda register: register("gains", factory))
+    assert check_registered(registry_with(plugin), "evaluation", "gains", tmp_path / "b") == {
+        "identity": {"image3": {"error": 0.5}}}
+    factory.contract_options = {"gian": 0.5}
+    with pytest.raises(AssertionError, match=r"contract options gian are not options of the evaluation \(it has gain\)"):
+        check_registered(registry_with(plugin), "evaluation", "gains", tmp_path / "c")
+
+
+def _broken_brighten(where: str):
+    """brighten_evaluation with a bug in one of its functions (``method``: in what methods returns)."""
+    evaluation = brighten_evaluation()
+    if where == "method":
+        evaluation.methods = lambda request: {"identity": _raises_value_error}
+    elif where == "score-returns":
+        evaluation.score = lambda outputs, reference, request: {"eror": 0.5}  # a misspelled metric
+    else:
+        setattr(evaluation, where, _raises_value_error)
+    return evaluation
+
+
+def _evaluate_with_plugin(runner, monkeypatch, tmp_path, evaluation, *args):
+    """``artgan evaluate brighten ...`` with ``evaluation`` registered by a plugin named 'breaks'."""
+    import types
+
+    import artgan
+    from artgan import cli as cli_module
+    from artgan.evaluation import add_evaluation_commands
+    from artgan.plugins import make_plugin_manager
+
+    plugin = types.ModuleType("breaks")
+    plugin.artgan_register_evaluations = artgan.hookimpl(lambda register: register("brighten", lambda: evaluation))
+    _, registry = make_plugin_manager((plugin,), load_entry_points=False)
+    monkeypatch.setattr("artgan.plugins.get_registry", lambda: registry)
+    add_evaluation_commands(cli_module.evaluate, registry)
+    write_grey_images(tmp_path / "data", 4)
+    data = ["--data", str(tmp_path / "data")] if evaluation.per_file else []  # a run() has its own data
+    try:
+        return runner.invoke(cli_module.cli, ["evaluate", "brighten", *data, "-q", *args])
+    finally:
+        cli_module.evaluate.commands.pop("brighten", None)
+
+
+@pytest.mark.parametrize("where, failed", [
+    ("load", " failed in load (img3.png): ValueError: boom"),
+    ("methods", " failed in methods: ValueError: boom"),
+    ("method", " failed in method 'identity' (img3.png): ValueError: boom"),
+    ("score", " failed in score (identity on img3.png): ValueError: boom"),
+    ("protocol", " failed in protocol: ValueError: boom"),
+    ("score-returns", ": score (identity on img3.png) returned no 'error', listed in its Evaluation.metrics; "
+                      "it returned 'eror'"),
+], ids=lambda x: x if not x.startswith((" ", ":")) else "")
+def test_a_bug_inside_an_evaluation_is_one_line_naming_the_plugin_and_the_task(where, failed, runner, monkeypatch,
+                                                                                 tmp_path):
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, _broken_brighten(where))
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: evaluate brighten: plugin 'breaks'{failed}"), r.output
+    assert r.output.count("\n") == 1 and r.output.rstrip().endswith("(a bug in the plugin, not in artgan)")
+    assert "please report" not in r.output and "Traceback" not in r.output
+
+
+def test_a_bug_in_an_evaluations_run_or_card_title_names_the_plugin(runner, monkeypatch, tmp_path):
+    from artgan.cards import write_card
+    from artgan.evaluation import Evaluation, Metric
+
+    run = Evaluation(help="h\n\n\\b\nExample:\n  artgan evaluate brighten\n", metrics=[Metric("m")],
+                     run=_raises_value_error)
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, run)
+    assert r.exit_code == 1 and r.output.startswith("Error: evaluate brighten: plugin 'breaks' failed in run: "
+                                                    "ValueError: boom"), r.output
+    titled = brighten_evaluation()
+    titled.card_title = _raises_value_error
+    write_card(tmp_path / "m.onnx", {"file": "m.onnx"})
+    r = _evaluate_with_plugin(runner, monkeypatch, tmp_path, titled, "--card", str(tmp_path / "m.card.json"))
+    assert r.exit_code == 1 and r.output.startswith("Error: evaluate brighten: plugin 'breaks' failed in card_title: "
+                                                    "ValueError: boom"), r.output
+
+
+def test_a_bug_inside_an_evaluation_run_from_python_names_its_module(tmp_path):
+    from artgan.errors import ArtganError
+    from artgan.evaluation import Request, evaluate
+
+    write_grey_images(tmp_path / "data", 4)
+    request = Request("brighten", tmp_path / "data", "all", [], ["identity"], {"gain": 2.0})
+    with pytest.raises(ArtganError, match=r"^evaluate brighten: plugin 'test_task_plugin_core' failed in load "
+                                          r"\(img0.png\): ValueError: boom"):
+        evaluate("brighten", _broken_brighten("load"), request)
 
 
 # -- export verification on real inputs ----------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import textwrap
 import types
+import unittest
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pytest_inprocess import run_pytest
 from torch import nn
 
 import artgan
@@ -28,10 +31,7 @@ REGISTERED = [(kind, name) for kind in REGISTRATION_HOOKS for name in REGISTRY.n
 
 @pytest.mark.parametrize("kind, name", REGISTERED, ids=[f"{k}-{n}" for k, n in REGISTERED])
 def test_every_registered_plugin_meets_its_contract(kind, name, tmp_path):
-    # A plugin is skipped only if its factory says so: contract_skip = "why".
-    declared = contract_declarations(REGISTRY.get(kind, name).factory, tmp_path / "declared")
-    if declared.skip:
-        pytest.skip(f"{kind} {name!r} declares contract_skip: {declared.skip}")
+    # A plugin is skipped only if its factory says so (contract_skip = "why"): check_registered skips it.
     check_registered(REGISTRY, kind, name, tmp_path)
 
 
@@ -320,6 +320,46 @@ def test_contract_params_may_be_a_function_of_a_scratch_folder_and_contract_skip
     assert contract_declarations(factory, tmp_path).params == {"path": str(tmp_path / "x")}
     factory.contract_skip = "needs a GPU"
     assert contract_declarations(factory, tmp_path).skip == "needs a GPU"
+
+
+def gpu_only_plugin() -> types.ModuleType:
+    """A step whose factory cannot be built in a test (a required parameter) and says so."""
+    def needs_gpu(device):
+        raise AssertionError("a factory that declares contract_skip must not be built")
+
+    needs_gpu.contract_skip = "needs a GPU"
+    plugin = types.ModuleType("gpu_only")
+    plugin.artgan_register_steps = artgan.hookimpl(lambda register: register("gpu-only", needs_gpu))
+    return plugin
+
+
+def test_check_registered_skips_a_factory_that_declares_contract_skip(tmp_path):
+    with pytest.raises(unittest.SkipTest) as exc:
+        check_registered(registry_with(gpu_only_plugin()), "step", "gpu-only", tmp_path)
+    assert str(exc.value) == "step 'gpu-only' (plugin 'gpu_only') declares contract_skip: needs a GPU"
+
+
+def test_contract_skip_is_a_skip_in_an_authors_pytest_run(tmp_path):
+    # what the error message tells an author to do works through the documented fixture
+    (tmp_path / "test_gpu_only.py").write_text(textwrap.dedent("""
+        import types
+
+        import artgan
+        from artgan.testing import registry_with
+
+        def needs_gpu(device):
+            raise AssertionError("not to be built")
+
+        needs_gpu.contract_skip = "needs a GPU"
+        plugin = types.ModuleType("gpu_only")
+        plugin.artgan_register_steps = artgan.hookimpl(lambda register: register("gpu-only", needs_gpu))
+
+        def test_gpu_only(artgan_contract):
+            artgan_contract.registered("step", "gpu-only", registry_with(plugin))
+        """))
+    outcomes, report = run_pytest(tmp_path, "-rs")
+    assert outcomes == {"skipped": 1}, report
+    assert "declares contract_skip: needs a GPU" in report
 
 
 def test_an_undeclared_required_parameter_tells_the_author_what_to_declare(tmp_path):
