@@ -189,7 +189,8 @@ class Steps:
             report.made = len(made)
         else:
             from .ray_engine import process_on_ray
-            report.made, report.ray = process_on_ray(self, todo, out, address=address, progress=progress)
+            report.made, report.ray = process_on_ray(self, todo, out, rebuild=_rebuild_steps, address=address,
+                                                         progress=progress)
         report.seconds = round(time.perf_counter() - t0, 3)
         report.failed = len(todo) - report.made
         report.images_per_second = round(report.made / report.seconds, 3) if report.seconds > 0 else None

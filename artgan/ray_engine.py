@@ -32,12 +32,11 @@ BATCHES_PER_WORKER = 8
 class ChainWorker:
     """One Ray actor: builds the chain once, then processes batches of files."""
 
-    def __init__(self, state: tuple[str, Any], out: str, threads: int):
-        # onnxruntime's threads: the CPUs Ray gave this worker, not every CPU of the node
+    def __init__(self, rebuild, state: tuple[str, Any], out: str, threads: int):
+        # onnxruntime's threads: the CPUs Ray gave this worker, not every CPU of the node; set before
+        # the chain is built, which is why the chain travels as (rebuild, state), not as built Steps
         os.environ.setdefault("ARTGAN_THREADS", str(threads))
-        from .api import _rebuild_steps
-
-        self.steps = _rebuild_steps(state)
+        self.steps = rebuild(state)
         self.out = Path(out)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,10 +60,11 @@ class ChainWorker:
                 "fatal": np.array(fatal)}
 
 
-def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: str | None = None,
+def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, rebuild, address: str | None = None,
                    progress: bool = False) -> tuple[int, dict[str, Any]]:
     """Process ``todo`` (input file, output name) into ``out`` on Ray; returns the number of
-    images made and what the run ran on (for ``process.json``)."""
+    images made and what the run ran on (for ``process.json``). ``rebuild(steps.describe_state())``
+    builds the chain again in each worker (passed in by :mod:`artgan.api`, a layer above)."""
     from .process import FailureLog, progress_bar, progress_writer
 
     state = steps.describe_state()  # fails now, not in a worker, for chains that cannot travel
@@ -103,7 +103,7 @@ def process_on_ray(steps, todo: list[tuple[Path, Path]], out: Path, *, address: 
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), -(-len(rows) // batch))))
         with warnings.catch_warnings():  # ray_remote_args_fn is marked deprecated, with no named successor yet
             warnings.simplefilter("ignore")
-            results = ds.map_batches(ChainWorker, fn_constructor_args=(state, str(out), 1), batch_size=batch,
+            results = ds.map_batches(ChainWorker, fn_constructor_args=(rebuild, state, str(out), 1), batch_size=batch,
                                      batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                                      # no restarts (a worker that dies fails the run, which resumes from the
                                      # files written): Ray's core logs a warning for each restartable actor

@@ -103,6 +103,19 @@ def _quiet_ort():
     return ort
 
 
+def cpu_session(model: bytes | str | Path, threads: int | None = None):
+    """An onnxruntime session on the CPU with artgan's settings (errors-only logging, threads as
+    :class:`Model` chooses them, no spin-waiting), for an ONNX graph that is not an artgan export,
+    such as a network a plugin ships (``model``: the file's path or its bytes)."""
+    ort = _quiet_ort()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or _env_threads() or cpu_count()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+
+
 class Model:
     """An exported artgan model on onnxruntime.
 

