@@ -547,6 +547,46 @@ def plugins(json_, to_disable, to_enable, check):
             sys.exit(1)
 
 
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "json_", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def tasks(json_):
+    """List the tasks the plugins declare: for each, what trains its models, the step that runs one,
+    its evaluation, the classical baselines beside it, the models installed for it and how to build one.
+
+    Exits 1 when a task names a part no plugin registers.
+
+    \b
+    Examples:
+      artgan tasks
+      artgan tasks --json
+    """
+    from .model_search import list_models
+    from .plugins import get_registry
+    from .tasks import load_tasks
+
+    found, problems = load_tasks(get_registry())
+    if json_:
+        click.echo(json.dumps({"tasks": [{**t.describe(), "installed": list_models(t.models)} for t in found.values()],
+                               "problems": problems}, indent=2))
+    else:
+        for task in found.values():
+            click.echo(f"{task.name}: {task.summary}")
+            click.echo(f"  trains: {', '.join(task.architectures)} on {', '.join(task.datasets)}")
+            if task.step:
+                click.echo(f"  runs as: --step {task.step}:model=NAME")
+            if task.evaluation:
+                click.echo(f"  evaluate: artgan evaluate {task.evaluation}"
+                           + (f" (beside {', '.join(task.baselines)})" if task.baselines else ""))
+            click.echo(f"  installed ({task.models}/): {', '.join(list_models(task.models)) or 'none'}")
+            if task.build:
+                click.echo(f"  build one: {task.build}")
+        for problem in problems:
+            click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
 def _change_disabled(registry, to_disable, to_enable) -> None:
     import difflib
     import os

@@ -91,6 +91,18 @@ def artgan_register_evaluations(register: Register) -> None:
 
 
 @hookspec
+def artgan_register_tasks(register: Register) -> None:
+    """Called once, when the plugin manager starts. Say which of your registered parts make a task.
+
+    Call ``register(name, factory)``; ``factory()`` takes no parameters and returns an
+    :class:`artgan.tasks.Task` naming the task's architectures, datasets, step, evaluation and
+    baselines, each registered through the hooks above (by this plugin or another). ``artgan tasks``
+    lists them and checks every name; ``artgan.testing.check_task`` does the same in a plugin's
+    tests. Keep the factory light (names only): it runs when the CLI starts. Returns nothing.
+    """
+
+
+@hookspec
 def artgan_register_commands(cli: Any) -> None:
     """Called once, the first time the command line needs plugins' commands: for a command that
     is not artgan's own, or for the list of commands (``artgan --help``, ``artgan plugins``).

@@ -49,6 +49,7 @@ REGISTRATION_HOOKS = {
     "loss": "artgan_register_losses",
     "step": "artgan_register_steps",
     "evaluation": "artgan_register_evaluations",
+    "task": "artgan_register_tasks",
 }
 
 #: every hook name artgan calls

@@ -52,7 +52,7 @@ from .steps import expected_step_shape  # noqa: F401  (public here too: plugin a
 
 __all__ = [
     "check_plugin", "check_installed", "check_dataset", "check_architecture", "check_loss",
-    "check_step", "check_step_without_torch", "check_evaluation", "check_registered", "registry_with",
+    "check_step", "check_step_without_torch", "check_evaluation", "check_task", "check_registered", "registry_with",
     "contract_declarations", "SyntheticImages", "Contract", "CHECK_STEP_SIZES", "CHECK_EVALUATION_SIZES",
 ]
 
@@ -203,7 +203,20 @@ def check_registered(registry: Registry, kind: str, name: str, workdir: str | Pa
         if kind == "evaluation":
             return check_evaluation(thing, where, registry=registry, options=d.options, workdir=work / "evaluation",
                                     task=name)
+        if kind == "task":
+            return check_task(thing, registry, plugin=reg.plugin)
         return check_step(thing)
+
+
+def check_task(task: Any, registry: Registry, *, plugin: str = "?") -> Any:
+    """Fail unless ``task`` is an :class:`artgan.tasks.Task` whose every part (architectures,
+    datasets, step, baselines, evaluation) some plugin in ``registry`` registers. Returns the task."""
+    from .tasks import check_task as problems_of
+
+    problems = problems_of(task, registry, plugin=plugin)
+    if problems:
+        _fail("; ".join(problems))
+    return task
 
 
 #: The images :func:`check_evaluation` writes into its data folder (height, width): four, so that

@@ -70,7 +70,7 @@ def test_the_documented_example_plugin_meets_every_contract(tutorial):
     registry = check_plugin(artgan_tutorial)
     registered = {kind: registry.names(kind) for kind in REGISTRATION_HOOKS}
     assert registered == {"dataset": ["checkers"], "architecture": ["tiny-mlp"], "loss": ["hinge"], "step": ["sepia"],
-                          "evaluation": []}
+                          "evaluation": [], "task": []}
     for kind, names in registered.items():
         for name in names:
             check_registered(registry, kind, name, tutorial / "work" / name)
@@ -115,9 +115,12 @@ def test_the_documented_task_plugin_has_the_five_modules_and_meets_every_contrac
     registry = check_plugin(artgan_denoise)
     assert {kind: registry.names(kind) for kind in REGISTRATION_HOOKS} == {
         "dataset": ["clean-crops"], "architecture": ["denoise-cnn"], "loss": [], "step": ["box-blur", "denoise"],
-        "evaluation": ["denoise"]}
+        "evaluation": ["denoise"], "task": ["denoise"]}
     report = check_registered(registry, "architecture", "denoise-cnn", tmp_path / "arch")  # trains and exports
     check_registered(registry, "evaluation", "denoise")
+    assert check_registered(registry, "task", "denoise").parts() == {
+        "architecture": ["denoise-cnn"], "dataset": ["clean-crops"], "step": ["denoise", "box-blur"],
+        "evaluation": ["denoise"]}
     check_step_without_torch("box-blur:radius=1", plugin_module="artgan_denoise")
 
     photos = tmp_path / "photos"

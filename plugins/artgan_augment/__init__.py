@@ -31,3 +31,18 @@ def artgan_register_commands(cli):
     from .cli import synth
 
     cli.add_command(synth)
+
+
+@artgan.hookimpl
+def artgan_register_tasks(register):
+    register("augment", augment_task)
+
+
+def augment_task():
+    """Augmentation: a class-conditional generator whose images train a classifier (``artgan synth``)."""
+    from artgan.tasks import Task
+
+    return Task("augment", "make labelled training images for a classifier (artgan synth)",
+                architectures=("small-cgan",), datasets=("digits",), step=None, evaluation="augment",
+                pipelines=("pipelines/digits-augment.yaml",),
+                build="artgan run pipelines/digits-augment.yaml")

@@ -45,3 +45,19 @@ def artgan_register_steps(register):
 @artgan.hookimpl
 def artgan_register_evaluations(register):
     register("inpaint", lazy("artgan_inpaint.evaluate:inpaint_evaluation"))
+
+
+@artgan.hookimpl
+def artgan_register_tasks(register):
+    register("inpaint", inpaint_task)
+
+
+def inpaint_task():
+    """Inpainting: a model that fills masked holes, beside OpenCV's and scikit-image's fills."""
+    from artgan.tasks import Task
+
+    return Task("inpaint", "fill the holes a mask marks in a photo",
+                architectures=("inpaint-residual", "inpaint-detail"), datasets=("inpaint-masks",), step="inpaint",
+                evaluation="inpaint", baselines=("inpaint-telea", "inpaint-ns", "inpaint-biharmonic"),
+                pipelines=("pipelines/inpaint.yaml", "pipelines/inpaint-detail.yaml"),
+                build="scripts/train_inpaint.sh DATA_DIR OUT_DIR")

@@ -51,3 +51,18 @@ def artgan_register_commands(cli):
     from .cli import style
 
     cli.add_command(style)
+
+
+@artgan.hookimpl
+def artgan_register_tasks(register):
+    register("style", style_task)
+
+
+def style_task():
+    """Style transfer: one model per painting (or no training: ``style:painting=``)."""
+    from artgan.tasks import Task
+
+    return Task("style", "paint photos in the style of one painting",
+                architectures=("perceptual-style", "patch-style", "cyclegan"), datasets=("unpaired-folders",),
+                step="style", evaluation="style", baselines=("color-transfer", "histogram-match"),
+                build="artgan style train PAINTING --name NAME")

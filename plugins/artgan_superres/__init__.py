@@ -36,3 +36,20 @@ def artgan_register_steps(register):
 @artgan.hookimpl
 def artgan_register_evaluations(register):
     register("superres", lazy("artgan_superres.evaluate:superres_evaluation"))
+
+
+@artgan.hookimpl
+def artgan_register_tasks(register):
+    register("superres", superres_task)
+
+
+def superres_task():
+    """Super-resolution: a model that enlarges photos x2 or x4, beside the classical resamplers."""
+    from artgan.tasks import Task
+
+    return Task("superres", "enlarge photos x2/x4 with a trained GAN upscaler",
+                architectures=("superres-gan",), datasets=("superres-pairs",), step="superres",
+                evaluation="superres", baselines=("bicubic", "lanczos"),
+                pipelines=("pipelines/superres-x2-gan.yaml", "pipelines/superres-x2-psnr.yaml",
+                           "pipelines/superres-x4-psnr.yaml"),
+                build="scripts/train_superres.sh DATA_DIR OUT_DIR")

@@ -1,0 +1,115 @@
+"""A task (super-resolution, inpainting, style, augmentation ...) as one declared shape.
+
+A task plugin registers its parts by name through the other hooks (an architecture, a dataset, a
+step, an evaluation) and then says, through ``artgan_register_tasks``, which of them make one task:
+``register("superres", lambda: Task(...))``. The core checks the declaration against the registry
+(:func:`check_task`: every name it gives exists), ``artgan tasks`` lists the tasks with their
+parts and the models installed for them, and the test kit (``artgan.testing.check_task``) fails a
+plugin's tests on a task that names a part nobody registered.
+
+No torch here: the declaration is names only, read when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ArtganError
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one task is made of, by registered name.
+
+    - ``name``: the task (``superres``); by convention also its evaluation's name and the folder
+      its models install into (``exports/superres/``, found by ``--step superres:model=NAME``);
+    - ``summary``: one line for ``artgan tasks``;
+    - ``architectures``: the recipes that train its models (``train.architecture.name``);
+    - ``datasets``: the datasets those recipes train on;
+    - ``step``: the post-processing step that runs one of its models (``STEP:model=NAME``), or
+      ``None`` for a task whose models are not image-to-image steps (augment: ``artgan synth``);
+    - ``evaluation``: its ``artgan evaluate NAME``, or ``None``;
+    - ``baselines``: other steps it is compared with (classical methods; the evaluation's rows);
+    - ``models``: the model folder kind (default: ``name``);
+    - ``pipelines``: the reference pipelines that build its shipped models (paths in the repository,
+      for the docs and ``artgan tasks``; none needed);
+    - ``build``: the command that trains, exports, evaluates and installs a model in one go.
+    """
+
+    name: str
+    summary: str
+    architectures: tuple[str, ...]
+    datasets: tuple[str, ...]
+    step: str | None
+    evaluation: str | None
+    baselines: tuple[str, ...] = ()
+    models: str = ""
+    pipelines: tuple[str, ...] = ()
+    build: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ArtganError(f"task {self.name!r}: a task's name is lower-case letters, digits and '-'")
+        for key in ("architectures", "datasets", "baselines", "pipelines"):
+            value = getattr(self, key)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ArtganError(f"task {self.name!r}: {key} must be a tuple of names, got {value!r}")
+            object.__setattr__(self, key, tuple(value))
+        if not self.models:
+            object.__setattr__(self, "models", self.name)
+
+    def parts(self) -> dict[str, list[str]]:
+        """Registry kind -> the names this task gives for it."""
+        return {"architecture": list(self.architectures), "dataset": list(self.datasets),
+                "step": [s for s in (self.step, *self.baselines) if s],
+                "evaluation": [self.evaluation] if self.evaluation else []}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready (``artgan tasks --json``)."""
+        out = asdict(self)
+        for key in ("architectures", "datasets", "baselines", "pipelines"):
+            out[key] = list(out[key])
+        return out
+
+
+def check_task(task: object, registry: Any, *, plugin: str = "?") -> list[str]:
+    """What is wrong with a declared task, as one line each (empty: nothing): not a :class:`Task`,
+    or a part that no plugin registered."""
+    if not isinstance(task, Task):
+        return [f"task of plugin {plugin!r}: its factory returned {type(task).__name__}, not an artgan.tasks.Task"]
+    problems = []
+    for kind, names in task.parts().items():
+        known = registry.names(kind)
+        for name in names:
+            if name not in known:
+                problems.append(f"task {task.name!r} (plugin {plugin!r}) names {kind} {name!r}, which no plugin "
+                                f"registers (registered: {', '.join(known) or 'none'})")
+    return problems
+
+
+def load_tasks(registry: Any) -> tuple[dict[str, Task], list[str]]:
+    """Every registered task, built, and the problems found (one line each)."""
+    tasks: dict[str, Task] = {}
+    problems: list[str] = []
+    for name in registry.names("task"):
+        reg = registry.get("task", name)
+        try:
+            task = reg.factory()
+        except ArtganError as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # a bug in the plugin: say whose
+            problems.append(f"task {name!r} (plugin {reg.plugin!r}): its factory failed ({type(exc).__name__}: {exc})")
+            continue
+        found = check_task(task, registry, plugin=reg.plugin)
+        if isinstance(task, Task) and task.name != name:
+            found.append(f"task {name!r} (plugin {reg.plugin!r}) is registered as {name!r} but calls itself "
+                         f"{task.name!r}; use one name")
+        problems += found
+        if isinstance(task, Task):
+            tasks[name] = task
+    return tasks, problems

@@ -1,0 +1,76 @@
+"""Tasks as a declared shape (artgan.tasks): every first-party task plugin declares one through
+``artgan_register_tasks``, each name in it is registered, and ``artgan tasks`` lists them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import artgan
+from artgan.errors import ArtganError
+from artgan.plugins import get_registry
+from artgan.tasks import Task, check_task, load_tasks
+from artgan.testing import check_registered, registry_with
+
+FIRST_PARTY_TASKS = {"augment", "inpaint", "style", "superres"}
+
+
+def test_every_first_party_task_is_declared_and_every_part_registered():
+    registry = get_registry()
+    tasks, problems = load_tasks(registry)
+    assert problems == []
+    assert FIRST_PARTY_TASKS <= set(tasks)
+    for name in FIRST_PARTY_TASKS:
+        task = check_registered(registry, "task", name)
+        # a task's evaluation is `artgan evaluate TASK`; its models install where its step finds them
+        assert task.evaluation == name and task.models == name
+        assert task.step in (name, None) and task.architectures and task.datasets
+        assert registry.get("task", name).plugin == registry.get("evaluation", name).plugin
+
+
+def test_a_task_naming_a_part_nobody_registers_is_one_line_per_part():
+    class Plugin:
+        @staticmethod
+        @artgan.hookimpl
+        def artgan_register_tasks(register):
+            register("sharpen", lambda: Task("sharpen", "undo blur", architectures=("sharpen-cnn",),
+                                             datasets=("digits",), step="sharpen", evaluation=None))
+
+    registry = registry_with(Plugin, entry_points=True)
+    tasks, problems = load_tasks(registry)
+    assert len(problems) == 2 and all(p.startswith("task 'sharpen' (plugin ") for p in problems)
+    assert "names architecture 'sharpen-cnn', which no plugin registers (registered: " in problems[0]
+    assert "names step 'sharpen'" in problems[1] and "lanczos" in problems[1]
+    with pytest.raises(AssertionError, match="names architecture 'sharpen-cnn'"):
+        check_registered(registry, "task", "sharpen")
+
+
+def test_a_task_factory_returning_something_else_is_named():
+    registry = get_registry()
+    assert check_task({"name": "x"}, registry, plugin="mine") == [
+        "task of plugin 'mine': its factory returned dict, not an artgan.tasks.Task"]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"name": "Bad Name"}, "a task's name is lower-case"),
+    ({"architectures": "superres-gan"}, "architectures must be a tuple of names"),
+])
+def test_a_malformed_task_is_refused_when_made(kwargs, needle):
+    args = {"name": "t", "summary": "s", "architectures": ("a",), "datasets": ("d",), "step": None,
+            "evaluation": None, **kwargs}
+    with pytest.raises(ArtganError, match=needle):
+        Task(**args)
+
+
+def test_tasks_command_lists_each_task_with_its_parts(runner):
+    from artgan.cli import cli
+
+    r = runner.invoke(cli, ["tasks"])
+    assert r.exit_code == 0, r.output
+    assert "superres: enlarge photos" in r.output and "runs as: --step superres:model=NAME" in r.output
+    assert "evaluate: artgan evaluate inpaint (beside inpaint-telea" in r.output
+    data = json.loads(runner.invoke(cli, ["tasks", "--json"]).output)
+    by_name = {t["name"]: t for t in data["tasks"]}
+    assert FIRST_PARTY_TASKS <= set(by_name) and data["problems"] == []
+    assert by_name["style"]["step"] == "style" and isinstance(by_name["style"]["installed"], list)
