@@ -74,3 +74,21 @@ def test_tasks_command_lists_each_task_with_its_parts(runner):
     by_name = {t["name"]: t for t in data["tasks"]}
     assert FIRST_PARTY_TASKS <= set(by_name) and data["problems"] == []
     assert by_name["style"]["step"] == "style" and isinstance(by_name["style"]["installed"], list)
+
+
+
+def test_every_pipeline_a_task_names_exists_and_trains_one_of_its_architectures():
+    """The reference pipelines a task names are the repository's and train that task's recipes."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    tasks, _ = load_tasks(get_registry())
+    for name in FIRST_PARTY_TASKS:
+        task = tasks[name]
+        for pipeline in task.pipelines:
+            doc = yaml.safe_load((root / pipeline).read_text())
+            trains = [s["train"] for s in doc["stages"] if "train" in s]
+            assert trains and all(t["architecture"]["name"] in task.architectures for t in trains), pipeline
+            assert all(t["dataset"]["name"] in task.datasets for t in trains), pipeline

@@ -65,4 +65,5 @@ def style_task():
     return Task("style", "paint photos in the style of one painting",
                 architectures=("perceptual-style", "patch-style", "cyclegan"), datasets=("unpaired-folders",),
                 step="style", evaluation="style", baselines=("color-transfer", "histogram-match"),
+                pipelines=("pipelines/style-starry-night.yaml", "pipelines/style-great-wave.yaml"),
                 build="artgan style train PAINTING --name NAME")
