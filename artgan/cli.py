@@ -624,19 +624,22 @@ def plugin():
 
 @plugin.command("new", context_settings=CONTEXT_SETTINGS)
 @click.argument("name")
-@click.option("--kind", required=True, type=click.Choice(["dataset", "architecture", "loss", "step"]),
+@click.option("--kind", required=True, type=click.Choice(["dataset", "architecture", "loss", "step", "task"]),
               help="What the plugin provides.")
 @click.option("-o", "--out", "parent", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder to create the package in.")
 @friendly_errors
 def plugin_new(name, kind, parent):
     """Write a complete, installable plugin package: pyproject.toml with the entry point, the
-    module, a README and a test that runs artgan's contract checks.
+    module, a README and a test that runs artgan's contract checks. --kind task writes a whole task
+    plugin (model, data, steps, evaluation, the task declaration and a one-minute pipeline).
 
     \b
-    Example:
+    Examples:
       artgan plugin new posterize --kind step
       cd artgan-posterize && pip install -e . && pytest && artgan plugins
+      artgan plugin new sharpen --kind task
+      cd artgan-sharpen && pip install -e . && pytest && artgan run pipeline.yaml
     """
     from .plugin_template import new_plugin
     from .plugins import get_registry
@@ -648,7 +651,8 @@ def plugin_new(name, kind, parent):
                           f"choose another name")
     made = new_plugin(name, kind, parent)
     click.echo(str(made.root))
-    click.echo(f"Next:\n  cd {made.root}\n  pip install -e .\n  pytest\n  artgan plugins", err=True)
+    last = "artgan run pipeline.yaml" if kind == "task" else "artgan plugins"
+    click.echo(f"Next:\n  cd {made.root}\n  pip install -e .\n  pytest\n  {last}", err=True)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -2,7 +2,9 @@
 
 The files come from ``artgan/templates/`` (``*.tmpl``, with ``{{placeholders}}``): a pyproject
 with the ``artgan`` entry point, the plugin module that registers one thing lazily, the
-implementation, a README and a test that runs :mod:`artgan.testing`'s contract checks.
+implementation, a README and a test that runs :mod:`artgan.testing`'s contract checks. A
+``task`` is a whole task plugin instead: the five modules (a working denoiser to start from), the
+task declaration, a one-minute pipeline, and tests that train, export and evaluate it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from .errors import ArtganError
 from .hookspecs import HOOK_API_VERSION
 
 TEMPLATES = Path(__file__).parent / "templates"
-KINDS = ("dataset", "architecture", "loss", "step")
+KINDS = ("dataset", "architecture", "loss", "step", "task")
 HOOKS = {"dataset": "artgan_register_datasets", "architecture": "artgan_register_architectures",
-         "loss": "artgan_register_losses", "step": "artgan_register_steps"}
+         "loss": "artgan_register_losses", "step": "artgan_register_steps", "task": "artgan_register_tasks"}
 # what the implementation module defines, per kind: the registered factory
-FACTORIES = {"dataset": "{cls}Dataset", "architecture": "{cls}Recipe", "loss": "{cls}Loss", "step": "{cls}Step"}
+FACTORIES = {"dataset": "{cls}Dataset", "architecture": "{cls}Recipe", "loss": "{cls}Loss", "step": "{cls}Step",
+             "task": "{snake}_task"}
+#: a task is a whole plugin: the five modules every task plugin has, and a pipeline that trains it
+TASK_MODULES = ("__init__", "model", "data", "steps", "evaluate")
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 
@@ -42,7 +47,7 @@ def names_for(name: str) -> dict[str, str]:
         raise ArtganError(f"plugin name {name!r}: use lower-case letters, digits and single hyphens, "
                           f"starting with a letter (e.g. posterize, soft-glow)")
     return {"name": name, "dist": f"artgan-{name}", "module": "artgan_" + name.replace("-", "_"),
-            "cls": "".join(part.capitalize() for part in name.split("-"))}
+            "snake": name.replace("-", "_"), "cls": "".join(part.capitalize() for part in name.split("-"))}
 
 
 def render(text: str, values: dict[str, str]) -> str:
@@ -63,18 +68,21 @@ def new_plugin(name: str, kind: str, parent: str | Path = ".") -> NewPlugin:
         raise ArtganError(f"{root} already exists; choose another name or --out folder")
     major_minor = ".".join(__version__.split(".")[:2])
     values = {
-        **n, "kind": kind, "hook": HOOKS[kind], "factory": FACTORIES[kind].format(cls=n["cls"]),
+        **n, "kind": kind, "hook": HOOKS[kind], "factory": FACTORIES[kind].format(cls=n["cls"], snake=n["snake"]),
         "hook_api": str(HOOK_API_VERSION),
         "artgan_requirement": f"artgan>={major_minor}" if re.fullmatch(r"\d+\.\d+", major_minor) else "artgan",
     }
     files = {
         "pyproject.toml": "pyproject.toml.tmpl",
-        "README.md": "README.md.tmpl",
+        "README.md": "task/README.md.tmpl" if kind == "task" else "README.md.tmpl",
         ".gitignore": "gitignore.tmpl",
-        f"{n['module']}/__init__.py": "__init__.py.tmpl",
-        f"{n['module']}/{kind}.py": f"{kind}/{kind}.py.tmpl",
         f"tests/test_{n['module']}.py": f"{kind}/test.py.tmpl",
     }
+    if kind == "task":
+        files.update({f"{n['module']}/{m}.py": f"task/{m}.py.tmpl" for m in TASK_MODULES})
+        files["pipeline.yaml"] = "task/pipeline.yaml.tmpl"
+    else:
+        files.update({f"{n['module']}/__init__.py": "__init__.py.tmpl", f"{n['module']}/{kind}.py": f"{kind}/{kind}.py.tmpl"})
     written = {rel: render((TEMPLATES / tmpl).read_text(encoding="utf-8"), values) for rel, tmpl in files.items()}
     for rel, text in written.items():  # everything rendered first: no half-written package
         path = root / rel

@@ -20,6 +20,7 @@ from artgan.plugin_template import names_for
 
 # how many tests each generated package has
 EXPECTED = {"dataset": 6, "architecture": 5, "loss": 6, "step": 6}
+TASK_TESTS = 6  # a task plugin's: two of them need it installed (the entry point, the pipeline run)
 
 
 def new(runner, parent, name, kind):
@@ -44,6 +45,16 @@ def test_generated_package_passes_its_own_tests(runner, tmp_path, kind):
     assert outcomes == {"passed": EXPECTED[kind] - 1, "skipped": 1}, report
 
 
+def test_generated_task_is_a_whole_task_plugin_that_passes_its_own_tests(runner, tmp_path):
+    pkg = new(runner, tmp_path, "my-task", "task")
+    module = "artgan_my_task"
+    assert sorted(p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()) == sorted([
+        ".gitignore", "README.md", "pyproject.toml", "pipeline.yaml", f"tests/test_{module}.py",
+        *(f"{module}/{m}.py" for m in ("__init__", "model", "data", "steps", "evaluate"))])
+    outcomes, report = run_pytest(pkg)  # trains, exports and evaluates in-process
+    assert outcomes == {"passed": TASK_TESTS - 2, "skipped": 2}, report
+
+
 def test_a_generated_test_can_fail(runner, tmp_path):
     # the generated tests are real: break the step's contract and they fail
     pkg = new(runner, tmp_path, "broken", "step")
@@ -56,7 +67,7 @@ def test_a_generated_test_can_fail(runner, tmp_path):
 
 def test_names_and_refusals(runner, tmp_path):
     assert names_for("soft-glow") == {"name": "soft-glow", "dist": "artgan-soft-glow",
-                                      "module": "artgan_soft_glow", "cls": "SoftGlow"}
+                                      "module": "artgan_soft_glow", "snake": "soft_glow", "cls": "SoftGlow"}
     assert names_for("artgan-glow")["name"] == "glow"
     for bad in ("Glow", "soft_glow", "glow-", "9lives", "soft--glow", ""):
         r = runner.invoke(cli, ["plugin", "new", "--kind", "step", "--out", str(tmp_path), "--", bad])
@@ -84,7 +95,7 @@ def test_templates_ship_with_the_package():
 @pytest.mark.slow
 def test_generated_plugins_install_in_a_fresh_venv_pass_their_tests_and_run_in_a_pipeline(runner, tmp_path):
     pytest.importorskip("setuptools", reason="--no-build-isolation installs need setuptools")
-    packages = {kind: new(runner, tmp_path, f"my-{kind}", kind) for kind in EXPECTED}
+    packages = {kind: new(runner, tmp_path, f"my-{kind}", kind) for kind in [*EXPECTED, "task"]}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
@@ -106,12 +117,14 @@ def test_generated_plugins_install_in_a_fresh_venv_pass_their_tests_and_run_in_a
     # one pytest run over the four packages (installed, so no pythonpath setting is needed)
     r = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *[str(p / "tests") for p in packages.values()])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"{sum(EXPECTED.values())} passed" in r.stdout and "skipped" not in r.stdout, r.stdout  # install checks ran
+    # install checks ran, and the task's pipeline trained, exported and was evaluated by the commands
+    assert f"{sum(EXPECTED.values()) + TASK_TESTS} passed" in r.stdout and "skipped" not in r.stdout, r.stdout
 
     main = "from artgan.cli import main; main()"
     r = run("-c", main, "plugins", "--json")
     assert r.returncode == 0, r.stderr
     listed = {p["name"]: p for p in json.loads(r.stdout)}
+    assert listed["my-task"]["registered"]["task"] == ["my-task"]
     for kind in EXPECTED:
         record = listed[f"my-{kind}"]
         assert record["status"] == "ok" and record["distribution"] == f"artgan-my-{kind}"
