@@ -587,6 +587,52 @@ def tasks(json_):
         sys.exit(1)
 
 
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("task_name", metavar="TASK")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of images: the task's pipeline trains on it, the evaluation uses its held-out quarter.")
+@click.option("--name", required=True, help="The model's name: --step TASK:model=NAME finds it once installed.")
+@click.option("--pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Another pipeline than the task's own (artgan tasks shows it).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The training's time budget (train.seconds)  [default: the pipeline's]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a pipeline value; repeatable.")
+@click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the run folder goes.")
+@click.option("--to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Install under this folder (TO/TASK/NAME.onnx)  [default: your model folder on the search path]")
+@click.option("--force", is_flag=True, help="Replace an installed model of that name.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def build(task_name, data, name, pipeline, minutes, overrides, runs, to, force, quiet):
+    """Build one model for a task: train and export with the task's pipeline, evaluate it beside
+    the baselines on the data's held-out quarter, and install it with its card where
+    --step TASK:model=NAME finds it (all its files together, or nothing).
+
+    \b
+    Examples:
+      artgan build superres --data photos/ --name mine --minutes 30
+      artgan process photo.jpg --step superres:model=mine
+      artgan tasks                      which tasks build this way, and their pipelines
+    """
+    import difflib
+
+    from .build import build_task
+    from .plugins import get_plugin_manager, get_registry
+    from .tasks import load_tasks
+
+    registry = get_registry()
+    tasks, _ = load_tasks(registry)
+    if task_name not in tasks:
+        close = difflib.get_close_matches(task_name, list(tasks), n=1)
+        raise ArtganError(f"unknown task {task_name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f"; tasks: {', '.join(tasks) or 'none'}")
+    report = build_task(tasks[task_name], data=data, name=name, registry=registry, plugin_manager=get_plugin_manager(),
+                        pipeline=pipeline, seconds=minutes * 60 if minutes else None, overrides=list(overrides),
+                        runs=runs, to=to, force=force, progress=not quiet)
+    click.echo(str(report.installed))
+
+
 def _change_disabled(registry, to_disable, to_enable) -> None:
     import difflib
     import os
@@ -639,7 +685,7 @@ def plugin_new(name, kind, parent):
       artgan plugin new posterize --kind step
       cd artgan-posterize && pip install -e . && pytest && artgan plugins
       artgan plugin new sharpen --kind task
-      cd artgan-sharpen && pip install -e . && pytest && artgan run pipeline.yaml
+      cd artgan-sharpen && pip install -e . && pytest && artgan build sharpen --data photos/ --name mine
     """
     from .plugin_template import new_plugin
     from .plugins import get_registry
@@ -651,7 +697,7 @@ def plugin_new(name, kind, parent):
                           f"choose another name")
     made = new_plugin(name, kind, parent)
     click.echo(str(made.root))
-    last = "artgan run pipeline.yaml" if kind == "task" else "artgan plugins"
+    last = f"artgan build {made.name} --data PHOTOS --name mine" if kind == "task" else "artgan plugins"
     click.echo(f"Next:\n  cd {made.root}\n  pip install -e .\n  pytest\n  {last}", err=True)
 
 

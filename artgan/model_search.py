@@ -24,6 +24,12 @@ def model_search_path() -> list[Path]:
     return roots
 
 
+def user_models_root() -> Path:
+    """The user's own model folder on the search path (``$XDG_DATA_HOME/artgan/models``): where
+    ``artgan build`` and ``artgan style train`` install unless told ``--to``."""
+    return next(p for p in model_search_path() if p.name == "models" and p.parent.name == "artgan")
+
+
 def find_model(kind: str, name: str) -> Path:
     """The ``.onnx`` file for model ``name`` of ``kind`` (a step name), or a clear error listing
     the models that do exist."""

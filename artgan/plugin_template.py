@@ -80,7 +80,7 @@ def new_plugin(name: str, kind: str, parent: str | Path = ".") -> NewPlugin:
     }
     if kind == "task":
         files.update({f"{n['module']}/{m}.py": f"task/{m}.py.tmpl" for m in TASK_MODULES})
-        files["pipeline.yaml"] = "task/pipeline.yaml.tmpl"
+        files[f"{n['module']}/pipeline.yaml"] = "task/pipeline.yaml.tmpl"
     else:
         files.update({f"{n['module']}/__init__.py": "__init__.py.tmpl", f"{n['module']}/{kind}.py": f"{kind}/{kind}.py.tmpl"})
     written = {rel: render((TEMPLATES / tmpl).read_text(encoding="utf-8"), values) for rel, tmpl in files.items()}

@@ -35,8 +35,11 @@ class Task:
     - ``evaluation``: its ``artgan evaluate NAME``, or ``None``;
     - ``baselines``: other steps it is compared with (classical methods; the evaluation's rows);
     - ``models``: the model folder kind (default: ``name``);
-    - ``pipelines``: the reference pipelines that build its shipped models (paths in the repository,
-      for the docs and ``artgan tasks``; none needed);
+    - ``pipelines``: the reference pipelines that build its models (paths in the repository or the
+      plugin's folder); ``artgan build`` runs the first unless told ``--pipeline``;
+    - ``data_keys``: the pipeline keys ``artgan build --data DIR`` sets to DIR
+      (``train.dataset.path``); none: the task's pipelines need no data folder or ``artgan build``
+      cannot build it;
     - ``build``: the command that trains, exports, evaluates and installs a model in one go.
     """
 
@@ -49,12 +52,13 @@ class Task:
     baselines: tuple[str, ...] = ()
     models: str = ""
     pipelines: tuple[str, ...] = ()
+    data_keys: tuple[str, ...] = ()
     build: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ArtganError(f"task {self.name!r}: a task's name is lower-case letters, digits and '-'")
-        for key in ("architectures", "datasets", "baselines", "pipelines"):
+        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys"):
             value = getattr(self, key)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ArtganError(f"task {self.name!r}: {key} must be a tuple of names, got {value!r}")
@@ -71,7 +75,7 @@ class Task:
     def describe(self) -> dict[str, Any]:
         """JSON-ready (``artgan tasks --json``)."""
         out = asdict(self)
-        for key in ("architectures", "datasets", "baselines", "pipelines"):
+        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys"):
             out[key] = list(out[key])
         return out
 

@@ -20,7 +20,7 @@ from artgan.plugin_template import names_for
 
 # how many tests each generated package has
 EXPECTED = {"dataset": 6, "architecture": 5, "loss": 6, "step": 6}
-TASK_TESTS = 6  # a task plugin's: two of them need it installed (the entry point, the pipeline run)
+TASK_TESTS = 6  # a task plugin's: two of them need it installed (the entry point, artgan build)
 
 
 def new(runner, parent, name, kind):
@@ -49,7 +49,7 @@ def test_generated_task_is_a_whole_task_plugin_that_passes_its_own_tests(runner,
     pkg = new(runner, tmp_path, "my-task", "task")
     module = "artgan_my_task"
     assert sorted(p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()) == sorted([
-        ".gitignore", "README.md", "pyproject.toml", "pipeline.yaml", f"tests/test_{module}.py",
+        ".gitignore", "README.md", "pyproject.toml", f"{module}/pipeline.yaml", f"tests/test_{module}.py",
         *(f"{module}/{m}.py" for m in ("__init__", "model", "data", "steps", "evaluate"))])
     outcomes, report = run_pytest(pkg)  # trains, exports and evaluates in-process
     assert outcomes == {"passed": TASK_TESTS - 2, "skipped": 2}, report
@@ -117,7 +117,7 @@ def test_generated_plugins_install_in_a_fresh_venv_pass_their_tests_and_run_in_a
     # one pytest run over the four packages (installed, so no pythonpath setting is needed)
     r = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *[str(p / "tests") for p in packages.values()])
     assert r.returncode == 0, r.stdout + r.stderr
-    # install checks ran, and the task's pipeline trained, exported and was evaluated by the commands
+    # install checks ran, and `artgan build` trained, exported, evaluated and installed the task's model
     assert f"{sum(EXPECTED.values()) + TASK_TESTS} passed" in r.stdout and "skipped" not in r.stdout, r.stdout
 
     main = "from artgan.cli import main; main()"

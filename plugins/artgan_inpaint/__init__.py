@@ -60,4 +60,5 @@ def inpaint_task():
                 architectures=("inpaint-residual", "inpaint-detail"), datasets=("inpaint-masks",), step="inpaint",
                 evaluation="inpaint", baselines=("inpaint-telea", "inpaint-ns", "inpaint-biharmonic"),
                 pipelines=("pipelines/inpaint.yaml", "pipelines/inpaint-detail.yaml"),
-                build="scripts/train_inpaint.sh DATA_DIR OUT_DIR")
+                data_keys=("train.dataset.path", "train.architecture.sample_images"),
+                build="artgan build inpaint --data PHOTOS --name NAME")

@@ -158,11 +158,9 @@ def pipeline_text(name: str, painting: Path, photos: Path, seconds: float, expor
 
 def models_root(to: Path | None) -> Path:
     """Where the model goes: ``--to``, else the user's model folder on the search path."""
-    from artgan.model_search import model_search_path
+    from artgan.model_search import user_models_root
 
-    if to is not None:
-        return to
-    return next(p for p in model_search_path() if p.name == "models" and p.parent.name == "artgan")
+    return to if to is not None else user_models_root()
 
 
 @click.group("style", context_settings=CONTEXT)

@@ -52,4 +52,5 @@ def superres_task():
                 evaluation="superres", baselines=("bicubic", "lanczos"),
                 pipelines=("pipelines/superres-x2-gan.yaml", "pipelines/superres-x2-psnr.yaml",
                            "pipelines/superres-x4-psnr.yaml"),
-                build="scripts/train_superres.sh DATA_DIR OUT_DIR")
+                data_keys=("train.dataset.path", "train.architecture.sample_images"),
+                build="artgan build superres --data PHOTOS --name NAME")
