@@ -55,7 +55,7 @@ def build_task(task: Task, *, data: str | Path, name: str, registry: Any, plugin
         raise ArtganError(f"build {task.name}: --data {data}: no such folder")
     root = Path(to) if to is not None else user_models_root()
     check_installable(task.models, name, root, force=force)  # before an hour of training, not after
-    settings = [f"{key}={data}" for key in task.data_keys]
+    settings = [f"{key}={data}" for key in task.data_keys] + list(task.build_settings)
     settings += [f"train.seconds={seconds:g}"] if seconds is not None else []
     settings += list(overrides)
     spec = load_pipeline(pipeline, overrides=settings, registry=registry)
@@ -91,22 +91,21 @@ def build_task(task: Task, *, data: str | Path, name: str, registry: Any, plugin
 
 def _evaluate(task: Task, model: Path, name: str, data: Path, registry: Any, progress: bool,
               log: Callable[[str], None]) -> tuple[dict[str, Any], str] | None:
-    """The task's evaluation of ``model`` with its default options and its card section's title,
-    or None (with a line saying why) where it needs options a build cannot choose."""
+    """The task's evaluation of ``model`` on ``data`` with its default options, and its card
+    section's title; None (with a line saying why) for an evaluation with data of its own."""
     from .evaluation import Request, _card_title, call_plugin, evaluate, format_table, plugin_of
 
     evaluation = registry.create("evaluation", task.evaluation)
-    required = [n for n, o in evaluation.options.items() if o.default is None]
-    if required or not evaluation.per_file:
-        log(f"  not evaluated: artgan evaluate {task.evaluation} needs "
-            f"{', '.join('--' + n for n in required) or 'its own data'}; run it yourself with --model {model}")
+    if not evaluation.per_file:  # it brings its own data (``Evaluation.run``): not the build's folder
+        log(f"  not evaluated here: artgan evaluate {task.evaluation} takes its own data; run it with --model {model}")
         return None
     options = {n: o.default for n, o in evaluation.options.items()}
-    request = Request(task.evaluation, data, evaluation.default_split, [str(model)], list(evaluation.baselines),
-                      options, registry)
+    # always the held-out quarter: the build trains on the rest (Task.build_settings)
+    request = Request(task.evaluation, data, "heldout", [str(model)], list(evaluation.baselines), options, registry)
     result = evaluate(task.evaluation, evaluation, request, progress=progress)
     # the row is the model by the name it installs under, not the run folder's path
-    result["methods"] = {name if m == str(model) else m: v for m, v in result["methods"].items()}
+    labels = {str(model), model.name, model.stem}  # however the evaluation labels a model given by path
+    result["methods"] = {name if m in labels else m: v for m, v in result["methods"].items()}
     log(format_table(result))
     title = call_plugin(task.evaluation, plugin_of(task.evaluation, evaluation, registry), "card_title",
                         evaluation.card_title or _card_title, result)

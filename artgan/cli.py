@@ -579,6 +579,8 @@ def tasks(json_):
                 click.echo(f"  evaluate: artgan evaluate {task.evaluation}"
                            + (f" (beside {', '.join(task.baselines)})" if task.baselines else ""))
             click.echo(f"  installed ({task.models}/): {', '.join(list_models(task.models)) or 'none'}")
+            if task.pipelines:
+                click.echo(f"  pipelines: {', '.join(_shown_path(p) for p in task.pipelines)}")
             if task.build:
                 click.echo(f"  build one: {task.build}")
         for problem in problems:
@@ -631,6 +633,14 @@ def build(task_name, data, name, pipeline, minutes, overrides, runs, to, force, 
                         pipeline=pipeline, seconds=minutes * 60 if minutes else None, overrides=list(overrides),
                         runs=runs, to=to, force=force, progress=not quiet)
     click.echo(str(report.installed))
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the current folder where it is under it (shorter to read)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _change_disabled(registry, to_disable, to_enable) -> None:

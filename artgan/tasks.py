@@ -40,6 +40,8 @@ class Task:
     - ``data_keys``: the pipeline keys ``artgan build --data DIR`` sets to DIR
       (``train.dataset.path``); none: the task's pipelines need no data folder or ``artgan build``
       cannot build it;
+    - ``build_settings``: pipeline settings ``artgan build`` adds (``train.dataset.split=train``: the
+      evaluation's held-out quarter stays out of training);
     - ``build``: the command that trains, exports, evaluates and installs a model in one go.
     """
 
@@ -53,12 +55,13 @@ class Task:
     models: str = ""
     pipelines: tuple[str, ...] = ()
     data_keys: tuple[str, ...] = ()
+    build_settings: tuple[str, ...] = ()
     build: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ArtganError(f"task {self.name!r}: a task's name is lower-case letters, digits and '-'")
-        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys"):
+        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys", "build_settings"):
             value = getattr(self, key)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ArtganError(f"task {self.name!r}: {key} must be a tuple of names, got {value!r}")
@@ -75,7 +78,7 @@ class Task:
     def describe(self) -> dict[str, Any]:
         """JSON-ready (``artgan tasks --json``)."""
         out = asdict(self)
-        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys"):
+        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys", "build_settings"):
             out[key] = list(out[key])
         return out
 

@@ -10,8 +10,13 @@ named lazily: torch is imported only when a model trains or the evaluation runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import artgan
 from artgan.plugins import lazy
+
+# the repository's reference pipelines (artgan is installed from a checkout: pip install -e .)
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 ARTGAN_HOOK_API = 1
 
@@ -44,5 +49,5 @@ def augment_task():
 
     return Task("augment", "make labelled training images for a classifier (artgan synth)",
                 architectures=("small-cgan",), datasets=("digits",), step=None, evaluation="augment",
-                pipelines=("pipelines/digits-augment.yaml",),
+                pipelines=(str(PIPELINES / "digits-augment.yaml"),),
                 build="artgan run pipelines/digits-augment.yaml")

@@ -19,8 +19,13 @@ Hole masks, random and the user's, are in :mod:`.masks`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import artgan
 from artgan.plugins import lazy
+
+# the repository's reference pipelines (artgan is installed from a checkout: pip install -e .)
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
 @artgan.hookimpl
@@ -59,6 +64,6 @@ def inpaint_task():
     return Task("inpaint", "fill the holes a mask marks in a photo",
                 architectures=("inpaint-residual", "inpaint-detail"), datasets=("inpaint-masks",), step="inpaint",
                 evaluation="inpaint", baselines=("inpaint-telea", "inpaint-ns", "inpaint-biharmonic"),
-                pipelines=("pipelines/inpaint.yaml", "pipelines/inpaint-detail.yaml"),
+                pipelines=(str(PIPELINES / "inpaint.yaml"), str(PIPELINES / "inpaint-detail.yaml")),
                 data_keys=("train.dataset.path", "train.architecture.sample_images"),
                 build="artgan build inpaint --data PHOTOS --name NAME")

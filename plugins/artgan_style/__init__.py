@@ -18,8 +18,13 @@ Everything is named lazily: torch is imported only when a pipeline trains, never
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import artgan
 from artgan.plugins import lazy
+
+# the repository's reference pipelines (artgan is installed from a checkout: pip install -e .)
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
 @artgan.hookimpl
@@ -65,5 +70,5 @@ def style_task():
     return Task("style", "paint photos in the style of one painting",
                 architectures=("perceptual-style", "patch-style", "cyclegan"), datasets=("unpaired-folders",),
                 step="style", evaluation="style", baselines=("color-transfer", "histogram-match"),
-                pipelines=("pipelines/style-starry-night.yaml", "pipelines/style-great-wave.yaml"),
+                pipelines=(str(PIPELINES / "style-starry-night.yaml"), str(PIPELINES / "style-great-wave.yaml")),
                 build="artgan style train PAINTING --name NAME")

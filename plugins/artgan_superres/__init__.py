@@ -12,8 +12,13 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import artgan
 from artgan.plugins import lazy
+
+# the repository's reference pipelines (artgan is installed from a checkout: pip install -e .)
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
 @artgan.hookimpl
@@ -50,7 +55,9 @@ def superres_task():
     return Task("superres", "enlarge photos x2/x4 with a trained GAN upscaler",
                 architectures=("superres-gan",), datasets=("superres-pairs",), step="superres",
                 evaluation="superres", baselines=("bicubic", "lanczos"),
-                pipelines=("pipelines/superres-x2-gan.yaml", "pipelines/superres-x2-psnr.yaml",
-                           "pipelines/superres-x4-psnr.yaml"),
+                # the first is what `artgan build superres` runs (the x2-gan one starts from x2-psnr)
+                pipelines=(str(PIPELINES / "superres-x2-psnr.yaml"), str(PIPELINES / "superres-x2-gan.yaml"),
+                           str(PIPELINES / "superres-x4-psnr.yaml")),
                 data_keys=("train.dataset.path", "train.architecture.sample_images"),
+                build_settings=("train.dataset.split=train",),
                 build="artgan build superres --data PHOTOS --name NAME")

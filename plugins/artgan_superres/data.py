@@ -55,8 +55,10 @@ class SRPairsDataset(Dataset):
     def __init__(self, path: str, scale: int = 2, patch_size: int = 96, items_per_image: int = 64,
                  blur: float = 0.0, blur_sigma: list = (0.2, 1.5), noise: float = 0.0,
                  noise_std: list = (0.0, 0.03), jpeg: float = 0.0, jpeg_quality: list = (40, 95),
-                 max_images: int | None = None):
+                 max_images: int | None = None, split: str = "all"):
         import albumentations as A
+
+        from artgan.splits import split_files
 
         if scale not in (2, 3, 4):
             raise ArtganError(f"superres-pairs: scale must be 2, 3 or 4, got {scale!r}")
@@ -75,7 +77,8 @@ class SRPairsDataset(Dataset):
         self.scale, self.patch_size, self.items_per_image = scale, patch_size, items_per_image
 
         # Decode every image once: crops are then cheap, and a bad file fails here, not mid-run.
-        files = list_images(self.root)[:max_images] if max_images else list_images(self.root)
+        files = split_files(list_images(self.root), split)  # "train": leave artgan.splits' held-out quarter out
+        files = files[:max_images] if max_images else files
         self.images, skipped = [], []
         for f in files:
             try:
