@@ -758,52 +758,6 @@ def evaluate():
     """
 
 
-@evaluate.command("gan", context_settings=CONTEXT_SETTINGS)
-@click.argument("target", type=click.Path(exists=True, path_type=Path))
-@click.option("--samples", default=26000, show_default=True, type=click.IntRange(min=2),
-              help="Generated images (26,000: the VEEGAN/PacGAN protocol).")
-@click.option("--real-samples", default=26000, show_default=True, type=click.IntRange(min=2),
-              help="Real images for the reference (at most the dataset).")
-@click.option("--pr-samples", default=5000, show_default=True, type=click.IntRange(min=4),
-              help="Images per side for precision/recall.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--dataset", "dataset_name", default=None,
-              help="Reference dataset (default: the one the model was trained on).")
-@click.option("--inception", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Local TorchScript Inception (e.g. inception-2015-12-05.pt): adds FID.")
-@click.option("--device", default="auto", show_default=True, help="For run/checkpoint targets: auto, cpu, cuda.")
-@click.option("--json", "json_", is_flag=True, help="Print the full result as JSON.")
-@friendly_errors
-def evaluate_gan(target, samples, real_samples, pr_samples, seed, dataset_name, inception, device, json_):
-    """Mode coverage, KL to uniform, Frechet distance and precision/recall of a generator.
-
-    TARGET is a run folder, a checkpoint (.pt) or an exported model (.onnx). The feature network
-    is artgan's own digit classifier (trained on first use, cached); the result records its weights'
-    hash and a hash of the reference statistics. For a run folder the result is also saved as
-    evaluation.json in it.
-
-    \b
-    Examples:
-      artgan evaluate gan runs/stacked-digits
-      artgan evaluate gan model.onnx --samples 5000 --json
-    """
-    from .gan_metrics import evaluate_target
-
-    result = evaluate_target(target, samples=samples, real_samples=real_samples, pr_samples=pr_samples,
-                             seed=seed, dataset_name=dataset_name, inception=inception, device=device)
-    if json_:
-        click.echo(json.dumps(result, indent=2))
-        return
-    for k, v in {**result["metrics"], **result.get("reference", {})}.items():
-        click.echo(f"{k:<12} {v:.4g}" if isinstance(v, float) else f"{k:<12} {v}")
-    prov = result["provenance"]
-    click.echo(f"computed with {prov['samples']} samples vs {prov['real_samples']} real "
-               f"({prov['dataset']}); features: {prov.get('feature_network', prov.get('inception'))} "
-               f"sha256 {str(prov.get('feature_weights_sha256', prov.get('inception_weights_sha256')))[:12]}; "
-               f"reference sha256 {str(prov.get('reference_stats_sha256', prov.get('inception_reference_sha256')))[:12]}",
-               err=True)
-
-
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

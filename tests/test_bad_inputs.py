@@ -765,8 +765,8 @@ def test_a_folder_that_refuses_new_files_names_the_output(generators, tmp_path, 
 @pytest.mark.parametrize("args, needle", [
     (["export", "CKPT", "--out", "m.onnx", "--opset", "3"], "--opset"),
     (["export", "CKPT", "--out", "m.onnx", "--tolerance", "-1"], "--tolerance"),
-    (["evaluate", "gan", "CKPT", "--samples", "0"], "--samples"),
-    (["evaluate", "gan", "CKPT", "--pr-samples", "1"], "--pr-samples"),
+    (["evaluate", "gan", "--model", "CKPT", "--samples", "0"], "--samples"),
+    (["evaluate", "gan", "--model", "CKPT", "--pr-samples", "1"], "--pr-samples"),
     (["process", "CKPT", "--bundle", "b", "--n", "0", "--out", "o"], "--n"),
 ])
 def test_bad_option_values_are_usage_errors_before_any_work(args, needle, tmp_path, runner):

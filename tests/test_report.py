@@ -46,10 +46,13 @@ def test_report_command(runner, tiny_run, tmp_path):
 
 def test_evaluate_gan_on_a_run_and_on_its_export(runner, tiny_run):
     args = ["--samples", "200", "--real-samples", "300", "--pr-samples", "100"]
-    result = runner.invoke(cli, ["evaluate", "gan", str(tiny_run), *args, "--json", "--device", "cpu"])
+    result = runner.invoke(cli, ["evaluate", "gan", "--model", str(tiny_run), *args, "--json", "--device", "cpu",
+                                 "-q"])
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
-    m, prov = res["metrics"], res["provenance"]
+    assert res["task"] == "gan" and list(res["methods"]) == [str(tiny_run)]  # the results JSON every task has
+    row = res["methods"][str(tiny_run)]
+    m, prov = {k: row[k] for k in json.loads((tiny_run / "evaluation.json").read_text())["metrics"]}, row["provenance"]
     assert m["num_modes"] == 10 and 1 <= m["modes"] <= 10 and m["kl"] >= 0
     assert set(m) >= {"fd", "precision", "recall"}
     assert prov["samples"] == 200 and prov["real_samples"] == 300 and prov["pr_samples"] == 100
@@ -60,15 +63,15 @@ def test_evaluate_gan_on_a_run_and_on_its_export(runner, tiny_run):
     assert "artgan evaluate gan)" in page and prov["feature_weights_sha256"] in page
 
     onnx = tiny_run / "export" / "generator.onnx"
-    result = runner.invoke(cli, ["evaluate", "gan", str(onnx), *args])
+    result = runner.invoke(cli, ["evaluate", "gan", "--model", str(onnx), *args, "-q"])
     assert result.exit_code == 0, result.output
-    assert "modes" in result.stdout and "reference sha256" in result.stderr
+    assert "modes" in result.stdout and "reference sha256" in result.stdout
     # the exported model carries the EMA-free DCGAN of the tiny pipeline: same reference data
-    assert prov["reference_stats_sha256"][:12] in result.stderr
+    assert prov["reference_stats_sha256"][:12] in result.stdout
 
 
 def test_evaluate_gan_names_a_missing_dataset(runner, tiny_run):
-    result = runner.invoke(cli, ["evaluate", "gan", str(tiny_run), "--dataset", "nope", "--samples", "10"])
+    result = runner.invoke(cli, ["evaluate", "gan", "--model", str(tiny_run), "--dataset", "nope", "--samples", "10"])
     assert result.exit_code == 1 and "unknown dataset 'nope'" in result.output and "--dataset" in result.output
 
 

@@ -13,7 +13,7 @@ from artgan.plugins import get_registry
 from artgan.tasks import Task, check_task, load_tasks
 from artgan.testing import check_registered, registry_with
 
-FIRST_PARTY_TASKS = {"augment", "inpaint", "style", "superres"}
+FIRST_PARTY_TASKS = {"augment", "gan", "inpaint", "style", "superres"}
 
 
 def test_every_first_party_task_is_declared_and_every_part_registered():
