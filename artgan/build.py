@@ -72,10 +72,7 @@ def build_task(task: Task, *, data: str | Path, name: str, registry: Any, plugin
     # -- evaluate beside the baselines, on the data's held-out split ---------------------------
     result = None
     if task.evaluation:
-        evaluated = _evaluate(task, model, name, data, registry, progress, log)
-        if evaluated is not None:
-            result, title = evaluated
-            update_card(model, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
+        result = _evaluate(task, model, name, data, registry, progress, log)
     update_card(model, "build", {"command": f"artgan build {task.name} --data {data.name} --name {name}",
                                  "pipeline": str(pipeline), "settings": settings, "run": run_dir.name})
 
@@ -90,10 +87,10 @@ def build_task(task: Task, *, data: str | Path, name: str, registry: Any, plugin
 
 
 def _evaluate(task: Task, model: Path, name: str, data: Path, registry: Any, progress: bool,
-              log: Callable[[str], None]) -> tuple[dict[str, Any], str] | None:
-    """The task's evaluation of ``model`` on ``data`` with its default options, and its card
-    section's title; None (with a line saying why) for an evaluation with data of its own."""
-    from .evaluation import Request, _card_title, call_plugin, evaluate, format_table, plugin_of
+              log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The task's evaluation of ``model`` on ``data`` with its default options, added to the
+    model's card; None (with a line saying why) for an evaluation with data of its own."""
+    from .evaluation import Request, add_to_card, evaluate, format_table
 
     evaluation = registry.create("evaluation", task.evaluation)
     if not evaluation.per_file:  # it brings its own data (``Evaluation.run``): not the build's folder
@@ -107,6 +104,5 @@ def _evaluate(task: Task, model: Path, name: str, data: Path, registry: Any, pro
     labels = {str(model), model.name, model.stem}  # however the evaluation labels a model given by path
     result["methods"] = {name if m in labels else m: v for m, v in result["methods"].items()}
     log(format_table(result))
-    title = call_plugin(task.evaluation, plugin_of(task.evaluation, evaluation, registry), "card_title",
-                        evaluation.card_title or _card_title, result)
-    return result, title
+    add_to_card(model, task.evaluation, evaluation, result, registry)
+    return result

@@ -617,18 +617,16 @@ def build(task_name, data, name, pipeline, minutes, overrides, runs, to, force, 
       artgan process photo.jpg --step superres:model=mine
       artgan tasks                      which tasks build this way, and their pipelines
     """
-    import difflib
-
     from .build import build_task
     from .plugins import get_plugin_manager, get_registry
     from .tasks import load_tasks
 
     registry = get_registry()
-    tasks, _ = load_tasks(registry)
-    if task_name not in tasks:
-        close = difflib.get_close_matches(task_name, list(tasks), n=1)
-        raise ArtganError(f"unknown task {task_name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                          + f"; tasks: {', '.join(tasks) or 'none'}")
+    registry.get("task", task_name)  # an unknown name: the registry's one line, with the closest and the known
+    tasks, problems = load_tasks(registry)
+    if task_name not in tasks:  # its factory failed
+        raise ArtganError("; ".join(p for p in problems if f"task {task_name!r}" in p)
+                          or f"task {task_name!r} could not be loaded: artgan tasks says why")
     report = build_task(tasks[task_name], data=data, name=name, registry=registry, plugin_manager=get_plugin_manager(),
                         pipeline=pipeline, seconds=minutes * 60 if minutes else None, overrides=list(overrides),
                         runs=runs, to=to, force=force, progress=not quiet)

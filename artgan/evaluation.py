@@ -309,10 +309,7 @@ def evaluation_command(task: str, evaluation: Evaluation):
                 from .files import write_json
                 write_json(out, result)
             if card:
-                from .cards import update_card
-                title = call_plugin(task, plugin_of(task, evaluation, request.registry), "card_title",
-                                    evaluation.card_title or _card_title, result)
-                update_card(card, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
+                add_to_card(card, task, evaluation, result, request.registry)
         except (ArtganError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(result, indent=2, default=str) if json_  # default: Path options
@@ -343,6 +340,16 @@ def evaluation_command(task: str, evaluation: Evaluation):
                                    type=opt.type, help=opt.help))
     return click.Command(task, callback=run, params=params, help=evaluation.help,
                          context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+
+def add_to_card(card: str | Path, task: str, evaluation: Evaluation, result: dict[str, Any], registry: Any = None) -> None:
+    """Put ``result`` in a model card as its own section, titled by the evaluation's
+    ``card_title`` (default: ``"DATASET (split SPLIT)"``); the card's Markdown is re-rendered."""
+    from .cards import update_card
+
+    title = call_plugin(task, plugin_of(task, evaluation, registry), "card_title", evaluation.card_title or _card_title,
+                        result)
+    update_card(card, f"evaluation/{title}", {k: v for k, v in result.items() if k != "data"})
 
 
 def _card_title(result: dict[str, Any]) -> str:

@@ -108,12 +108,19 @@ def cpu_session(model: bytes | str | Path, threads: int | None = None):
     :class:`Model` chooses them, no spin-waiting), for an ONNX graph that is not an artgan export,
     such as a network a plugin ships (``model``: the file's path or its bytes)."""
     ort = _quiet_ort()
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                sess_options=_session_options(ort, threads), providers=["CPUExecutionProvider"])
+
+
+def _session_options(ort, threads: int | None):
+    """The settings every artgan session has: its CPU threads, no spin-waiting, errors-only logs."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or _env_threads() or cpu_count()
+    # No spin-waiting between ops: a spinning pool steals the CPU from the next session of a
+    # chain of steps and from everything else on a shared machine (figures: benchmarks/README.md).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
-                                providers=["CPUExecutionProvider"])
+    return opts
 
 
 class Model:
@@ -131,14 +138,9 @@ class Model:
         self.path = Path(path)
         if not self.path.is_file():
             raise ArtganError(f"{self.path}: model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or _env_threads() or cpu_count()
+        opts = _session_options(ort, threads)
         opts.inter_op_num_threads = 1  # generators are chains of layers: nothing to run side by side
-        # No spin-waiting between ops: a spinning pool steals the CPU from the next session of a
-        # chain of steps and from everything else on a shared machine (figures: benchmarks/README.md).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
         wanted = list(providers) if providers else choose_providers()
         # a GPU provider whose libraries are missing is dropped here, with the reason, rather than
         # handed to onnxruntime, which prints pages of errors (some on stdout) before falling back

@@ -19,6 +19,8 @@ from typing import Any
 from .errors import ArtganError
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+#: the fields that hold several names (tuples of strings)
+_NAME_LISTS = ("architectures", "datasets", "baselines", "pipelines", "data_keys", "build_settings")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Task:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ArtganError(f"task {self.name!r}: a task's name is lower-case letters, digits and '-'")
-        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys", "build_settings"):
+        for key in _NAME_LISTS:
             value = getattr(self, key)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ArtganError(f"task {self.name!r}: {key} must be a tuple of names, got {value!r}")
@@ -77,10 +79,7 @@ class Task:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready (``artgan tasks --json``)."""
-        out = asdict(self)
-        for key in ("architectures", "datasets", "baselines", "pipelines", "data_keys", "build_settings"):
-            out[key] = list(out[key])
-        return out
+        return {k: list(v) if k in _NAME_LISTS else v for k, v in asdict(self).items()}
 
 
 def check_task(task: object, registry: Any, *, plugin: str = "?") -> list[str]:

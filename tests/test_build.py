@@ -74,7 +74,7 @@ def test_build_trains_evaluates_and_installs_the_model_with_its_card(made_task, 
 def test_build_refuses_in_one_line(runner, tmp_path):
     photos = write_photos(tmp_path / "photos", 2)
     r = runner.invoke(cli, ["build", "superess", "--data", str(photos), "--name", "x"])
-    assert r.exit_code == 1 and "unknown task 'superess' (did you mean 'superres'?); tasks: " in r.output
+    assert r.exit_code == 1 and "unknown task 'superess' (did you mean 'superres'?); known tasks: " in r.output
     r = runner.invoke(cli, ["build", "style", "--data", str(photos), "--name", "x"])
     assert r.exit_code == 1
     assert "build style: the task says no pipeline key takes the data folder (Task.data_keys); build it with: " \

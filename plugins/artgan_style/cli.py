@@ -298,16 +298,15 @@ def _install_files(folder: Path, run_dir: Path, name: str, painting: Path, photo
     sheet = _contact_sheet(model, painting, held[:SHEET_PHOTOS])
     save_image(folder / f"{name}.contact.png", sheet)
     save_image(run_dir / f"contact-{name}.png", sheet)
-    figures = {method: headline(result["methods"][method]) for method in (name, INSTANT) if method in result["methods"]}
+    methods = result["methods"]
+    trained = describe(headline(methods[name]))
+    instant = describe(headline(methods[INSTANT])) if INSTANT in methods else "not measured"
     # strings: the card's Markdown shows them as written (the numbers are in the evaluation section)
     update_card(model, "figures", {"photos": f"{len(held)} held-out photos of {photo_dir.name}, strength 1",
-                                   "trained model": describe(figures[name]),
-                                   "instant mode (style:painting=, no training)":
-                                       describe(figures[INSTANT]) if INSTANT in figures else "not measured",
+                                   "trained model": trained, "instant mode (style:painting=, no training)": instant,
                                    "look": f"{name}.contact.png: input, trained model, instant mode, colour "
                                            f"transfer, side by side"})
-    log(f"  {len(held)} held-out photos: {describe(figures[name])}; instant mode: "
-        f"{describe(figures[INSTANT]) if INSTANT in figures else 'not measured'}; contact sheet {name}.contact.png")
+    log(f"  {len(held)} held-out photos: {trained}; instant mode: {instant}; contact sheet {name}.contact.png")
 
 
 def headline(method: dict) -> dict:
