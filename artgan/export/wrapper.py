@@ -28,6 +28,7 @@ from .checks import check_export_mode, check_graph
 from .common import (DEFAULT_OPSET, METADATA_PREFIX, PRECISIONS, QUANTIZATIONS, REQUIRED_METADATA, TOLERANCES,
                      HalfPrecision, _dtype_name, _first_line, _json_safe)
 from .quantize import _calibration_batches, _int8_layers, quantize_int8
+from .graph_rewrites import cubic_upscale_as_subpixel
 from .rewrites import optimized
 from .verify import _enforce, fp16_check, verify_export
 
@@ -45,7 +46,8 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     random inputs and nothing is written when the largest absolute difference is above
     ``tolerance`` or the PSNR below ``min_psnr`` (defaults: :data:`TOLERANCES`). With
     ``optimize``, layer patterns with an exactly equivalent faster form are rewritten before
-    tracing (:func:`artgan.export.rewrites.optimized`); verification still
+    tracing (:func:`artgan.export.rewrites.optimized`) and in the traced graph
+    (:func:`artgan.export.graph_rewrites.cubic_upscale_as_subpixel`); verification still
     compares with the original module.
     ``target`` "web" also makes the file pass onnxruntime-web's op check (:mod:`.web`), or
     refuses with the layer named.
@@ -80,6 +82,9 @@ def export_onnx(spec: ExportSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
         # never sits beside an old card, and Ctrl-C is held off until all three are in place
         with atomic_paths(json_path, md_path, path) as (tmp_json, tmp_md, tmp):
             model = _traced_and_checked(to_export, inputs, spec.outputs, dynamic_axes, opset, tmp)
+            if optimize and (cubic := cubic_upscale_as_subpixel(model)):
+                onnx.save(model, str(tmp))  # what is verified and quantised below is the rewritten graph
+                rewrites.append(f"{cubic} cubic upscale(s) as sub-pixel convolutions")
             if target == "web":
                 web.check_graph(model)
                 metadata["target"] = "web"
