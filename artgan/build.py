@@ -183,6 +183,9 @@ def _check_on_real_inputs(task: Task, evaluation: Any, model: Path, module: Any,
     else:
         log(f"  ONNX against PyTorch on {report['inputs']}: {report['min_psnr_db']:.1f} dB at least")
     timing = build_card.speed(method, inputs)
+    if timing is None:
+        log(f"  {task.step}'s speed: not measured ({task.evaluation}'s inputs are no batch of images)")
+        return
     update_card(model, "speed", {"step": task.step, "image": first.name, **timing,
                                  "lines": build_card.speed_lines(task.step, first.name, timing)})
     log(f"  {task.step} at {build_card.SPEED_SIZE}x{build_card.SPEED_SIZE}: {timing['median_s']} s per image")

@@ -23,8 +23,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ArtganError
-
 SPEED_SIZE = 512
 SPEED_RUNS = 5
 #: ONNX against PyTorch on real inputs, for an fp32 export (whose random-input check sets no PSNR):
@@ -120,12 +118,13 @@ def real_inputs(module: Any, model: Path, method: Callable[[np.ndarray], np.ndar
                                           f"step makes them")
 
 
-def speed(method: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, runs: int = SPEED_RUNS) -> dict[str, Any]:
+def speed(method: Callable[[np.ndarray], np.ndarray], inputs: Any, runs: int = SPEED_RUNS) -> dict[str, Any] | None:
     """Seconds per image of ``method`` (the step, pre- and post-processing included) on ``inputs``
     resized to 512x512: the median and the fastest of ``runs``, after one warm-up run (onnxruntime
-    plans its kernels for a size on the first)."""
+    plans its kernels for a size on the first). None for inputs that are no batch of NHWC images
+    (nothing to resize)."""
     if not (isinstance(inputs, np.ndarray) and inputs.ndim == 4):
-        raise ArtganError(f"speed: the evaluation's inputs are {type(inputs).__name__}, not a batch of NHWC images")
+        return None
     n, h, w = inputs.shape[:3]
     rows, cols = np.arange(SPEED_SIZE) * h // SPEED_SIZE, np.arange(SPEED_SIZE) * w // SPEED_SIZE
     resized = np.ascontiguousarray(inputs[:, rows][:, :, cols])  # nearest: masks stay masks
