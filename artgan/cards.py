@@ -18,6 +18,9 @@ Sections the Markdown knows how to show (any other is shown as a list of its fie
 - ``evaluation``: ``{title: result}``, each a results JSON of ``artgan evaluate`` (one table each);
 - ``real_inputs``: the export check on caller-given real inputs
   (:func:`artgan.export.verify_on_real_inputs`).
+
+Any other section is shown under its own heading: its ``lines`` if it has them, else its fields
+(``speed``, ``build``: :mod:`artgan.build_card`).
 """
 
 from __future__ import annotations
@@ -114,8 +117,8 @@ def render_markdown(card: dict[str, Any], name: str = "") -> str:
     lines += _verification(card)
     for key, value in card.items():
         if key not in _SHOWN and value not in (None, {}, []):
-            lines += [f"## {key.replace('_', ' ').capitalize()}", "",
-                      *(_fields(value) if isinstance(value, dict) else [str(value)]), ""]
+            shown = (value.get("lines") or _fields(value)) if isinstance(value, dict) else [str(value)]
+            lines += [f"## {key.replace('_', ' ').capitalize()}", "", *shown, ""]
     if "metadata" in card:
         lines += ["How to run it without PyTorch: see exports/README.md in the artgan repository.", ""]
     return "\n".join(lines)

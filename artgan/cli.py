@@ -561,6 +561,7 @@ def tasks(json_):
       artgan tasks
       artgan tasks --json
     """
+    from .build import shown_path
     from .model_search import list_models
     from .plugins import get_registry
     from .tasks import load_tasks
@@ -580,7 +581,7 @@ def tasks(json_):
                            + (f" (beside {', '.join(task.baselines)})" if task.baselines else ""))
             click.echo(f"  installed ({task.models}/): {', '.join(list_models(task.models)) or 'none'}")
             if task.pipelines:
-                click.echo(f"  pipelines: {', '.join(_shown_path(p) for p in task.pipelines)}")
+                click.echo(f"  pipelines: {', '.join(shown_path(p) for p in task.pipelines)}")
             if task.build:
                 click.echo(f"  build one: {task.build}")
         for problem in problems:
@@ -599,6 +600,10 @@ def tasks(json_):
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The training's time budget (train.seconds)  [default: the pipeline's]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a pipeline value; repeatable.")
+@click.option("--eval-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Evaluate on all of this folder instead of --data's held-out quarter (a test set never trained on).")
+@click.option("--eval-set", "eval_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the task's evaluation (artgan evaluate TASK --help lists them); repeatable.")
 @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
               help="Where the run folder goes.")
 @click.option("--to", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -606,10 +611,12 @@ def tasks(json_):
 @click.option("--force", is_flag=True, help="Replace an installed model of that name.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def build(task_name, data, name, pipeline, minutes, overrides, runs, to, force, quiet):
+def build(task_name, data, name, pipeline, minutes, overrides, eval_data, eval_options, runs, to, force, quiet):
     """Build one model for a task: train and export with the task's pipeline, evaluate it beside
-    the baselines on the data's held-out quarter, and install it with its card where
-    --step TASK:model=NAME finds it (all its files together, or nothing).
+    the baselines on the data's held-out quarter (or --eval-data), check ONNX against PyTorch on
+    the real inputs its step makes and time the step at 512x512, and install it with its card
+    (all of that, and the command that reproduces it) where --step TASK:model=NAME finds it (all
+    its files together, or nothing).
 
     \b
     Examples:
@@ -629,16 +636,8 @@ def build(task_name, data, name, pipeline, minutes, overrides, runs, to, force, 
                           or f"task {task_name!r} could not be loaded: artgan tasks says why")
     report = build_task(tasks[task_name], data=data, name=name, registry=registry, plugin_manager=get_plugin_manager(),
                         pipeline=pipeline, seconds=minutes * 60 if minutes else None, overrides=list(overrides),
-                        runs=runs, to=to, force=force, progress=not quiet)
+                        eval_data=eval_data, eval_options=list(eval_options), runs=runs, to=to, force=force, progress=not quiet)
     click.echo(str(report.installed))
-
-
-def _shown_path(path: str) -> str:
-    """``path`` relative to the current folder where it is under it (shorter to read)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _change_disabled(registry, to_disable, to_enable) -> None:

@@ -10,13 +10,14 @@ Images leave as float32 NHWC in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -123,6 +124,22 @@ def _session_options(ort, threads: int | None):
     return opts
 
 
+#: who is told of every :meth:`Model.run` now (:func:`observing_runs`)
+_RUN_OBSERVERS: list[Callable[["Model", dict[str, np.ndarray]], None]] = []
+
+
+@contextlib.contextmanager
+def observing_runs(observer: Callable[["Model", dict[str, np.ndarray]], None]) -> Iterator[None]:
+    """Within the block, ``observer(model, feeds)`` sees the inputs of every :meth:`Model.run`
+    (before it runs). ``artgan build`` takes a model's real inputs so, as its task's step makes
+    them, without knowing the step."""
+    _RUN_OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _RUN_OBSERVERS.remove(observer)
+
+
 class Model:
     """An exported artgan model on onnxruntime.
 
@@ -215,6 +232,8 @@ class Model:
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The first output for ``feeds`` (input name -> array), after :meth:`check_feeds`."""
         self.check_feeds(feeds)
+        for observe in _RUN_OBSERVERS:
+            observe(self, feeds)
         try:
             if self.io_binding:
                 return self._run_bound(feeds)

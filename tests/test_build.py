@@ -56,7 +56,21 @@ def test_build_trains_evaluates_and_installs_the_model_with_its_card(made_task, 
     assert "split heldout" in title and table["images"] == 2  # the quarter the training left out
     assert list(table["methods"]) == ["noisy", "glint-box-blur", "mine"]
     assert card["build"]["settings"][0] == f"train.dataset.path={tmp_path / 'photos'}"
-    assert "# mine.onnx" in (installed / "mine.card.md").read_text()
+    # what the model is, how it was trained, ONNX against PyTorch on what its step feeds it, the
+    # step's speed and the command that makes it again: every task's card has them
+    assert card["summary"]["title"] == "glint `mine`: remove Gaussian noise from photos"
+    assert card["training"]["iterations"] == 4 and card["training"]["parameters"] > 0
+    assert card["real_inputs"]["inputs"].startswith("p3.png (photos, split heldout): 1 input(s) of 64x56")
+    assert card["real_inputs"]["min_psnr_db"] > card["real_inputs"]["min_psnr"] == 50.0
+    assert card["speed"]["size"] == [512, 512] and card["speed"]["median_s"] > 0
+    assert card["command"].startswith("artgan build glint --pipeline ") and card["command"].endswith(
+        f"--data {tmp_path / 'photos'} --name mine --set train.iterations=4")
+    markdown = (installed / "mine.card.md").read_text()
+    assert markdown.startswith("# glint `mine`: remove Gaussian noise from photos")
+    for heading in ("## Data and training", "## Reproduce", "## Evaluation: photos (split heldout)",
+                    "## Verification against PyTorch", "## Speed"):
+        assert heading in markdown
+    assert "- the `glint` step on p3.png resized to 512x512: " in markdown
     assert any("use it as --step glint:model=mine" in line for line in lines)
     # installed: found by name, as the step's model
     from artgan.steps import build_step
@@ -82,4 +96,10 @@ def test_build_refuses_in_one_line(runner, tmp_path):
     r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--set", "train.batch_size=0",
                             "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
     assert r.exit_code == 1 and "train.batch_size: must be >= 1" in r.output
+    r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--eval-set", "scael=4",
+                            "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
+    assert r.exit_code == 1 and "--eval-set 'scael=4': give KEY=VALUE, KEY one of scale, tile" in r.output
+    r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--eval-set", "scale=x",
+                            "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
+    assert r.exit_code == 1 and "--eval-set scale: 'x' is not a valid integer" in r.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()

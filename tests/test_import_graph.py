@@ -108,9 +108,9 @@ LAYERS = [
                    "runtime", "steps", "process", "cards", "config", "tasks"]),
     ("plugin machinery", ["plugins"]),
     ("training contracts", ["train_options", "data", "recipe", "training_tricks", "checkpoints", "precision",
-                            "features"]),
+                            "features", "image_gan"]),
     ("engines", ["train", "export", "gan_metrics", "evaluation", "bundle", "report", "ray_engine", "web"]),
-    ("orchestration", ["pipeline", "api", "build", "testing", "plugin_template", "doctor"]),
+    ("orchestration", ["pipeline", "api", "build", "build_card", "testing", "plugin_template", "doctor"]),
     ("command line", ["cli", "__main__"]),
 ]
 

@@ -261,24 +261,45 @@ stages:
     assert res.exit_code == 0, res.output
     assert len(list((run / "processed").glob("*.png"))) == 8
     assert (run / "samples" / "iteration_000004.png").exists()
-    from artgan_inpaint.card import main as add_to_card
-    model = run / "export" / "tiny.onnx"
-    assert add_to_card([str(model), "--checkpoint", str(run / "checkpoints" / "last.pt"),
-                        "--image", str(image_folder / "img00.png"), "--command", "make tiny"]) == 0
-    res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--model", str(model),
-                              "--baselines", "telea", "--card", str(run / "export" / "tiny.card.json"), "-q"])
-    assert res.exit_code == 0, res.output
-    assert [ln.split()[0] for ln in res.stdout.splitlines()[2:]] == ["telea", "tiny"]
-    md = (run / "export" / "tiny.card.md").read_text()
-    for section in ("# inpaint `tiny`: hole filling", "- use: `artgan process", "## Data and training",
-                    "- training: 4 iterations in ", "## Reproduce", "make tiny", "## Speed",
-                    "## Evaluation: photos (split all)", "| tiny |", "on real inputs (img00.png, 64x48, a "):
+
+
+def test_build_checks_the_export_on_the_holes_the_step_fills_and_times_it(image_folder, tmp_path):
+    """`artgan build inpaint`: the card's ONNX-vs-PyTorch check runs on the photo as the step
+    pre-fills it, one input per evaluation hole, and the step is timed at 512x512."""
+    from artgan.build import build_task
+    from artgan.plugins import get_registry
+    from artgan.tasks import load_tasks
+
+    pipe = tmp_path / "inpaint.yaml"
+    pipe.write_text("""\
+name: inpaint-tiny
+description: a tiny inpainting model
+stages:
+  - train:
+      dataset: {name: inpaint-masks, path: photos, crop_size: 32, items_per_image: 2}
+      architecture: {name: inpaint-residual, width: 4, blocks: 1, decay_to: 4}
+      iterations: 4
+      batch_size: 4
+      checkpoint_every: 4
+      sample_count: 2
+  - export: {out: export/tiny.onnx}
+""")
+    registry = get_registry()
+    report = build_task(load_tasks(registry)[0]["inpaint"], data=image_folder, name="tiny", pipeline=pipe,
+                        eval_options=["masks_per_image=1"], registry=registry, runs=tmp_path / "runs",
+                        to=tmp_path / "models", progress=False, log=lambda msg: None)
+    card = json.loads(report.installed.with_name("tiny.card.json").read_text())
+    assert card["summary"]["title"] == "inpaint `tiny`: fill the holes a mask marks in a photo"
+    assert card["summary"]["lines"][0] == "a tiny inpainting model"
+    real = card["real_inputs"]
+    assert real["inputs"].startswith("img03.png (photos, split heldout): 4 input(s) of 64x48 (WxH)")  # a hole per band
+    assert real["min_psnr_db"] >= real["min_psnr"] == 50.0
+    assert card["speed"]["size"] == [512, 512] and card["speed"]["images"] == 4 and card["speed"]["step"] == "inpaint"
+    assert card["training"]["iterations"] == 4 and "--eval-set masks_per_image=1" in card["command"]
+    md = report.installed.with_name("tiny.card.md").read_text()
+    for section in ("# inpaint `tiny`", "- use: `artgan process IMAGES --step inpaint:model=tiny", "## Data and training",
+                    "## Reproduce", "## Speed", "## Evaluation: photos (split heldout)", "| tiny |"):
         assert section in md, section
-    card = json.loads((run / "export" / "tiny.card.json").read_text())
-    assert card["real_inputs"]["min_psnr_db"] >= 50 and card["speed"]["size"] == [512, 512]
-    assert 0.29 <= card["speed"]["hole_fraction"] <= 0.31 and card["training"]["iterations"] == 4
-    assert add_to_card([str(model), "--checkpoint", str(tmp_path / "nope.pt"), "--image",
-                        str(image_folder / "img00.png")]) == 1
 
 
 # -- masks through `artgan process`: the user's PNG, the image's transparency, and the errors -------

@@ -194,32 +194,43 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
 
     (tmp_path / "psnr.yaml").write_text(pipeline(
         "sr-psnr", "{name: superres-gan, width: 8, blocks: 1, sample_size: 24, decay_to: 3}", "x2-psnr.onnx"))
-    r = runner.invoke(cli, ["run", str(tmp_path / "psnr.yaml"), "--out", str(tmp_path / "psnr"), "-q"])
-    assert r.exit_code == 0, r.output
-    model = Model(tmp_path / "psnr" / "export" / "x2-psnr.onnx")
+    # built as the reference models are: trained on all of one folder, evaluated on another
+    from artgan.build import build_task
+    from artgan.plugins import get_registry
+    from artgan.tasks import load_tasks
+
+    write_images(tmp_path / "test", [(40, 48), (32, 40)])
+    registry = get_registry()
+    report = build_task(load_tasks(registry)[0]["superres"], data=tmp_path / "hr", eval_data=tmp_path / "test",
+                        name="x2-psnr", pipeline=tmp_path / "psnr.yaml", overrides=["train.dataset.split=all"],
+                        registry=registry, runs=tmp_path / "runs", to=tmp_path / "models", progress=False,
+                        log=lambda msg: None)
+    psnr_run = report.run_dir
+    model = Model(report.installed)
     md = model.metadata
     assert (md["task"], md["step"], md["scale"], md["objective"]) == ("image-to-image", "superres", 2, "psnr")
     assert md["value_range"] == [-1.0, 1.0] and md["generator"] == {"scale": 2, "width": 8, "blocks": 1, "res_scale": 1.0}
     assert model.run({"lr": np.zeros((1, 3, 7, 9), np.float32)}).shape == (1, 3, 14, 18)  # dynamic H, W
-    metrics = [json.loads(line) for line in (tmp_path / "psnr" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (psnr_run / "metrics.jsonl").read_text().splitlines()]
     assert "G/l1" in metrics[-1] and "D_loss" not in metrics[-1]
-    assert (tmp_path / "psnr" / "samples" / "iteration_000003.png").exists()
+    assert (psnr_run / "samples" / "iteration_000003.png").exists()
 
-    # the card: what the model is, how it was trained, and ONNX vs PyTorch on a real image
+    # the card: what the model is, how it was trained, ONNX vs PyTorch on the LR image the step
+    # gets for the first test image, the evaluation at the model's scale, the command
     from artgan.cards import read_card
-    from artgan_superres.card import main as card_main
 
-    onnx_path = tmp_path / "psnr" / "export" / "x2-psnr.onnx"
-    card_main([str(onnx_path), "--run", str(tmp_path / "psnr"), "--command", "artgan run psnr.yaml",
-               "--real-image", str(sorted((tmp_path / "hr").glob("*.png"))[1])])
-    card = read_card(onnx_path)
-    assert card["summary"]["title"] == "superres `x2-psnr`: x2 upscaler" and card["training"]["iterations"] == 3
-    assert card["real_inputs"]["count"] == 1 and card["real_inputs"]["inputs"].endswith("56x40")
+    card = read_card(report.installed)
+    assert card["summary"]["title"] == "superres `x2-psnr`: enlarge photos x2/x4 with a trained GAN upscaler"
+    assert card["training"]["iterations"] == 3 and card["training"]["dataset"]["split"] == "all"
+    assert card["real_inputs"]["count"] == 1 and "1 input(s) of 24x20 (WxH)" in card["real_inputs"]["inputs"]
     assert card["real_inputs"]["min_psnr_db"] is None or card["real_inputs"]["min_psnr_db"] > 60
-    md = (tmp_path / "psnr" / "export" / "x2-psnr.card.md").read_text()
-    assert "## Data and training" in md and "on real inputs (img1.png, 56x40)" in md
+    (title, table), = card["evaluation"].items()
+    assert table["options"]["scale"] == 2 and table["images"] == 2 and list(table["methods"])[-1] == "x2-psnr"
+    assert f"--eval-data {tmp_path / 'test'} --set train.dataset.split=all" in card["command"]
+    md = report.installed.with_name("x2-psnr.card.md").read_text()
+    assert "## Data and training" in md and "## Speed" in md and "on real inputs (img0.png (test, split all)" in md
 
-    ckpt = tmp_path / "psnr" / "checkpoints" / "last.pt"
+    ckpt = psnr_run / "checkpoints" / "last.pt"
     (tmp_path / "gan.yaml").write_text(pipeline(
         "sr-gan", f"{{name: superres-gan, width: 8, blocks: 1, d_width: 8, adv_weight: 0.01, sample_size: 24, "
                   f"init_from: {ckpt}}}", "x2-gan.onnx"))
@@ -298,7 +309,7 @@ def test_superres_step_resolves_models_by_scale_and_name(with_models, registry):
 
 @pytest.mark.parametrize("spec, message", [
     ("superres:scale=3", r"no model 'x3-psnr' \(available: .*x2-gan.*x2-psnr.*x4-psnr.*\); train one with "
-                         r"`scripts/train_superres.sh"),
+                         r"`artgan build superres --data PHOTOS --name NAME`"),
     ("superres:scale=4,model=x2-gan", "model 'x2-gan' upscales x2, not x4"),
     ("superres:scale=two", "scale must be an integer"),
     ("superres:tile=4", "tile must be an integer >= 16"),

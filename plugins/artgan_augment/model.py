@@ -11,8 +11,9 @@ lets it see a batch with too little variety; D is spectrally normalised with a p
 
 G: z -> linear -> 4x4 -> (cBN, ReLU, 2x nearest upsample, 3x3 conv) per doubling -> BN, ReLU,
 3x3 conv, tanh. D: 3x3 conv, (4x4 stride-2 conv, LeakyReLU) per halving to 4x4, minibatch std,
-3x3 conv, global sum pooling, linear + projection. Hinge loss by default; ``diffaugment`` and
-``ema`` as in the gan plugin (:class:`SmallCGANConfig`).
+3x3 conv, global sum pooling, linear + projection. Trained by the core's image-GAN recipe, as
+dcgan and sngan are: hinge loss by default; ``diffaugment``, ``ema``, ``r1`` ... as there
+(:class:`SmallCGANConfig`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
-from artgan.training_tricks import diff_augment, parse_policy
+from artgan.image_gan import ImageGANConfig, ImageGANRecipe
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -100,19 +100,20 @@ def _doublings(size: int) -> int:
 
 
 @dataclass
-class SmallCGANConfig(RecipeConfig):
-    """small-cgan's knobs (and :class:`RecipeConfig`'s, with SNGAN's Adam betas and an EMA on)."""
+class SmallCGANConfig(ImageGANConfig):
+    """small-cgan's knobs: the core image-GAN recipe's (with SNGAN's Adam betas and an EMA on),
+    and its networks' widths."""
 
     latent_dim: int = 64
     width: int = 32  # G's channels at full resolution; D's too unless d_width
     d_width: int | None = None
-    diffaugment: str | None = None
     betas: tuple[float, float] = (0.0, 0.9)
     ema: float = 0.999
 
 
-class SmallCGANRecipe(GANRecipe):
-    """Class-conditional GAN for small labelled datasets; needs a labelled dataset (labels)."""
+class SmallCGANRecipe(ImageGANRecipe):
+    """Class-conditional GAN for small labelled datasets (needs labels): the core's image-GAN
+    training (:class:`artgan.image_gan.ImageGANRecipe`) over this module's G and D."""
 
     architecture = "small-cgan"
     config_class = SmallCGANConfig
@@ -126,67 +127,7 @@ class SmallCGANRecipe(GANRecipe):
             raise ArtganError(f"small-cgan: needs a labelled dataset (2 or more classes); "
                               f"{info.name or 'this dataset'} has {info.num_classes}. Use labels: folders "
                               f"for image-folder, or an unconditional architecture such as dcgan")
-        cfg = self.cfg = SmallCGANConfig.from_params("small-cgan", params)
-        try:
-            self.policy = parse_policy(cfg.diffaugment)
-        except ValueError as exc:
-            raise ArtganError(f"small-cgan: diffaugment: {exc}") from None
-        self.info, self.latent_dim, self.loss = info, cfg.latent_dim, self.adversarial_loss(loss)
+        cfg = SmallCGANConfig.from_params("small-cgan", params)
         self.G = Generator(cfg.latent_dim, info.image_size, info.channels, cfg.width, info.num_classes)
         self.D = Discriminator(info.image_size, info.channels, cfg.d_width or cfg.width, info.num_classes)
-        self.modules = {"generator": self.G, "discriminator": self.D}
-        self.keep_ema(self.G, cfg.ema)
-        self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas),
-                           "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=cfg.betas)}
-        self.set_lr_schedule(cfg.schedule())
-
-    def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.D(diff_augment(x, self.policy) if self.policy else x, y).float()
-
-    def _fake(self, y: torch.Tensor) -> torch.Tensor:
-        return self.G(torch.randn(len(y), self.latent_dim, device=y.device), y)
-
-    def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        real, y = batch["image"], batch["label"]
-        with torch.no_grad():
-            fake = self._fake(y)
-        real_logits, fake_logits = self._d(real, y), self._d(fake, y)
-        return {"loss": self.loss.discriminator(real_logits, fake_logits),
-                "real_logit": real_logits.detach().mean(), "fake_logit": fake_logits.detach().mean()}
-
-    def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        y = batch["label"]
-        return {"loss": self.loss.generator(self._d(self._fake(y), y))}
-
-    def phases(self) -> list[Phase]:
-        return [Phase("D", self.optimizers["discriminator"], self.discriminator_step),
-                Phase("G", self.optimizers["generator"], self.generator_step)]
-
-    # after_iteration (the EMA of G) and sampling_generator: GANRecipe's
-
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        # every class in turn: image i has label i % num_classes (what `artgan synth` does too)
-        return {"z": torch.randn(n, self.latent_dim, generator=generator),
-                "label": torch.arange(n) % self.info.num_classes}
-
-    @torch.no_grad()
-    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.sampling_generator(inputs["z"], inputs["label"])
-
-    def export_spec(self) -> ExportSpec:
-        info, s = self.info, self.info.image_size
-        return ExportSpec(
-            module=self.sampling_generator,
-            inputs={"z": torch.randn(1, self.latent_dim), "label": torch.zeros(1, dtype=torch.long)},
-            outputs=["image"], dynamic_axes={"z": {0: "batch"}, "label": {0: "batch"}, "image": {0: "batch"}},
-            metadata={
-                "task": "generate", "architecture": self.architecture, "latent_dim": self.latent_dim,
-                "image_size": s, "channels": info.channels, "color_order": "RGB" if info.channels == 3 else "L",
-                "value_range": [-1.0, 1.0], "layout": "NCHW", "num_classes": info.num_classes,
-                "class_names": info.class_names, "ema": self.ema is not None, "dataset": info.name,
-                "input_spec": {"z": {"shape": ["batch", self.latent_dim], "dtype": "float32",
-                                     "distribution": "standard normal"},
-                               "label": {"shape": ["batch"], "dtype": "int64", "range": [0, info.num_classes - 1]}},
-                "output_spec": {"image": {"shape": ["batch", info.channels, s, s], "dtype": "float32",
-                                          "range": [-1.0, 1.0]}},
-            })
+        self.setup(cfg, info, loss, conditional=True)

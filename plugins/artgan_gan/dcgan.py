@@ -17,8 +17,9 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
+from artgan.image_gan import ImageGANRecipe
 
-from .adversarial import ImageGANConfig, ImageGANRecipe
+from .model import GANConfig
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -97,8 +98,8 @@ class DCGANDiscriminator(nn.Module):
 
 
 @dataclass
-class DCGANConfig(ImageGANConfig):
-    """dcgan's knobs: :class:`ImageGANConfig`'s, and how G upsamples and whether D is
+class DCGANConfig(GANConfig):
+    """dcgan's knobs: :class:`~.model.GANConfig`'s, and how G upsamples and whether D is
     spectrally normalised."""
 
     upsample: str = "transpose"  # or "nearest" (+ a 3x3 convolution)
@@ -130,11 +131,11 @@ class DCGANRecipe(ImageGANRecipe):
         super().__init__()
         _check_size("dcgan", info.image_size)
         cfg = DCGANConfig.from_params("dcgan", params)
-        k = self._check_conditional("dcgan", info, cfg.conditional)
+        k = info.num_classes if cfg.conditional else 0
         self.upsample = cfg.upsample
         self.G = DCGANGenerator(cfg.latent_dim, info.image_size, info.channels, cfg.g_width, cfg.upsample, k)
         self.D = DCGANDiscriminator(info.image_size, info.channels * cfg.pack, cfg.d_width, k, cfg.spectral_norm)
         self.G.apply(_init_weights)
         if not cfg.spectral_norm:  # SN layers keep PyTorch's default init (as in Miyato et al.)
             self.D.apply(_init_weights)
-        self._setup(cfg, info, loss)
+        self.setup(cfg, info, loss, conditional=cfg.conditional)

@@ -19,8 +19,9 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
+from artgan.image_gan import ImageGANRecipe
 
-from .adversarial import ImageGANConfig, ImageGANRecipe
+from .model import GANConfig
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -141,8 +142,8 @@ class ResNetDiscriminator(nn.Module):
 
 
 @dataclass
-class SNGANConfig(ImageGANConfig):
-    """sngan's knobs: :class:`ImageGANConfig`'s, with SNGAN's latent size and hinge-friendly
+class SNGANConfig(GANConfig):
+    """sngan's knobs: :class:`~.model.GANConfig`'s, with SNGAN's latent size and hinge-friendly
     Adam betas."""
 
     latent_dim: int = 128
@@ -160,7 +161,7 @@ class SNGANRecipe(ImageGANRecipe):
         super().__init__()
         _doublings(info.image_size)
         cfg = SNGANConfig.from_params("sngan", params)
-        k = self._check_conditional("sngan", info, cfg.conditional)
+        k = info.num_classes if cfg.conditional else 0
         self.G = ResNetGenerator(cfg.latent_dim, info.image_size, info.channels, cfg.g_width, k)
         self.D = ResNetDiscriminator(info.image_size, info.channels * cfg.pack, cfg.d_width, k)
-        self._setup(cfg, info, loss)
+        self.setup(cfg, info, loss, conditional=cfg.conditional)

@@ -12,7 +12,7 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
 - steps ``inpaint`` (the trained model on onnxruntime), ``inpaint-telea``, ``inpaint-ns``,
   ``inpaint-biharmonic`` (:mod:`.steps`, no torch);
 - evaluation ``inpaint`` (:mod:`.evaluate`): the core makes it ``artgan evaluate inpaint``;
-- model cards (:mod:`.card`) through :mod:`artgan.cards`.
+- model cards: ``artgan build inpaint`` writes them (:mod:`artgan.build`).
 
 Hole masks, random and the user's, are in :mod:`.masks`.
 """

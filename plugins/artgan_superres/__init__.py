@@ -7,7 +7,7 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
 - steps ``superres`` (a trained model on onnxruntime), ``bicubic``, ``lanczos`` (:mod:`.steps`,
   no torch);
 - evaluation ``superres`` (:mod:`.evaluate`): the core makes it ``artgan evaluate superres``;
-- model cards (:mod:`.card`) through :mod:`artgan.cards`.
+- model cards: ``artgan build superres`` writes them (:mod:`artgan.build`).
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from artgan.tiling import check_tiling
 
 from .resize import FILTERS
 
-TRAIN_HINT = ("train one with `scripts/train_superres.sh DATA_DIR OUT_DIR` (or `artgan run "
-              "pipelines/superres-x2-psnr.yaml`) and put the .onnx in exports/superres/ or a folder "
-              "superres/ under ARTGAN_MODEL_PATH; the `bicubic` and `lanczos` steps need no model")
+TRAIN_HINT = ("train one with `artgan build superres --data PHOTOS --name NAME` (it installs it where "
+              "this step finds it), or put an .onnx in exports/superres/ or a folder superres/ under "
+              "ARTGAN_MODEL_PATH; the `bicubic` and `lanczos` steps need no model")
 
 
 def _int_param(step: str, name: str, value: Any, lo: int, hi: int | None = None) -> int:

@@ -1,9 +1,12 @@
-"""What DCGAN and SNGAN share: a noise-to-image GAN recipe, optionally class-conditional,
-with the stabilising switches (EMA, R1, DiffAugment, G/D learning rates, critic steps), and the
-config they share (:class:`ImageGANConfig`).
+"""The image GAN's training recipe over networks a plugin gives: noise (and, when conditional, a
+class label) to an image, with the stabilising switches every such GAN wants (EMA, R1,
+DiffAugment, separate G/D learning rates, critic steps, PacGAN) and the knobs they read
+(:class:`ImageGANConfig`).
 
-An architecture subclass builds ``self.G`` (``G(z, y)``) and ``self.D`` (``D(x, y)`` -> one
-logit per image; ``y`` is ``None`` for unconditional models) and calls :meth:`_setup`.
+The core knows no network: an architecture subclass of :class:`ImageGANRecipe` builds ``self.G``
+(``G(z, y)`` -> images in [-1, 1]) and ``self.D`` (``D(x, y)`` -> one logit per image; ``y`` is
+``None`` for an unconditional model) and calls :meth:`ImageGANRecipe.setup`. The gan plugin's
+dcgan and sngan and the augment plugin's small-cgan are such subclasses.
 """
 
 from __future__ import annotations
@@ -13,23 +16,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from artgan.data import DatasetInfo
-from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
-from artgan.training_tricks import diff_augment, parse_policy, r1_penalty
+from .data import DatasetInfo
+from .errors import ArtganError
+from .recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
+from .training_tricks import diff_augment, parse_policy, r1_penalty
 
 
 @dataclass
 class ImageGANConfig(RecipeConfig):
-    """Knobs of dcgan and sngan (besides :class:`RecipeConfig`'s ``lr``, ``betas``, ``ema`` and
-    the learning-rate schedule, which applies to both optimisers)."""
+    """The training knobs of an image GAN (besides :class:`~artgan.recipe.RecipeConfig`'s ``lr``,
+    ``betas``, ``ema`` and the learning-rate schedule, which applies to both optimisers); a
+    recipe's config adds its networks' own (widths, upsampling ...)."""
 
     latent_dim: int = 100
-    g_width: int = 64
-    d_width: int = 64
     g_lr: float | None = None  # the generator's learning rate (default: lr)
     d_lr: float | None = None  # the discriminator's (default: lr)
-    conditional: bool = False
     r1: float = 0.0  # gamma of the R1 penalty on D (0: off)
     diffaugment: str | None = None  # e.g. "color,translation,cutout"
     g_every: int = 1  # a generator step every n discriminator steps
@@ -37,10 +38,8 @@ class ImageGANConfig(RecipeConfig):
 
     def check(self, who: str) -> None:
         super().check(who)
-        for name in ("latent_dim", "g_width", "d_width"):  # 0 built a model of empty layers
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArtganError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+            raise ArtganError(f"{who}: latent_dim must be an integer >= 1, got {self.latent_dim!r}")
         for name in ("g_lr", "d_lr"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -52,8 +51,6 @@ class ImageGANConfig(RecipeConfig):
             raise ArtganError(f"{who}: g_every must be an integer >= 1, got {self.g_every!r}")
         if not isinstance(self.pack, int) or isinstance(self.pack, bool) or not 1 <= self.pack <= 8:
             raise ArtganError(f"{who}: pack must be an integer from 1 to 8, got {self.pack!r}")
-        if self.pack > 1 and self.conditional:
-            raise ArtganError(f"{who}: pack > 1 is for unconditional models; set pack: 1 or conditional: false")
 
 
 class _LabelledGenerator(nn.Module):
@@ -68,16 +65,28 @@ class _LabelledGenerator(nn.Module):
 
 
 class ImageGANRecipe(GANRecipe):
+    """Noise (and a label) to image: D then G each iteration (G every ``g_every``), the
+    pipeline's adversarial loss (``default_loss`` otherwise), samples and export from the EMA of
+    G when kept. Subclasses build ``self.G`` and ``self.D``, then call :meth:`setup`."""
+
     architecture = "gan"
     default_loss = "non-saturating"
 
-    def _setup(self, cfg: ImageGANConfig, info: DatasetInfo, loss) -> None:
+    def setup(self, cfg: ImageGANConfig, info: DatasetInfo, loss, *, conditional: bool) -> None:
+        """The losses, optimisers, EMA and schedule for ``self.G`` and ``self.D``; ``conditional``:
+        both take the batch's class label (``info`` then needs two classes or more)."""
+        if conditional and info.num_classes < 2:
+            raise ArtganError(f"{self.architecture}: conditional: true needs a labelled dataset; "
+                              f"{info.name or 'this dataset'} has no classes")
+        if cfg.pack > 1 and conditional:
+            raise ArtganError(f"{self.architecture}: pack > 1 is for unconditional models; set pack: 1 or "
+                              f"conditional: false")
         try:
             self.policy = parse_policy(cfg.diffaugment)
         except ValueError as exc:
             raise ArtganError(f"{self.architecture}: diffaugment: {exc}") from None
         self.cfg, self.info, self.loss = cfg, info, self.adversarial_loss(loss)
-        self.latent_dim, self.conditional = cfg.latent_dim, cfg.conditional
+        self.latent_dim, self.conditional = cfg.latent_dim, conditional
         self.r1, self.g_every, self.pack = cfg.r1, cfg.g_every, cfg.pack
         self.modules = {"generator": self.G, "discriminator": self.D}
         self.keep_ema(self.G, cfg.ema)
@@ -86,13 +95,6 @@ class ImageGANRecipe(GANRecipe):
             "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr or cfg.lr, betas=cfg.betas),
         }
         self.set_lr_schedule(cfg.schedule())
-
-    @staticmethod
-    def _check_conditional(name: str, info: DatasetInfo, conditional: bool) -> int:
-        if conditional and info.num_classes < 2:
-            raise ArtganError(f"{name}: conditional: true needs a labelled dataset; "
-                              f"{info.name or 'this dataset'} has no classes")
-        return info.num_classes if conditional else 0
 
     # -- training -------------------------------------------------------------------------------
     def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -113,6 +115,7 @@ class ImageGANRecipe(GANRecipe):
         return self.D(x, y).float()
 
     def discriminator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """D's losses on a real batch and as many fakes: the adversarial loss, its penalty, R1."""
         real, y = batch["image"], self._labels(batch)
         with torch.no_grad():
             fake = self.G(self._noise(real.shape[0], real.device), y)
@@ -134,6 +137,7 @@ class ImageGANRecipe(GANRecipe):
         return out
 
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """G's adversarial loss on fresh fakes (the batch gives their number and labels)."""
         real, y = batch["image"], self._labels(batch)
         fake_logits = self._d(self.G(self._noise(real.shape[0], real.device), y), y)
         return {"loss": self.loss.generator(fake_logits)}
