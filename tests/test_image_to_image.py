@@ -15,7 +15,7 @@ from torch import nn
 
 from artgan.data import DatasetInfo, held_out_crops
 from artgan.errors import ArtganError
-from artgan.recipe import ImageSpec, ImageToImageRecipe
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
 from artgan.training_tricks import EMA
 
 ROOT = Path(__file__).parents[1]

@@ -107,7 +107,7 @@ LAYERS = [
     ("contracts", ["artgan", "errors", "files", "images", "hookspecs", "splits", "metrics", "tiling", "model_search",
                    "runtime", "steps", "process", "cards", "config", "tasks"]),
     ("plugin machinery", ["plugins"]),
-    ("training contracts", ["train_options", "data", "recipe", "training_tricks", "checkpoints", "precision",
+    ("training contracts", ["train_options", "data", "recipe", "image_recipe", "training_tricks", "checkpoints", "precision",
                             "features"]),
     ("engines", ["train", "export", "gan_metrics", "evaluation", "bundle", "report", "ray_engine", "web"]),
     ("orchestration", ["pipeline", "api", "build", "testing", "plugin_template", "doctor"]),

@@ -25,7 +25,8 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ImageSpec, ImageToImageRecipe, Phase, RecipeConfig
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
+from artgan.recipe import AdversarialLoss, Phase, RecipeConfig
 
 SIZE_MULTIPLE = 4  # two stride-2 levels
 LOSSES = ("l2", "l1")

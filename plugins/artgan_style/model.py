@@ -33,7 +33,8 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ImageSpec, ImageToImageRecipe, Phase, RecipeConfig
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
+from artgan.recipe import Phase, RecipeConfig
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, as measure.grey
 

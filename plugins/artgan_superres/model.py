@@ -31,7 +31,8 @@ from torch.nn.utils import spectral_norm
 
 from artgan.data import DatasetInfo, held_out_crops, uint8_to_tensor
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ImageSpec, ImageToImageRecipe, Phase, RecipeConfig
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
+from artgan.recipe import AdversarialLoss, Phase, RecipeConfig
 from artgan.training_tricks import averaged_weights
 
 from .resize import bicubic_downscale
