@@ -9,6 +9,7 @@ carries an ``info`` (:class:`DatasetInfo`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -45,6 +46,29 @@ def uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
 def tensor_to_float01(images: torch.Tensor) -> np.ndarray:
     """float NCHW in [-1, 1] -> numpy float32 NHWC in [0, 1] (the runtime's contract)."""
     return ((images.detach().float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def held_out_crops(folder: str | Path, n: int, size: int) -> list[np.ndarray]:
+    """Centre crops (uint8 ``size`` x ``size`` RGB) of the first ``n`` held-out images of ``folder``
+    (:func:`artgan.splits.split_files`) that are that large: what a recipe's sample grids show,
+    never what it trains on. Fewer when the folder has fewer; an error when it has no image."""
+    from .images import list_images, load_image
+    from .splits import split_files
+
+    root = Path(folder).expanduser()
+    files = list_images(root) if root.is_dir() else []
+    if not files:
+        raise ArtganError(f"sample_images {folder}: no images there")
+    crops = []
+    for f in split_files(files, "heldout"):
+        image = load_image(f, "RGB")
+        h, w = image.shape[:2]
+        if min(h, w) >= size:
+            top, left = (h - size) // 2, (w - size) // 2
+            crops.append(np.ascontiguousarray(image[top:top + size, left:left + size]))
+        if len(crops) == n:
+            break
+    return crops
 
 
 def build_augmentations(spec: list[dict[str, Any]] | None):

@@ -3,7 +3,9 @@
 A recipe owns its networks and optimisers and knows how to take one training iteration; the one
 trainer in :mod:`artgan.train` owns everything else (device, data, backward passes, checkpoints,
 samples, logging). Unconditional and conditional GANs, super-resolution, inpainting and CycleGAN
-all fit: each is a list of :class:`Phase` objects, one per optimiser.
+all fit: each is a list of :class:`Phase` objects, one per optimiser. A recipe whose model maps
+images to images (super-resolution, inpainting, style) extends
+:class:`artgan.image_recipe.ImageToImageRecipe`.
 
 A recipe takes its knobs as one config dataclass (a subclass of :class:`RecipeConfig`, in
 nanoGPT's manner); the knobs every recipe shares (``lr``, ``betas``, ``ema``, the learning-rate
@@ -202,6 +204,7 @@ class GANRecipe:
         self.config: dict[str, Any] = {}
         self.ema: EMA | None = None
         self._ema_source: nn.Module | None = None
+        self._ema_warmup = "updates"
         self._lr_schedule = LRSchedule()
         self._base_lrs: dict[str, list[float]] = {}
 
@@ -228,7 +231,7 @@ class GANRecipe:
         learning-rate schedule and the EMA of the generator (each when set up)."""
         self.apply_lr_schedule(iteration)
         if self.ema is not None:
-            self.ema.update(self._ema_source)
+            self.ema.update(self._ema_source, iteration=iteration if self._ema_warmup == "iterations" else None)
 
     # -- training chores, set up by subclasses ---------------------------------------------------
     def adversarial_loss(self, loss: AdversarialLoss | None) -> AdversarialLoss:
@@ -239,10 +242,14 @@ class GANRecipe:
 
         return get_registry().create("loss", self.default_loss, **self.default_loss_params)
 
-    def keep_ema(self, generator: nn.Module, decay: float) -> None:
+    def keep_ema(self, generator: nn.Module, decay: float, warmup: str = "updates") -> None:
         """With ``decay`` > 0, keep a moving average of ``generator`` (module ``generator_ema``):
-        :attr:`sampling_generator` is then the average."""
-        self._ema_source = generator
+        :attr:`sampling_generator` is then the average. Its warm-up (:class:`EMA`) counts the
+        average's own ``"updates"`` or the trainer's ``"iterations"`` (superres and inpaint
+        counted those before the EMA was the core's: so their models retrain the same)."""
+        if warmup not in ("updates", "iterations"):
+            raise ValueError(f"EMA warm-up counts 'updates' or 'iterations', got {warmup!r}")
+        self._ema_source, self._ema_warmup = generator, warmup
         self.ema = EMA(generator, decay) if decay else None
         if self.ema is not None:
             self.modules["generator_ema"] = self.ema
@@ -295,3 +302,4 @@ class GANRecipe:
         if optimizers:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
+

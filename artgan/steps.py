@@ -76,7 +76,7 @@ class OnnxImageStep(Step):
 
     def run_one(self, image: np.ndarray, **extras: np.ndarray) -> np.ndarray:
         """One HWC image (plus HWC extra inputs by name) -> HWC output."""
-        from .tiling import auto_tile, process_tiled
+        from .tiling import process_tiled
 
         names = [n for n in self.input_names[1:]]
         missing = [n for n in names if n not in extras]
@@ -90,9 +90,16 @@ class OnnxImageStep(Step):
             return self._from_model(self.check_scale(self.model.run(feeds), img_tile.shape))
 
         h, w = image.shape[:2]
-        tile = self.tile if self.tile is not None else auto_tile(h, w, multiple=self.multiple, scale=self.scale)
+        tile = self.tile if self.tile is not None else self.tile_for(h, w)
         return process_tiled(fn, image, *[extras[n] for n in names], scale=self.scale,
                              multiple=self.multiple, tile=tile, overlap=self.overlap)
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        """The tile side for an image when ``tile`` is not given (None: the whole image at once):
+        :func:`artgan.tiling.auto_tile`'s, from free memory."""
+        from .tiling import auto_tile
+
+        return auto_tile(height, width, multiple=self.multiple, scale=self.scale)
 
     def check_scale(self, raw: np.ndarray, tile_shape: tuple[int, ...]) -> np.ndarray:
         """The model's NCHW output for an NHWC tile is the tile times the metadata's ``scale``: a
@@ -115,6 +122,54 @@ class OnnxImageStep(Step):
         if len(images) == 1:  # the usual case for large images: no stacked copy
             return self.run_one(images[0])[None]
         return np.stack([self.run_one(im) for im in images])
+
+
+class ModelStep(OnnxImageStep):
+    """A task's trained model as a step: ``model`` is a name that
+    :func:`artgan.model_search.find_model` looks up under the task's ``step`` folder, or an
+    ``.onnx`` path, and the model's metadata must say that ``step`` runs it.
+
+    The tiling policy, when ``tile`` is not given: images run whole while
+    :func:`artgan.tiling.auto_tile` says they fit a quarter of the free memory at the model's
+    ``bytes_per_pixel``; with ``untiled_pixels``, whole up to that many output pixels whatever the
+    memory (a model whose output needs the whole picture, e.g. an inpainted hole its context),
+    else in auto_tile's largest tiles. ``hint`` ends the error for a name that finds no model
+    (how to train or install one).
+    """
+
+    def __init__(self, step: str, model: str, *, tile: int | None = None, overlap: int = 32, providers=None,
+                 min_tile: int = 16, bytes_per_pixel: int | None = None, untiled_pixels: int | None = None,
+                 hint: str = ""):
+        from .model_search import find_model, list_models
+        from .tiling import check_tiling
+
+        check_tiling(step, tile, overlap, min_tile)
+        if not isinstance(model, str) or not model:
+            raise ArtganError(f"{step}: model must be a model name or an .onnx path, got {model!r}")
+        try:
+            path = find_model(step, model)
+        except ArtganError:
+            if not hint:
+                raise
+            raise ArtganError(f"{step}: no model {model!r} (available: {', '.join(list_models(step)) or 'none'}); "
+                              f"{hint}") from None
+        super().__init__(path, tile=tile, overlap=overlap, providers=providers, name=step, min_tile=min_tile)
+        made_for = self.model.metadata.get("step", step)
+        if made_for != step:
+            raise ArtganError(f"{step}: {path} is a {made_for!r} model, not a {step} one")
+        self.model_name, self.model_path = model, path
+        self.bytes_per_pixel, self.untiled_pixels = bytes_per_pixel, untiled_pixels
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        from .tiling import DEFAULT_BYTES_PER_PIXEL, auto_tile
+
+        bytes_per_pixel = self.bytes_per_pixel or DEFAULT_BYTES_PER_PIXEL
+        budget = None if self.untiled_pixels is None else self.untiled_pixels * bytes_per_pixel
+        return auto_tile(height, width, multiple=self.multiple, scale=self.scale, bytes_per_pixel=bytes_per_pixel,
+                         budget=budget)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.model_name} ({self.model_path})>"
 
 
 def source_file() -> Path | None:

@@ -47,12 +47,17 @@ def _round_up(n: int, m: int) -> int:
     return int(math.ceil(n / m) * m) if m > 1 else n
 
 
+#: A model's peak memory per input pixel when nothing better is known: 64 float32 feature maps,
+#: times 4 for the framework's working copies
+DEFAULT_BYTES_PER_PIXEL = 4 * 64 * 4
+
+
 def auto_tile(height: int, width: int, *, multiple: int = 1, scale: int = 1,
-              bytes_per_pixel: int = 4 * 64 * 4, budget: int | None = None) -> int | None:
+              bytes_per_pixel: int = DEFAULT_BYTES_PER_PIXEL, budget: int | None = None) -> int | None:
     """A tile side for an image, or None when the whole image fits the memory budget.
 
-    ``bytes_per_pixel`` estimates the model's peak activation memory per input pixel (default:
-    64 float32 feature maps, times 4 for the framework's working copies); the budget defaults to
+    ``bytes_per_pixel`` estimates the model's peak activation memory per input pixel
+    (:data:`DEFAULT_BYTES_PER_PIXEL` when unknown); the budget defaults to
     a quarter of the machine's free memory (``ARTGAN_TILE_BUDGET_MB`` overrides).
     """
     if budget is None:

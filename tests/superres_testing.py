@@ -45,7 +45,7 @@ def export_tiny_superres(path: Path, scale: int = 2, seed: int = 0, objective_ga
 
     from artgan.data import DatasetInfo
     from artgan.export import export_onnx
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     torch.manual_seed(seed)
     recipe = SuperResRecipe(info=DatasetInfo(image_size=16 * scale), scale=scale, width=8, blocks=1,

@@ -210,8 +210,8 @@ def test_inpaint_step_tiles_large_images_only(tiny_model):
 
     _, path, _ = tiny_model
     step = ModelInpaint(model=str(path))
-    assert step.tile_for(1080, 1920) == 1920  # whole image: the hole keeps all its context
-    assert step.tile_for(3000, 4000) == 1024
+    assert step.runner.tile_for(1080, 1920) is None  # whole image: the hole keeps all its context
+    assert step.runner.tile_for(3000, 4000) == 1024
     tiled = ModelInpaint(model=str(path), tile=64)
     image = synthetic_image(100, 130, 1).astype(np.float32) / 255
     hole = np.zeros((100, 130), bool)

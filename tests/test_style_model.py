@@ -444,10 +444,10 @@ def test_style_step_tiles_only_when_memory_is_short(registry, tiny_model, monkey
     image = np.random.default_rng(2).random((1, 96, 128, 3), dtype=np.float32)
     step = build_step(registry, f"style:model={tiny_model['path']}")
     whole = step(image)
-    assert step.runner.tile == 128  # the whole image in one run
+    assert step.runner.tile_for(96, 128) is None  # the whole image in one run
     monkeypatch.setenv("ARTGAN_TILE_BUDGET_MB", "1")  # 1 MB: 64x64 tiles
     tiled = step(image)
-    assert step.runner.tile == 64 and tiled.shape == whole.shape
+    assert step.runner.tile_for(96, 128) == 64 and tiled.shape == whole.shape
     assert not np.allclose(tiled, whole, atol=1e-4)  # instance norm per tile: not the same picture
     explicit = build_step(registry, f"style:model={tiny_model['path']},tile=64")(image)
     assert np.allclose(explicit, tiled, atol=1e-6)

@@ -119,7 +119,7 @@ def _batch(scale=2, n=2, size=16):
 
 def test_psnr_recipe_trains_the_generator_only():
     from artgan.data import DatasetInfo
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, decay_to=10, ema=0.5)
     phases = recipe.phases()
@@ -137,7 +137,7 @@ def test_psnr_recipe_trains_the_generator_only():
 
 def test_gan_recipe_has_d_and_g_phases_with_adversarial_terms():
     from artgan.data import DatasetInfo
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, d_width=8,
                             adv_weight=0.01, feature_weight=0.1)
@@ -151,7 +151,7 @@ def test_gan_recipe_has_d_and_g_phases_with_adversarial_terms():
 
 def test_recipe_names_a_scale_mismatch():
     from artgan.data import DatasetInfo
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), scale=4, width=8, blocks=1)
     with pytest.raises(ArtganError, match="same scale for the dataset and the architecture"):
@@ -160,7 +160,7 @@ def test_recipe_names_a_scale_mismatch():
 
 def test_samples_are_bicubic_output_target_side_by_side():
     from artgan.data import DatasetInfo
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, sample_size=32)
     inputs = recipe.fixed_inputs(64, torch.Generator().manual_seed(0))
@@ -243,7 +243,7 @@ def test_pipeline_trains_exports_and_gan_fine_tunes_from_it(tmp_path, runner):
 def test_init_from_a_different_generator_is_named(tmp_path):
     from artgan import checkpoints
     from artgan.data import DatasetInfo
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     other = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1)
     path = checkpoints.save(tmp_path / "c.pt", {"iteration": 1, "recipe": {"architecture": "superres-gan",
@@ -260,7 +260,7 @@ def test_init_from_an_exported_model(sr_models, tmp_path):
     """GAN fine-tuning can start from a shipped .onnx when the PSNR run folder is gone."""
     from artgan.data import DatasetInfo
     from artgan_superres.model import generator_from_onnx
-    from artgan_superres.recipe import SuperResRecipe
+    from artgan_superres.model import SuperResRecipe
 
     path = sr_models / "superres" / "x2-psnr.onnx"
     recipe = SuperResRecipe(info=DatasetInfo(image_size=32), width=8, blocks=1, ema=0.9, init_from=str(path))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from artgan.data import DatasetInfo, build_augmentations, uint8_to_tensor
+from artgan.data import DatasetInfo, build_augmentations, held_out_crops, uint8_to_tensor
 from artgan.errors import ArtganError
 from artgan.images import list_images, load_image
 from artgan.splits import split_files
@@ -108,16 +108,7 @@ def sample_batch(folder: str | None, n: int, size: int, seed: int, prefill: str 
     """``n`` centre crops of the held-out images of ``folder`` (synthetic images when there is
     none) with seeded 20-40% masks and their classical fills: the fixed inputs of the sample grids."""
     rng = np.random.default_rng(seed)
-    images = []
-    if folder and Path(folder).expanduser().exists():
-        files = split_files(list_images(Path(folder).expanduser()), "heldout")[:n]
-        for f in files:
-            im = load_image(f, "RGB")
-            h, w = im.shape[:2]
-            if min(h, w) < size:
-                continue
-            top, left = (h - size) // 2, (w - size) // 2
-            images.append(im[top:top + size, left:left + size])
+    images = held_out_crops(folder, n, size) if folder else []
     while len(images) < n:
         images.append(_synthetic_image(size, rng))
     masks = [random_mask(size, size, rng, area=(0.2, 0.4)) for _ in range(n)]

@@ -28,7 +28,7 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase
+from artgan.recipe import AdversarialLoss, GANRecipe, Phase
 
 from .model import InpaintConfig, InpaintNet, InpaintNetConfig, InpaintRecipe, apply_correction, hole_loss, hole_psnr
 
@@ -93,6 +93,7 @@ class DetailInpaintRecipe(InpaintRecipe):
     :class:`DetailInpaintConfig`."""
 
     config_class = DetailInpaintConfig
+    architecture = ARCHITECTURE
 
     def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, **params):
         if info.channels != 3:
@@ -110,7 +111,7 @@ class DetailInpaintRecipe(InpaintRecipe):
             self.net.load_state_dict(residual_weights(cfg.init_from, self.net_config))
         self.discriminator = HolePatchDiscriminator(cfg.d_width)
         self.modules = {"generator": self.net, "discriminator": self.discriminator}
-        self.keep_ema(self.net, cfg.ema)
+        self.keep_ema(self.net, cfg.ema, warmup="iterations")
         self.optimizers = {
             "generator": torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=cfg.betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.d_lr, betas=cfg.betas)}
@@ -167,11 +168,8 @@ class DetailInpaintRecipe(InpaintRecipe):
             return [g]
         return [Phase("D", self.optimizers["discriminator"], self.discriminator_step), g]
 
-    def export_spec(self) -> ExportSpec:
-        spec = super().export_spec()
-        spec.metadata["architecture"] = ARCHITECTURE
-        spec.metadata["objective"] = "detail: L1 + perceptual + patch GAN on the hole"
-        return spec
+    def own_metadata(self) -> dict:
+        return {**super().own_metadata(), "objective": "detail: L1 + perceptual + patch GAN on the hole"}
 
 
 def residual_weights(path: str, config: InpaintNetConfig) -> dict[str, torch.Tensor]:

@@ -25,7 +25,8 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
+from artgan.recipe import AdversarialLoss, Phase, RecipeConfig
 
 SIZE_MULTIPLE = 4  # two stride-2 levels
 LOSSES = ("l2", "l1")
@@ -154,7 +155,7 @@ class InpaintConfig(RecipeConfig):
             raise ArtganError(f"{who}: pixel_loss must be one of {', '.join(LOSSES)}, got {self.pixel_loss!r}")
 
 
-class InpaintRecipe(GANRecipe):
+class InpaintRecipe(ImageToImageRecipe):
     """Trains :class:`InpaintNet` on batches of the ``inpaint-masks`` dataset
     (``{"image": target, "prefill": classical fill, "mask": 1 = hole}``), one optimiser, no
     discriminator. Knobs: :class:`InpaintConfig`.
@@ -167,6 +168,8 @@ class InpaintRecipe(GANRecipe):
     """
 
     config_class = InpaintConfig
+    step, architecture = "inpaint", "inpaint-residual"
+    size_multiple = SIZE_MULTIPLE
 
     def __init__(self, *, info: DatasetInfo, loss: AdversarialLoss | None = None, **params):
         super().__init__()
@@ -181,7 +184,7 @@ class InpaintRecipe(GANRecipe):
         self.net_config = InpaintNetConfig(width=cfg.width, blocks=cfg.blocks, dilations=cfg.dilations)
         self.net = InpaintNet(self.net_config)
         self.modules = {"generator": self.net}
-        self.keep_ema(self.net, cfg.ema)
+        self.keep_ema(self.net, cfg.ema, warmup="iterations")
         self.optimizers = {"generator": torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=cfg.betas)}
         self.set_lr_schedule(cfg.schedule())
         self.config = asdict(self.net_config)
@@ -197,11 +200,6 @@ class InpaintRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.losses)]
 
-    def after_iteration(self, iteration: int) -> None:
-        self.apply_lr_schedule(iteration)
-        if self.ema is not None:
-            self.ema.update(self.net, iteration=iteration)
-
     # -- samples and export ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Up to 8 held-out crops (or synthetic ones) with seeded 20-40% holes."""
@@ -210,43 +208,31 @@ class InpaintRecipe(GANRecipe):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         return sample_batch(self.sample_images, min(n, 8), self.info.image_size, seed, self.prefill)
 
-    @torch.no_grad()
-    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def sample_panels(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Each sample: the hole in white, the classical fill, the network's fill, the target."""
         image, prefill, mask = inputs["image"], inputs["prefill"], inputs["mask"]
-        filled = PastedInpainter(self.sampling_generator)(prefill, mask)
-        return torch.cat([image * (1 - mask) + mask, prefill, filled, image], dim=3)
+        return [image * (1 - mask) + mask, prefill, self.export_module()(prefill, mask), image]
 
-    def export_spec(self) -> ExportSpec:
+    # -- export: the metadata's image keys come from these (ImageToImageRecipe) ---------------------
+    def export_module(self) -> nn.Module:
+        return PastedInpainter(self.sampling_generator)
+
+    def image_inputs(self) -> dict[str, ImageSpec]:
+        return {"image": ImageSpec(3, meaning=f"the photo with its hole pre-filled by OpenCV's {self.prefill} "
+                                              f"inpainting (radius 3, 8-bit), see metadata 'prefill'"),
+                "mask": ImageSpec(1, (0.0, 1.0), meaning="1 = hole to fill, 0 = known; thresholded at 0.5")}
+
+    def image_outputs(self) -> dict[str, ImageSpec]:
+        return {"output": ImageSpec(3, meaning="the image with the hole filled; known pixels pasted back")}
+
+    def example_inputs(self) -> dict[str, torch.Tensor]:
         s = 64
-        image = torch.rand(1, 3, s, s) * 2 - 1
         mask = torch.zeros(1, 1, s, s)
-        mask[..., 16:40, 8:48] = 1
-        hole_meaning = "1 = hole to fill, 0 = known; thresholded at 0.5"
-        return ExportSpec(
-            module=PastedInpainter(self.sampling_generator),
-            inputs={"image": image, "mask": mask},
-            outputs=["output"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "mask": {0: "batch", 2: "height", 3: "width"},
-                          "output": {0: "batch", 2: "height", 3: "width"}},
-            metadata={
-                "task": "image-to-image", "step": "inpaint", "architecture": "inpaint-residual",
-                "scale": 1, "size_multiple": SIZE_MULTIPLE, "value_range": [-1.0, 1.0], "channels": 3,
-                "color_order": "RGB", "layout": "NCHW", "inputs": ["image", "mask"],
-                "prefill": {"method": self.prefill, "radius": 3.0},
-                "input_spec": {
-                    "image": {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0],
-                              "meaning": f"the photo with its hole pre-filled by OpenCV's {self.prefill} "
-                                         f"inpainting (radius 3, 8-bit), see metadata 'prefill'"},
-                    "mask": {"shape": ["batch", 1, "height", "width"], "dtype": "float32",
-                             "range": [0.0, 1.0], "meaning": hole_meaning}},
-                "output_spec": {"output": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
-                                           "range": [-1.0, 1.0],
-                                           "meaning": "the image with the hole filled; known pixels pasted back"}},
-                "pasted": True, "dataset": self.info.name,
-            },
-        )
+        mask[..., 16:40, 8:48] = 1  # a hole: the traced graph pastes around it
+        return {"image": torch.rand(1, 3, s, s) * 2 - 1, "mask": mask}
+
+    def own_metadata(self) -> dict:
+        return {"prefill": {"method": self.prefill, "radius": 3.0}, "pasted": True, "dataset": self.info.name}
 
 
 def count_parameters(module: nn.Module) -> int:

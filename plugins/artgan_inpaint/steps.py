@@ -20,7 +20,6 @@ For use from Python, ``step.inpaint(image, hole)`` fills one HWC float image wit
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,9 @@ DEFAULT_MODEL = "residual-bsds400"
 PREFILL_METHODS = ("ns", "telea")
 # Tiling cuts the context a hole needs: a hole larger than a tile is filled from the tile only.
 # So the whole image runs at once up to this many pixels (about 1.5 GB of activations on
-# onnxruntime's CPU provider for the reference model), and only larger images are tiled.
+# onnxruntime's CPU provider for the reference model), and only larger images are tiled (in
+# artgan.tiling.auto_tile's largest tiles, 1024 pixels).
 WHOLE_IMAGE_MAX_PIXELS = 2_100_000  # 1920x1080 and below run untiled
-LARGE_IMAGE_TILE = 1024
 LARGE_IMAGE_OVERLAP = 64
 
 
@@ -174,22 +173,19 @@ class ModelInpaint(InpaintingStep):
     ``image`` (the pre-filled photo, NCHW in [-1, 1]) and ``mask`` (N1HW, 1 = hole) and adds its
     correction inside the hole. :meth:`inpaint` pastes the known pixels back, so they come back
     bit-exact. Images up to :data:`WHOLE_IMAGE_MAX_PIXELS` run untiled (a hole keeps all its
-    context); larger ones in tiles of ``tile`` pixels.
+    context); larger ones in tiles (of ``tile`` pixels when given).
     """
 
     name = "inpaint"
 
     def __init__(self, model: str = DEFAULT_MODEL, tile: int | None = None,
                  mask: MaskSource | None = None, providers=None):
-        from artgan.model_search import find_model
-        from artgan.steps import OnnxImageStep
-        from artgan.tiling import check_tiling
+        from artgan.steps import ModelStep
 
         super().__init__(mask)
-        check_tiling("inpaint", tile, LARGE_IMAGE_OVERLAP, min_tile=64)
-        self.model_path = find_model("inpaint", str(model))
-        self.runner = OnnxImageStep(self.model_path, providers=providers, name="inpaint",
-                                    overlap=LARGE_IMAGE_OVERLAP)
+        self.runner = ModelStep("inpaint", str(model), tile=tile, overlap=LARGE_IMAGE_OVERLAP, providers=providers,
+                                min_tile=64, untiled_pixels=WHOLE_IMAGE_MAX_PIXELS)
+        self.model_path = self.runner.model_path
         if list(self.runner.input_names) != ["image", "mask"]:
             raise ArtganError(f"{self.model_path}: inputs are {self.runner.input_names}, not an inpainting "
                               f"model (expected image, mask)")
@@ -198,20 +194,10 @@ class ModelInpaint(InpaintingStep):
             raise ArtganError(f"{self.model_path}: no 'prefill' method in its metadata; it is not an "
                               f"inpainting model of this artgan version (re-export it)")
         self.prefill_method, self.prefill_radius = prefill["method"], float(prefill.get("radius", 3.0))
-        self.tile = tile
-
-    def tile_for(self, height: int, width: int) -> int:
-        if self.tile is not None:
-            return self.tile
-        if height * width <= WHOLE_IMAGE_MAX_PIXELS:
-            m = self.runner.multiple
-            return int(math.ceil(max(height, width) / m) * m)  # one tile: the whole image
-        return LARGE_IMAGE_TILE
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         start = classical_fill(_to_uint8(image), hole, self.prefill_method, self.prefill_radius)
         start = np.where(hole[..., None], start.astype(np.float32) / 255.0, image)  # known pixels as given
-        self.runner.tile = self.tile_for(*image.shape[:2])
         return self.runner.run_one(start, mask=hole[..., None].astype(np.float32))
 
 

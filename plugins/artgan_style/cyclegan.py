@@ -23,9 +23,9 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import AdversarialLoss, ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.recipe import AdversarialLoss, Phase, RecipeConfig
 
-from .model import edge_map, ssim_loss  # the edge SSIM the evaluation measures, differentiable
+from .model import StyleRecipe, edge_map, ssim_loss  # the edge SSIM the evaluation measures, differentiable
 
 
 def _norm(c: int) -> nn.Module:
@@ -188,7 +188,7 @@ class CycleGANConfig(RecipeConfig):
         super().check(who)
 
 
-class CycleGANRecipe(GANRecipe):
+class CycleGANRecipe(StyleRecipe):
     """Photo <-> art CycleGAN on ``unpaired-folders`` batches (``photo``, ``art``); knobs:
     :class:`CycleGANConfig`.
 
@@ -205,6 +205,8 @@ class CycleGANRecipe(GANRecipe):
     """
 
     config_class = CycleGANConfig
+    architecture = "cyclegan"
+    size_multiple = StyleGenerator.size_multiple
     default_loss = "least-squares"
     default_loss_params = {"generator_scale": 1.0}
 
@@ -239,7 +241,6 @@ class CycleGANRecipe(GANRecipe):
             opt.register_step_pre_hook(self._skip_bad_update)
         self.pool_art, self.pool_photo = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
         self._fakes: dict[str, torch.Tensor] = {}
-        self._sample_photos: torch.Tensor | None = None
 
     def to(self, device):
         if torch.device(device).type == "cuda":
@@ -263,8 +264,7 @@ class CycleGANRecipe(GANRecipe):
     # -- one training step: generators, then discriminators on the same fakes --------------------
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         photo, art = batch["image"], batch["art"]  # "image": the photo (the dataset contract)
-        if self._sample_photos is None:  # no fixed validation set: sample the first batch's photos
-            self._sample_photos = photo[:8].detach().cpu()
+        self.keep_sample_inputs({"image": photo})
         for d in (self.D_art, self.D_photo):
             d.requires_grad_(False)  # G's step needs no discriminator gradients
         fake_art, fake_photo = self.G(photo), self.F(art)
@@ -310,46 +310,16 @@ class CycleGANRecipe(GANRecipe):
         return [Phase("G", self.optimizers["generators"], self.generator_step),
                 Phase("D", self.optimizers["discriminators"], self.discriminator_step)]
 
-    # after_iteration (the learning-rate schedule, the EMA of G when kept): GANRecipe's
+    # after_iteration (the learning-rate schedule, the EMA of G when kept): the base's
 
-    # -- samples: photo | G(photo) | F(G(photo)) side by side ------------------------------------
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {}  # the photos of the first training batch are used (see generator_step)
-
-    @torch.no_grad()
-    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        device = next(self.G.parameters()).device
-        photos = inputs.get("photo", self._sample_photos)
-        if photos is None:  # before the first step
-            s = self.info.image_size
-            photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
-        photos = photos.to(device)
+    def sample_panels(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Photo | G(photo) | F(G(photo)): the round trip shows what the cycle keeps."""
+        photos = inputs["image"]
         art = self.sampling_generator(photos)
-        return torch.cat([photos, art, self.F(art)], dim=3)
+        return [photos, art, self.F(art)]
 
-    # -- export: the photo -> art generator only --------------------------------------------------
-    def export_spec(self) -> ExportSpec:
-        name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
-        example = torch.rand(1, 3, 128, 128) * 2 - 1
-        return ExportSpec(
-            module=self.sampling_generator,
-            inputs={"image": example},
-            outputs=["stylized"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "stylized": {0: "batch", 2: "height", 3: "width"}},
-            metadata={
-                "task": "image-to-image", "step": "style", "architecture": "cyclegan", "style": name,
-                "scale": 1, "size_multiple": StyleGenerator.size_multiple, "value_range": [-1.0, 1.0],
-                "channels": 3, "color_order": "RGB", "layout": "NCHW",
-                "inputs": ["image"],
-                "input_spec": {"image": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
-                                         "range": [-1.0, 1.0], "size_multiple": StyleGenerator.size_multiple}},
-                "output_spec": {"stylized": {"shape": ["batch", 3, "height", "width"], "dtype": "float32",
-                                             "range": [-1.0, 1.0]}},
-                "g_width": self.G.down[0].out_channels, "g_blocks": len(self.G.blocks), "dataset": self.info.name,
-                "train_crop": self.info.image_size,
-            },
-        )
+    def own_metadata(self) -> dict:  # the photo -> art generator only is exported
+        return {**super().own_metadata(), "g_width": self.G.down[0].out_channels, "g_blocks": len(self.G.blocks)}
 
 
 def _contract_dataset(folder):

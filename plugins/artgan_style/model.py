@@ -33,7 +33,8 @@ from torch import nn
 
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
-from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.image_recipe import ImageSpec, ImageToImageRecipe
+from artgan.recipe import Phase, RecipeConfig
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, as measure.grey
 
@@ -284,7 +285,29 @@ class ReferenceDistances:
         self.counts = dict(state.get("counts", {}))
 
 
-# -- the recipe ------------------------------------------------------------------------------
+# -- the recipes ----------------------------------------------------------------------------
+
+class StyleRecipe(ImageToImageRecipe):
+    """What every photo -> painting recipe shares: its exported model (``image`` -> ``stylized``,
+    sides a multiple of 4, run by the ``style`` step, the painting's name as ``style``) and its
+    sample grids (photo | painted photo), from the first training batch's photos: there is no
+    held-out set of photos. A subclass keeps them (:meth:`keep_sample_inputs`) and adds its own
+    metadata to :meth:`own_metadata`'s."""
+
+    step = "style"
+    size_multiple = StyleNet.size_multiple
+    example_size = (128, 128)
+
+    def image_inputs(self) -> dict[str, ImageSpec]:
+        return {"image": ImageSpec(3, size_multiple=self.size_multiple)}
+
+    def image_outputs(self) -> dict[str, ImageSpec]:
+        return {"stylized": ImageSpec(3)}
+
+    def own_metadata(self) -> dict:
+        name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
+        return {"style": name, "dataset": self.info.name, "train_crop": self.info.image_size}
+
 
 @dataclass
 class PatchStyleConfig(RecipeConfig):
@@ -334,11 +357,12 @@ class PatchStyleConfig(RecipeConfig):
         super().check(who)
 
 
-class PatchStyleRecipe(GANRecipe):
+class PatchStyleRecipe(StyleRecipe):
     """One generator, one Adam optimiser, one phase; batches ``{"image": photo crops, "art":
     painting crops}`` (the ``unpaired-folders`` dataset). Parameters: :class:`PatchStyleConfig`."""
 
     config_class = PatchStyleConfig
+    architecture = "patch-style"
 
     def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
@@ -354,13 +378,11 @@ class PatchStyleRecipe(GANRecipe):
         self.keep_ema(self.G, self.cfg.ema)
         self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), self.cfg.lr, betas=self.cfg.betas)}
         self.set_lr_schedule(self.cfg.schedule())
-        self._sample_photos: torch.Tensor | None = None
         self.reference = ReferenceDistances()
 
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         photo, art = batch["image"], batch["art"]
-        if self._sample_photos is None:  # no fixed validation set: sample the first batch's photos
-            self._sample_photos = photo[:8].detach().cpu()
+        self.keep_sample_inputs({"image": photo})
         out = self.G(photo)
         c = self.cfg
         distances = {
@@ -390,43 +412,11 @@ class PatchStyleRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    # after_iteration (the learning-rate schedule, the EMA when kept): GANRecipe's
+    # after_iteration (the learning-rate schedule, the EMA when kept), the sample grids: the base's
 
-    # -- samples: photo | styled, side by side ----------------------------------------------------
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {}  # the photos of the first training batch are used (see generator_step)
-
-    @torch.no_grad()
-    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        device = next(self.G.parameters()).device
-        photos = inputs.get("photo", self._sample_photos)
-        if photos is None:  # before the first step
-            s = self.info.image_size
-            photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
-        photos = photos.to(device)
-        return torch.cat([photos, self.sampling_generator(photos).float()], dim=3)
-
-    # -- export ----------------------------------------------------------------------------------
-    def export_spec(self) -> ExportSpec:
-        name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
-        m = StyleNet.size_multiple
-        image_spec = {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0]}
-        return ExportSpec(
-            module=self.sampling_generator,
-            inputs={"image": torch.rand(1, 3, 128, 128) * 2 - 1},
-            outputs=["stylized"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "stylized": {0: "batch", 2: "height", 3: "width"}},
-            metadata={
-                "task": "image-to-image", "step": "style", "architecture": "patch-style", "style": name,
-                "scale": 1, "size_multiple": m, "value_range": [-1.0, 1.0], "channels": 3,
-                "color_order": "RGB", "layout": "NCHW", "inputs": ["image"],
-                "input_spec": {"image": {**image_spec, "size_multiple": m}},
-                "output_spec": {"stylized": image_spec},
-                "g_width": self.cfg.width, "g_blocks": self.cfg.blocks, "dataset": self.info.name,
-                "train_crop": self.info.image_size, "recipe": asdict(self.cfg),
-            },
-        )
+    def own_metadata(self) -> dict:
+        return {**super().own_metadata(), "g_width": self.cfg.width, "g_blocks": self.cfg.blocks,
+                "recipe": asdict(self.cfg)}
 
 
 def _contract_dataset(folder):

