@@ -584,6 +584,7 @@ def tasks(json_):
                 click.echo(f"  pipelines: {', '.join(shown_path(p) for p in task.pipelines)}")
             if task.build:
                 click.echo(f"  build one: {task.build}")
+            click.echo(f"  builds by: {task.builds_by()}")
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
     if problems:
@@ -592,13 +593,16 @@ def tasks(json_):
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("task_name", metavar="TASK")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A folder of images: the task's pipeline trains on it, the evaluation uses its held-out quarter.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A folder of images: the task's pipeline trains on it, the evaluation uses its held-out quarter; "
+                   "or what the task's own builder takes (style: the painting); none for a task whose pipeline "
+                   "names its data (artgan tasks says which).")
 @click.option("--name", required=True, help="The model's name: --step TASK:model=NAME finds it once installed.")
 @click.option("--pipeline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Another pipeline than the task's own (artgan tasks shows it).")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="The training's time budget (train.seconds)  [default: the pipeline's]")
+              help="The training's time budget (train.seconds; a task's own builder may count the whole "
+                   "build in it, as style's does)  [default: the pipeline's]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a pipeline value; repeatable.")
 @click.option("--eval-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Evaluate on all of this folder instead of --data's held-out quarter (a test set never trained on).")
@@ -612,17 +616,19 @@ def tasks(json_):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def build(task_name, data, name, pipeline, minutes, overrides, eval_data, eval_options, runs, to, force, quiet):
-    """Build one model for a task: train and export with the task's pipeline, evaluate it beside
-    the baselines on the data's held-out quarter (or --eval-data), check ONNX against PyTorch on
-    the real inputs its step makes and time the step at 512x512, and install it with its card
-    (all of that, and the command that reproduces it) where --step TASK:model=NAME finds it (all
-    its files together, or nothing).
+    """Build one model for a task: train and export with the task's pipeline (or its plugin's
+    builder), evaluate it beside the baselines on the data's held-out quarter (or --eval-data),
+    check ONNX against PyTorch on the real inputs its step makes and time the step at 512x512,
+    and install it with its card (all of that, and the command that reproduces it) where --step
+    TASK:model=NAME finds it (all its files together, or nothing).
 
     \b
     Examples:
       artgan build superres --data photos/ --name mine --minutes 30
       artgan process photo.jpg --step superres:model=mine
-      artgan tasks                      which tasks build this way, and their pipelines
+      artgan build style --data my-painting.jpg --name mine --eval-data photos/
+      artgan build augment --name mine    its pipeline's own data: no --data
+      artgan tasks                        how each task builds, and its pipelines
     """
     from .build import build_task
     from .plugins import get_plugin_manager, get_registry

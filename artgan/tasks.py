@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ArtganError
 
@@ -40,11 +40,18 @@ class Task:
     - ``pipelines``: the reference pipelines that build its models (paths in the repository or the
       plugin's folder); ``artgan build`` runs the first unless told ``--pipeline``;
     - ``data_keys``: the pipeline keys ``artgan build --data DIR`` sets to DIR
-      (``train.dataset.path``); none: the task's pipelines need no data folder or ``artgan build``
-      cannot build it;
+      (``train.dataset.path``); none: the pipeline trains on the data it names itself (augment,
+      gan: built-in digits) and ``artgan build`` takes no ``--data``;
     - ``build_settings``: pipeline settings ``artgan build`` adds (``train.dataset.split=train``: the
       evaluation's held-out quarter stays out of training);
-    - ``build``: the command that trains, exports, evaluates and installs a model in one go.
+    - ``build``: the command that trains, exports, evaluates and installs a model in one go;
+    - ``builder``: where a model is not made by running one pipeline on a data folder (style: from
+      one painting), the plugin's own ``builder(request) -> model``: it takes an
+      :class:`artgan.build.BuildRequest` (``--data``, ``--minutes``, ``--set`` as given) and
+      returns an :class:`artgan.build.BuiltModel` (the exported model with its card in its run
+      folder); ``artgan build`` does the rest as for every task (name checks, ``--to``/``--force``,
+      the evaluation, the install, the command that reproduces it). Import torch inside it, not
+      where the task is declared.
     """
 
     name: str
@@ -59,6 +66,7 @@ class Task:
     data_keys: tuple[str, ...] = ()
     build_settings: tuple[str, ...] = ()
     build: str = ""
+    builder: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -70,6 +78,9 @@ class Task:
             object.__setattr__(self, key, tuple(value))
         if not self.models:
             object.__setattr__(self, "models", self.name)
+        if self.builder is not None and not callable(self.builder):
+            raise ArtganError(f"task {self.name!r}: builder must be a function (request -> model), "
+                              f"got {self.builder!r}")
 
     def parts(self) -> dict[str, list[str]]:
         """Registry kind -> the names this task gives for it."""
@@ -77,9 +88,24 @@ class Task:
                 "step": [s for s in (self.step, *self.baselines) if s],
                 "evaluation": [self.evaluation] if self.evaluation else []}
 
+    def builds_by(self) -> str:
+        """How ``artgan build`` makes one of its models, in words (``artgan tasks``)."""
+        if self.builder is not None:
+            return f"its plugin's builder ({_qualified(self.builder)})"
+        if not self.pipelines:
+            return "not by artgan build (the task names no pipeline)"
+        if self.data_keys:
+            return f"its pipeline, with --data DIR at {', '.join(self.data_keys)}"
+        return "its pipeline, on the data the pipeline names (no --data)"
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready (``artgan tasks --json``)."""
-        return {k: list(v) if k in _NAME_LISTS else v for k, v in asdict(self).items()}
+        fields = {k: list(v) if k in _NAME_LISTS else v for k, v in asdict(self).items()}
+        return {**fields, "builder": _qualified(self.builder) if self.builder else None, "builds_by": self.builds_by()}
+
+
+def _qualified(function: Callable[..., Any]) -> str:
+    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', repr(function))}"
 
 
 def check_task(task: object, registry: Any, *, plugin: str = "?") -> list[str]:

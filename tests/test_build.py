@@ -89,17 +89,68 @@ def test_build_refuses_in_one_line(runner, tmp_path):
     photos = write_photos(tmp_path / "photos", 2)
     r = runner.invoke(cli, ["build", "superess", "--data", str(photos), "--name", "x"])
     assert r.exit_code == 1 and "unknown task 'superess' (did you mean 'superres'?); known tasks: " in r.output
-    r = runner.invoke(cli, ["build", "style", "--data", str(photos), "--name", "x"])
-    assert r.exit_code == 1
-    assert "build style: the task says no pipeline key takes the data folder (Task.data_keys); build it with: " \
-           "artgan style train PAINTING --name NAME" in r.output
-    r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--set", "train.batch_size=0",
-                            "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
-    assert r.exit_code == 1 and "train.batch_size: must be >= 1" in r.output
-    r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--eval-set", "scael=4",
-                            "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
-    assert r.exit_code == 1 and "--eval-set 'scael=4': give KEY=VALUE, KEY one of scale, tile" in r.output
-    r = runner.invoke(cli, ["build", "superres", "--data", str(photos), "--name", "x", "--eval-set", "scale=x",
-                            "--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")])
-    assert r.exit_code == 1 and "--eval-set scale: 'x' is not a valid integer" in r.output
+    where = ["--runs", str(tmp_path / "runs"), "--to", str(tmp_path / "models")]
+    for args, message in [
+        (["superres", "--name", "x"], "build superres: give --data DIR, a folder of images to train on"),
+        (["superres", "--data", str(photos / "p0.png"), "--name", "x"], "build superres: --data "),
+        (["superres", "--data", str(photos), "--name", "../x"], "--name '../x': use letters, digits"),
+        (["superres", "--data", str(photos), "--name", "x", "--set", "train.batch_size=0"],
+         "train.batch_size: must be >= 1"),
+        (["superres", "--data", str(photos), "--name", "x", "--eval-set", "scael=4"],
+         "--eval-set 'scael=4': give KEY=VALUE, KEY one of scale, tile"),
+        (["superres", "--data", str(photos), "--name", "x", "--eval-set", "scale=x"],
+         "--eval-set scale: 'x' is not a valid integer"),
+        # a pipeline that names its own data takes no --data, an evaluation with its own no --eval-data
+        (["augment", "--data", str(photos), "--name", "x"],
+         "build augment: --data: the task's pipeline trains on the data it names itself"),
+        (["augment", "--name", "x", "--eval-data", str(photos)],
+         "build augment: --eval-data: artgan evaluate augment brings its own data; leave --eval-data out"),
+        # style builds from one painting, by its own builder
+        (["style", "--name", "x"], "build style: give --data PAINTING, the image of the painting to learn"),
+        (["style", "--data", str(photos), "--name", "x"], "photos: is a folder; give one painting image file"),
+        (["style", "--data", str(photos / "p0.png"), "--name", "x", "--pipeline", __file__],
+         "build style: --pipeline: the style build writes its pipeline from the painting"),
+        (["style", "--data", str(photos / "p0.png"), "--name", "x", "--minutes", "1"],
+         "--minutes 1: too short to make a model within it"),
+    ]:
+        r = runner.invoke(cli, ["build", *args, *where])
+        assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1, (args, r.output)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
+
+
+def test_build_augment_runs_its_pipeline_on_its_own_data_and_its_own_evaluation(runner, tmp_path):
+    """No --data: the pipeline trains on built-in digits; the evaluation brings its own data too."""
+    models = tmp_path / "models"
+    r = runner.invoke(cli, ["build", "augment", "--name", "tiny", "--set", "train.iterations=2",
+                            "--set", "train.architecture.width=4", "--set", "train.architecture.latent_dim=8",
+                            "--eval-set", "k=2", "--eval-set", "seeds=0", "--eval-set", "synthetic_per_class=2",
+                            "--eval-set", "gan_iterations=2", "--eval-set", "classifier_iterations=3",
+                            "--eval-set", f"runs={tmp_path / 'augment-eval'}",
+                            "--runs", str(tmp_path / "runs"), "--to", str(models), "-q"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == str(models / "augment" / "tiny.onnx")
+    assert sorted(p.name for p in (models / "augment").iterdir()) == ["tiny.card.json", "tiny.card.md", "tiny.onnx"]
+    card = json.loads((models / "augment" / "tiny.card.json").read_text())
+    assert card["training"]["iterations"] == 2 and card["summary"]["title"].startswith("augment `tiny`: ")
+    (title, table), = card["evaluation"].items()
+    assert title == "digits: synthetic data for a classifier" and table["seeds"] == [0]
+    assert card["command"] == ("artgan build augment --pipeline pipelines/digits-augment.yaml --name tiny "
+                               "--eval-set k=2 --eval-set seeds=0 --eval-set synthetic_per_class=2 --eval-set "
+                               "gan_iterations=2 --eval-set classifier_iterations=3 --eval-set "
+                               f"runs={tmp_path / 'augment-eval'} --set train.iterations=2 --set "
+                               "train.architecture.width=4 --set train.architecture.latent_dim=8")
+
+
+def test_build_gan_runs_the_quickstart_and_its_evaluation(runner, tmp_path):
+    models = tmp_path / "models"
+    r = runner.invoke(cli, ["build", "gan", "--name", "tiny", "--set", "train.iterations=2",
+                            "--set", "train.architecture.g_width=8", "--set", "train.architecture.d_width=8",
+                            "--set", "train.batch_size=8", "--set", "train.checkpoint_every=2",
+                            "--eval-set", "samples=50", "--eval-set", "real_samples=50", "--eval-set", "pr_samples=20",
+                            "--eval-set", "device=cpu", "--runs", str(tmp_path / "runs"), "--to", str(models), "-q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((models / "gan" / "tiny.card.json").read_text())
+    assert card["file"] == "tiny.onnx" and card["verification"]["verified"]
+    (table,) = card["evaluation"].values()
+    assert table["images"] == 50 and "modes" in table["methods"]["tiny"]
+    assert card["command"].startswith("artgan build gan --pipeline pipelines/quickstart.yaml --name tiny ")

@@ -552,18 +552,18 @@ def test_style_train_does_not_replace_an_installed_model_without_force(runner, s
 def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, style_data, monkeypatch):
     """Out of memory while the contact sheet is made: nothing of the new model is installed, the
     old one (replaced with --force) is as it was, and `style:model=NAME` never finds a half model."""
-    from artgan_style import cli as style_cli
+    from artgan_style import build as style_build
 
-    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
-    monkeypatch.setattr(style_cli, "CROP", 32)
-    monkeypatch.setattr(style_cli, "BATCH", 2)
-    monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_cli, "MIN_TRAIN_S", 0.3)
-    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
+    monkeypatch.setattr(style_build, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
+    monkeypatch.setattr(style_build, "CROP", 32)
+    monkeypatch.setattr(style_build, "BATCH", 2)
+    monkeypatch.setattr(style_build, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
+    monkeypatch.setattr(style_build, "MIN_TRAIN_S", 0.3)
+    monkeypatch.setattr(style_build, "PREVIEW_EVERY_ITERATIONS", 3)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError
-    monkeypatch.setattr(style_cli, "_contact_sheet", out_of_memory)
+    monkeypatch.setattr(style_build, "_contact_sheet", out_of_memory)
     monkeypatch.setenv("ARTGAN_MODEL_PATH", str(style_data / "models"))
     style = style_data / "models" / "style"
     style.mkdir(parents=True)

@@ -57,43 +57,45 @@ def test_unreadable_painting(runner, cli, data):
 
 def test_photos_come_from_the_option_the_environment_or_scikit_image(data, tmp_path, monkeypatch):
     from artgan.errors import ArtganError
-    from artgan_style import cli as style_cli
+    from artgan_style import build as style_build
 
-    assert style_cli.find_photos(data / "photos", tmp_path) == (data / "photos", "--photos")
+    assert style_build.find_photos(data / "photos", tmp_path) == (data / "photos", "the photo folder given")
     monkeypatch.setenv("ARTGAN_STYLE_PHOTOS", str(data / "photos"))
-    assert style_cli.find_photos(None, tmp_path)[1] == "ARTGAN_STYLE_PHOTOS"
+    assert style_build.find_photos(None, tmp_path)[1] == "ARTGAN_STYLE_PHOTOS"
     monkeypatch.setenv("ARTGAN_STYLE_PHOTOS", str(tmp_path / "nowhere"))
     with pytest.raises(ArtganError, match="ARTGAN_STYLE_PHOTOS=.*nowhere: no images there"):
-        style_cli.find_photos(None, tmp_path)
+        style_build.find_photos(None, tmp_path)
     monkeypatch.delenv("ARTGAN_STYLE_PHOTOS")
-    monkeypatch.setattr(style_cli, "PHOTO_DIRS", ())
-    folder, source = style_cli.find_photos(None, tmp_path / "work")
+    monkeypatch.setattr(style_build, "PHOTO_DIRS", ())
+    folder, source = style_build.find_photos(None, tmp_path / "work")
     assert source == "scikit-image's sample photos" and len(list(folder.glob("*.png"))) >= 4
-    monkeypatch.setattr(style_cli, "_skimage_photos", lambda folder: None)
-    with pytest.raises(ArtganError, match="no photos to learn from: pass --photos DIR"):
-        style_cli.find_photos(None, tmp_path)
+    monkeypatch.setattr(style_build, "_skimage_photos", lambda folder: None)
+    with pytest.raises(ArtganError, match="no photos to learn from: give a folder of ordinary photos"):
+        style_build.find_photos(None, tmp_path)
 
 
 @pytest.fixture
 def tiny_and_quick(monkeypatch):
     """A tiny network at 32 px crops and a budget of well under a second."""
-    from artgan_style import cli as style_cli
+    from artgan_style import build as style_build
 
-    monkeypatch.setattr(style_cli, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
-    monkeypatch.setattr(style_cli, "CROP", 32)
-    monkeypatch.setattr(style_cli, "BATCH", 2)
-    monkeypatch.setattr(style_cli, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_cli, "MIN_TRAIN_S", 0.3)
-    monkeypatch.setattr(style_cli, "PREVIEW_EVERY_ITERATIONS", 3)
+    monkeypatch.setattr(style_build, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
+    monkeypatch.setattr(style_build, "CROP", 32)
+    monkeypatch.setattr(style_build, "BATCH", 2)
+    monkeypatch.setattr(style_build, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
+    monkeypatch.setattr(style_build, "MIN_TRAIN_S", 0.3)
+    monkeypatch.setattr(style_build, "PREVIEW_EVERY_ITERATIONS", 3)
 
 
-def _check_installed(models, name, runner, cli, data):
+def _check_installed(models, name, runner, cli, data, evaluations=1):
     style = models / "style"
     for suffix in (".onnx", ".card.json", ".card.md", ".reference.json", ".contact.png"):
         assert (style / f"{name}{suffix}").exists(), suffix
     card = json.loads((style / f"{name}.card.json").read_text())
-    assert card["metadata"]["architecture"] == "perceptual-style" and card["command"].endswith(f"--name {name}")
-    (title, result), = card["evaluation"].items()
+    assert card["metadata"]["architecture"] == "perceptual-style"
+    assert card["command"].startswith("artgan build style --data ") and f" --name {name} " in card["command"]
+    assert len(card["evaluation"]) == evaluations
+    title, result = next(iter(card["evaluation"].items()))
     assert title == "photos (split heldout, first 2), painting, strength 1"
     assert set(result["methods"]) == {"color-transfer", "histogram-match", "instant", "another photo", name,
                                       f"{name} + color-transfer 0.5"}
@@ -154,3 +156,25 @@ def test_ctrl_c_still_leaves_a_usable_model(runner, cli, data, tiny_and_quick, m
     assert result.exit_code == 0, result.output
     assert calls == [["train", "export"], ["export"]]
     assert _check_installed(models, "early", runner, cli, data)["training"]["stopped_early"] is True
+
+
+def test_build_style_trains_evaluates_on_eval_data_and_installs(runner, cli, data, monkeypatch):
+    """`artgan build style`: the painting as --data, the photos and a tiny network by --set (3
+    iterations: no test-only patching), the held-out figures and contact sheet of `style train`,
+    then artgan evaluate style on all of --eval-data and the step's speed, in the card."""
+    models = data / "models"
+    monkeypatch.setenv("ARTGAN_MODEL_PATH", str(models))
+    tiny = ["train.iterations=3", "train.architecture.width=8", "train.architecture.blocks=1",
+            "train.dataset.image_size=32", "train.batch_size=2", f"train.dataset.photos={data / 'photos'}"]
+    result = runner.invoke(cli, ["build", "style", "--data", str(data / "painting.png"), "--name", "built",
+                                 "--minutes", "2", *[a for s in tiny for a in ("--set", s)], "--eval-data",
+                                 str(data / "photos"), "--to", str(models), "--runs", str(data / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(models / "style" / "built.onnx")
+    card = _check_installed(models, "built", runner, cli, data, evaluations=2)
+    assert card["training"]["last_logged_iteration"] is None or card["training"]["last_logged_iteration"] <= 3
+    held_out, eval_data = card["evaluation"].values()
+    assert eval_data["split"] == "all" and eval_data["images"] == 8 and "built" in eval_data["methods"]
+    assert card["speed"]["size"] == [512, 512] and card["speed"]["step"] == "style"
+    assert card["command"] == ("artgan build style --data " + str(data / "painting.png") + " --name built --minutes 2 "
+                               "--eval-data " + str(data / "photos") + " " + " ".join(f"--set {s}" for s in tiny))

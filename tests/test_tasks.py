@@ -74,7 +74,24 @@ def test_tasks_command_lists_each_task_with_its_parts(runner):
     by_name = {t["name"]: t for t in data["tasks"]}
     assert FIRST_PARTY_TASKS <= set(by_name) and data["problems"] == []
     assert by_name["style"]["step"] == "style" and isinstance(by_name["style"]["installed"], list)
+    # how each builds: style by its plugin's builder, augment and gan on their pipelines' own data
+    assert "  builds by: its plugin's builder (artgan_style.build:build_style)" in r.output
+    assert by_name["style"]["builder"] == "artgan_style.build:build_style"
+    assert by_name["augment"]["builds_by"] == "its pipeline, on the data the pipeline names (no --data)"
+    assert by_name["superres"]["builds_by"].startswith("its pipeline, with --data DIR at train.dataset.path")
 
+
+def test_every_first_party_task_builds_with_artgan_build():
+    """Issue #23: one builder command for every task, each task's `build` line an `artgan build` one."""
+    tasks, _ = load_tasks(get_registry())
+    for name in FIRST_PARTY_TASKS:
+        task = tasks[name]
+        assert task.build.startswith(f"artgan build {name} ") and not task.builds_by().startswith("not"), name
+
+
+def test_a_builder_must_be_a_function():
+    with pytest.raises(ArtganError, match="builder must be a function"):
+        Task("t", "s", architectures=("a",), datasets=("d",), step=None, evaluation=None, builder="pkg:build")
 
 
 def test_every_pipeline_a_task_names_exists_and_trains_one_of_its_architectures():

@@ -50,4 +50,4 @@ def augment_task():
     return Task("augment", "make labelled training images for a classifier (artgan synth)",
                 architectures=("small-cgan",), datasets=("digits",), step=None, evaluation="augment",
                 pipelines=(str(PIPELINES / "digits-augment.yaml"),),
-                build="artgan run pipelines/digits-augment.yaml")
+                build="artgan build augment --name NAME")

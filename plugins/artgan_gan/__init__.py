@@ -46,4 +46,4 @@ def gan_task():
     return Task("gan", "generate images from noise (the quickstart)", architectures=("dcgan", "sngan"),
                 datasets=("mnist", "digits", "shapes", "stacked-digits", "image-folder"), step=None, evaluation="gan",
                 pipelines=(str(PIPELINES / "quickstart.yaml"), str(PIPELINES / "stacked-digits.yaml")),
-                build="artgan run pipelines/quickstart.yaml")
+                build="artgan build gan --name NAME")

@@ -10,8 +10,9 @@ Registered through the ``artgan`` entry-point group, like any third-party plugin
   (:mod:`.steps`, no torch);
 - evaluation ``style`` (:mod:`.evaluate`, figures in :mod:`.measure`): the core makes it
   ``artgan evaluate style``;
-- command ``artgan style train`` (:mod:`.cli`): a model for your own painting, with its card and
-  contact sheet (:mod:`.sheet`).
+- task ``style``, built by its own builder (:mod:`.build`): ``artgan build style --data PAINTING
+  --name NAME`` makes a model for your own painting, with its card and contact sheet
+  (:mod:`.sheet`); command ``artgan style train PAINTING`` (:mod:`.cli`) is the same build.
 
 Everything is named lazily: torch is imported only when a pipeline trains, never by the steps.
 """
@@ -64,11 +65,14 @@ def artgan_register_tasks(register):
 
 
 def style_task():
-    """Style transfer: one model per painting (or no training: ``style:painting=``)."""
+    """Style transfer: one model per painting (or no training: ``style:painting=``), built from the
+    painting by :func:`.build.build_style`, not by running a pipeline on a data folder."""
     from artgan.tasks import Task
+
+    from .build import build_style
 
     return Task("style", "paint photos in the style of one painting",
                 architectures=("perceptual-style", "patch-style", "cyclegan"), datasets=("unpaired-folders",),
                 step="style", evaluation="style", baselines=("color-transfer", "histogram-match"),
                 pipelines=(str(PIPELINES / "style-starry-night.yaml"), str(PIPELINES / "style-great-wave.yaml")),
-                build="artgan style train PAINTING --name NAME")
+                build="artgan build style --data PAINTING --name NAME", builder=build_style)
