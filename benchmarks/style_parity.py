@@ -1,6 +1,6 @@
 """Does an exported style model compute what its PyTorch generator computes, on real photos?
 
-A thin caller of :func:`artgan_style.cli.check_on_photos` (which is
+A thin caller of :func:`artgan_style.build.check_on_photos` (which is
 :func:`artgan.export.verify_on_real_inputs` on photos cropped to the model's size multiple):
 the checkpoint's exported module in PyTorch against the ``.onnx`` in onnxruntime, both on the CPU,
 on the photos of a split; prints the largest difference and the PSNR, and records them in the
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from artgan.images import list_images
     from artgan.splits import split_files
-    from artgan_style.cli import check_on_photos
+    from artgan_style.build import check_on_photos
 
     report = check_on_photos(args.checkpoint, args.model, split_files(list_images(args.photos), args.split))
     print(f"ONNX vs PyTorch on {report['inputs']}: largest difference {report['max_abs_diff']:.3g}, "
