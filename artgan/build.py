@@ -143,7 +143,7 @@ def build_task(task: Task, *, data: str | Path | None = None, name: str, registr
         folder, split = ((Path(eval_data), "all") if eval_data is not None else
                          (data, "heldout") if task.builder is None and task.data_keys else (None, None))
         if folder is None:
-            log(f"  not evaluated on photos here: give --eval-data DIR for artgan evaluate {task.evaluation}")
+            log(f"  artgan evaluate {task.evaluation} on a test set: not run (give --eval-data DIR)")
         else:
             result = _evaluate(task, evaluation, model, name, folder, split, {**options, **chosen}, registry,
                                progress, log)
