@@ -3,6 +3,7 @@ headless Chromium (target < 2 s) and the page's load time (target < 3 s).
 
     python benchmarks/web.py [--repeat 3] [--size 512]
     python benchmarks/web.py --fp16 runs/quickstart/checkpoints/last.pt   # + fp16 against fp32 for the web
+    python benchmarks/web.py --int8 ../shared/data/BSD68   # + the site built with `artgan web --int8 PHOTOS`
 
 Needs Chromium (apt-get install -y chromium) and playwright (pip install -e '.[web]'). The site is
 built with `artgan web` into a temporary folder and served on 127.0.0.1 twice: by a plain static
@@ -57,14 +58,14 @@ def serve(site: Path, isolated: bool):
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
-def browser_run(exe: str, url: str, image: Path, repeat: int) -> tuple[float, list[float], str]:
+def browser_run(exe: str, url: str, image: Path, repeat: int, model: str = X2.stem) -> tuple[float, list[float], str]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
         page = browser.new_context().new_page()  # a fresh context: nothing cached
         start = time.perf_counter()
-        page.goto(f"{url}?model={X2.stem}&backend=wasm")
+        page.goto(f"{url}?model={model}&backend=wasm")
         page.wait_for_function("window.artgan && window.artgan.ready", timeout=60_000)
         load = time.perf_counter() - start
         times = []
@@ -157,6 +158,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--int8", type=Path, metavar="PHOTOS", default=None,
+                    help="also: the site built with --int8 PHOTOS (the x2 model in int8), with the COOP/COEP headers")
     ap.add_argument("--fp16", type=Path, metavar="CHECKPOINT", default=None,
                     help="also: a generator's fp32 and fp16 web exports in the browser against fp32 Python")
     args = ap.parse_args()
@@ -177,6 +180,14 @@ def main() -> None:
             finally:
                 httpd.shutdown()
             rows.append((("COOP/COEP headers" if isolated else "plain static server"), label, load, times))
+        if args.int8:
+            build_site([X2], Path(tmp) / "site-int8", int8_photos=args.int8)
+            httpd, url = serve(Path(tmp) / "site-int8", True)
+            try:
+                load, times, label = browser_run(exe, url, image, args.repeat)
+            finally:
+                httpd.shutdown()
+            rows.append(("COOP/COEP headers, `--int8`", f"{label}, int8", load, times))
         py = {t: python_run(image, t, args.repeat) for t in (1, 2)}
 
     print(f"\nx2-gan superres, {args.size}x{args.size} -> {2 * args.size}x{2 * args.size}, median of {args.repeat} "

@@ -105,7 +105,7 @@ def test_artgan_has_no_import_cycle():
 #: docs/architecture.md's layers, bottom up; a module imports only from its own layer or below.
 LAYERS = [
     ("contracts", ["artgan", "errors", "files", "images", "hookspecs", "splits", "metrics", "tiling", "model_search",
-                   "runtime", "steps", "process", "cards", "config", "tasks"]),
+                   "runtime", "int8", "steps", "process", "cards", "config", "tasks"]),
     ("plugin machinery", ["plugins"]),
     ("training contracts", ["train_options", "data", "recipe", "image_recipe", "training_tricks", "checkpoints",
                             "precision", "features", "image_gan"]),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from artgan.cli import cli
@@ -210,8 +211,7 @@ def site(tmp_path_factory, quickstart_generator):
     return out
 
 
-@pytest.fixture(scope="module")
-def server(site):
+def _serve(site: Path):
     """A plain static file server (no special headers): the page must work from any."""
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -219,7 +219,13 @@ def server(site):
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    httpd, url = _serve(site)
+    yield url
     httpd.shutdown()
 
 
@@ -236,10 +242,11 @@ def _wait(page, state: str = "done", timeout: float = 30_000):
     return status
 
 
-def _photo(path: Path, h: int = 70, w: int = 90) -> Path:
+def _photo(path: Path, h: int = 70, w: int = 90, seed: int = 0) -> Path:
     """A smooth-plus-texture test picture (sides not multiples of 4: the page pads like runtime)."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
     img = np.stack([128 + 90 * np.sin(x / 9) * np.cos(y / 13), 120 + 100 * np.cos((x + y) / 15),
                     100 + 60 * np.sin(y / 7)], -1) + rng.normal(0, 12, (h, w, 3))
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
@@ -266,6 +273,48 @@ def test_page_image_to_image_matches_onnxruntime(browser, server, model, tmp_pat
     diff = np.abs(got.astype(int) - want.astype(int)).max()
     with capsys.disabled():  # the time per image, shown in every run
         print(f"\n{model.stem}: {ms:.0f} ms per image in the browser ({status}); max diff {diff}/255")
+    assert diff <= 1
+
+
+@pytest.fixture(scope="module")
+def int8_site(tmp_path_factory):
+    """x2 superres through `artgan web --int8` on eight generated photos."""
+    tmp = tmp_path_factory.mktemp("int8")
+    for i in range(8):
+        _photo(tmp / "photos" / f"p{i}.png", 96 + 8 * i, 120 - 4 * i, seed=i)
+    r = CliRunner().invoke(cli, ["web", str(X2), "--out", str(tmp / "site"), "--int8", str(tmp / "photos"),
+                                 "--no-webgpu"])
+    if r.exit_code != 0 and "onnxruntime-web" in r.output:
+        pytest.skip(r.output.strip())
+    assert r.exit_code == 0, r.output
+    assert "x2-gan: int8, " in r.output
+    return tmp / "site"
+
+
+def test_int8_site_runs_an_int8_model_that_matches_onnxruntime_on_it(browser, int8_site, tmp_path, capsys):
+    from artgan.images import load_image, to_float, to_uint8
+    from artgan.steps import OnnxImageStep
+
+    model = int8_site / "models" / f"{X2.stem}.onnx"
+    entry = json.loads((int8_site / "models.json").read_text())["models"][0]
+    assert entry["metadata"]["precision"] == "int8" and entry["metadata"]["int8_check"]["psnr_db_vs_fp32"] >= 40
+    assert model.stat().st_size < X2.stat().st_size / 2
+    httpd, url = _serve(int8_site)
+    try:
+        photo = _photo(tmp_path / "photo.png")
+        page = browser.new_page()
+        page.goto(f"{url}?model={X2.stem}&backend=wasm")
+        _wait(page, "idle")
+        page.set_input_files("#file", str(photo))
+        _wait(page)
+        got = _canvas(page, "after")
+        page.close()
+    finally:
+        httpd.shutdown()
+    want = to_uint8(OnnxImageStep(model).run_one(to_float(load_image(photo))))
+    diff = np.abs(got.astype(int) - want.astype(int)).max()
+    with capsys.disabled():
+        print(f"\nx2-gan int8: max diff {diff}/255 against onnxruntime Python on the same file")
     assert diff <= 1
 
 
@@ -301,3 +350,29 @@ def test_page_generator_grid_and_slider_match_onnxruntime(browser, server, quick
     want = to_uint8(gen.from_latents(np.asarray([frame["latent"]], np.float32)))[0]
     assert np.abs(mid[..., :want.shape[-1]].astype(int) - want.astype(int)).max() <= 1
     assert not np.array_equal(first, mid)
+
+
+def test_int8_keeps_fp32_where_int8_loses_quality_and_says_why(tmp_path, monkeypatch):
+    """The quality bar decides: raised out of reach, the same model stays fp32, with one line."""
+    import artgan.web.int8 as web_int8
+    from artgan.web import build_site
+
+    for i in range(4):
+        _photo(tmp_path / "photos" / f"p{i}.png", seed=i)
+    monkeypatch.setattr(web_int8, "MIN_PSNR_DB", 200.0)
+    try:
+        site = build_site([X2], tmp_path / "site", webgpu=False, int8_photos=tmp_path / "photos")
+    except ArtganError as exc:
+        if "onnxruntime-web" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    entry = site["models"][0]
+    assert entry["int8"].startswith("x2-gan: kept in fp32: int8 reaches ") and "under 200" in entry["int8"]
+    assert (tmp_path / "site" / "models" / "x2-gan.onnx").read_bytes() == X2.read_bytes()
+
+
+def test_int8_needs_photos_to_calibrate_and_check(runner, tmp_path):
+    _photo(tmp_path / "photos" / "only.png")
+    r = runner.invoke(cli, ["web", str(X2), "--out", str(tmp_path / "site"), "--int8", str(tmp_path / "photos")])
+    assert r.exit_code != 0 and "needs a folder of at least 4 photos" in r.output
+    assert not (tmp_path / "site").exists()

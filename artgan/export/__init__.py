@@ -18,7 +18,6 @@ from ..metrics import psnr  # the one PSNR (export had its own copy)
 from .checks import check_export_mode, check_graph
 from .common import (DEFAULT_OPSET, METADATA_PREFIX, PRECISIONS, QUANTIZATIONS, RANDOM_OPS, REQUIRED_METADATA,
                      TOLERANCES, HalfPrecision)
-from .quantize import quantize_int8
 from .rewrites import (SUB_PIXEL_MAX_WEIGHT_BYTES, LatentProjection, SubPixelPairToOneChannel, SubPixelUpConv,
                        fuse_upsample_conv, latent_projections_as_gemm, one_channel_outputs_in_phases, optimized)
 from .verify import fp16_check, verify_export, verify_on_real_inputs
@@ -29,5 +28,5 @@ __all__ = [
     "SUB_PIXEL_MAX_WEIGHT_BYTES", "TOLERANCES", "HalfPrecision", "LatentProjection", "SubPixelPairToOneChannel",
     "SubPixelUpConv", "check_export_mode", "check_graph", "export_onnx", "fp16_check", "fuse_upsample_conv",
     "latent_projections_as_gemm", "model_card_markdown", "one_channel_outputs_in_phases", "optimized", "psnr",
-    "quantize_int8", "set_metadata", "verify_export", "verify_on_real_inputs",
+    "set_metadata", "verify_export", "verify_on_real_inputs",
 ]

@@ -27,7 +27,8 @@ from ..recipe import ExportSpec
 from .checks import check_export_mode, check_graph
 from .common import (DEFAULT_OPSET, METADATA_PREFIX, PRECISIONS, QUANTIZATIONS, REQUIRED_METADATA, TOLERANCES,
                      HalfPrecision, _dtype_name, _first_line, _json_safe)
-from .quantize import _calibration_batches, _int8_layers, quantize_int8
+from ..int8 import quantize_int8
+from .quantize import _calibration_batches, _int8_layers
 from .graph_rewrites import cubic_upscale_as_subpixel
 from .rewrites import optimized
 from .verify import _enforce, fp16_check, verify_export
@@ -172,7 +173,8 @@ def _quantized(model: Any, tmp: Path, spec: ExportSpec, metadata: dict[str, Any]
     (int8 layers, weighted layers))."""
     import onnx
 
-    calibration = quantize_int8(tmp, _calibration_batches(spec, metadata, samples, seed))
+    feeds, calibration = _calibration_batches(spec, metadata, samples, seed)
+    quantize_int8(tmp, feeds)
     quantized = onnx.load(str(tmp))
     int8_layers = _int8_layers(model, quantized)
     calibration += f"; {int8_layers[0]} of {int8_layers[1]} weighted layers in int8"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ArtganError
+from .int8 import int8_for_web, quantizable
 from .ops import ORT_WEB_VERSION, check_model
 from .ortweb import WASM_FILES, WEBGPU_FILES, runtime_files
 
@@ -62,8 +63,12 @@ def describe_model(path: Path) -> dict[str, Any]:
 
 
 def build_site(models: Sequence[str | Path], out: str | Path, *, webgpu: bool = True,
-               ort_tarball: str | Path | None = None) -> dict[str, Any]:
+               ort_tarball: str | Path | None = None, int8_photos: str | Path | None = None) -> dict[str, Any]:
     """Write the site for ``models`` into ``out``; return what models.json holds.
+
+    With ``int8_photos`` (a folder of photos), each image-to-image model with one input goes into
+    the site quantised to int8 where it keeps its quality (:mod:`.int8`); each entry's ``int8``
+    line says what happened.
 
     Everything is checked before anything is written, and the site is assembled beside ``out``
     and moved into place at the end. ``out`` may be missing, empty, or a site built before
@@ -91,8 +96,16 @@ def build_site(models: Sequence[str | Path], out: str | Path, *, webgpu: bool = 
         for name in PAGE_FILES:
             shutil.copyfile(PAGE_DIR / name, tmp / name)
         (tmp / "models").mkdir()
-        for p, e in zip(paths, entries):
-            shutil.copyfile(p, tmp / e["file"])
+        for i, (p, e) in enumerate(zip(paths, entries)):
+            if int8_photos is None:
+                shutil.copyfile(p, tmp / e["file"])
+            elif not quantizable(e):
+                shutil.copyfile(p, tmp / e["file"])
+                e["int8"] = f"{p.stem}: fp32: only an image-to-image model with one input is calibrated on photos"
+            else:
+                result = int8_for_web(p, tmp / e["file"], e, Path(int8_photos))
+                entries[i] = {**describe_model(tmp / e["file"]), "file": e["file"], "int8": result["line"]}
+        site["models"] = entries
         (tmp / "ort").mkdir()
         for name in (*WASM_FILES, *(WEBGPU_FILES if webgpu else ()), "LICENSE.txt"):
             _link_or_copy(ort_dir / name, tmp / "ort" / name)
