@@ -7,9 +7,9 @@ headless Chromium (target < 2 s) and the page's load time (target < 3 s).
 
 Needs Chromium (apt-get install -y chromium) and playwright (pip install -e '.[web]'). The site is
 built with `artgan web` into a temporary folder and served on 127.0.0.1 twice: by a plain static
-server (no headers: onnxruntime-web runs one thread) and with the COOP/COEP headers that make the
-page cross-origin isolated (WASM threads, one per core). Page load is from navigation to the model
-session ready (onnxruntime-web's WASM compiled, the model loaded), cold browser cache, wall clock.
+server (no headers: the page's service worker, isolate.js, adds the COOP/COEP headers and the page
+reloads once, so WASM gets one thread per core) and by a server that sends the headers itself.
+Page load is from navigation to the model session ready (onnxruntime-web's WASM compiled, the model loaded), cold browser cache, wall clock.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--int8", type=Path, metavar="PHOTOS", default=None,
-                    help="also: the site built with --int8 PHOTOS (the x2 model in int8), with the COOP/COEP headers")
+                    help="also: the site built with --int8 PHOTOS (the x2 model in int8), on the plain server")
     ap.add_argument("--fp16", type=Path, metavar="CHECKPOINT", default=None,
                     help="also: a generator's fp32 and fp16 web exports in the browser against fp32 Python")
     args = ap.parse_args()
@@ -182,12 +182,12 @@ def main() -> None:
             rows.append((("COOP/COEP headers" if isolated else "plain static server"), label, load, times))
         if args.int8:
             build_site([X2], Path(tmp) / "site-int8", int8_photos=args.int8)
-            httpd, url = serve(Path(tmp) / "site-int8", True)
+            httpd, url = serve(Path(tmp) / "site-int8", False)
             try:
                 load, times, label = browser_run(exe, url, image, args.repeat)
             finally:
                 httpd.shutdown()
-            rows.append(("COOP/COEP headers, `--int8`", f"{label}, int8", load, times))
+            rows.append(("plain static server, `--int8`", f"{label}, int8", load, times))
         py = {t: python_run(image, t, args.repeat) for t in (1, 2)}
 
     print(f"\nx2-gan superres, {args.size}x{args.size} -> {2 * args.size}x{2 * args.size}, median of {args.repeat} "

@@ -262,6 +262,8 @@ def test_page_image_to_image_matches_onnxruntime(browser, server, model, tmp_pat
     page = browser.new_page()
     page.goto(f"{server}?model={model.stem}&backend=wasm")
     _wait(page, "idle")
+    # a plain static server sends no COOP/COEP headers: isolate.js adds them, so WASM gets threads
+    assert page.evaluate("self.crossOriginIsolated")
     page.set_input_files("#file", str(photo))  # the file picker, as a person uses it
     status = _wait(page)
     got = _canvas(page, "after")

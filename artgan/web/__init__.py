@@ -1,7 +1,7 @@
 """``artgan web``: a static site that runs exported models in the browser with onnxruntime-web.
 
-The site is plain files (index.html, app.js, models.json, the models, onnxruntime-web's files)
-that any static file server serves; the page loads nothing from elsewhere. Each model is checked
+The site is plain files (index.html, app.js, isolate.js, models.json, the models, onnxruntime-web's
+files) that any static file server serves; the page loads nothing from elsewhere. Each model is checked
 against onnxruntime-web's op support first (:mod:`.ops`). The page configures itself from each
 model's ``artgan.*`` metadata, as :mod:`artgan.runtime` does. Never imports torch.
 """
@@ -22,7 +22,7 @@ from .ops import ORT_WEB_VERSION, check_model
 from .ortweb import WASM_FILES, WEBGPU_FILES, runtime_files
 
 PAGE_DIR = Path(__file__).parent / "page"
-PAGE_FILES = ("index.html", "app.js")
+PAGE_FILES = ("index.html", "app.js", "isolate.js")
 #: Written into every site: a folder holding it is one ``artgan web`` may replace.
 MARKER = ".artgan-site"
 

@@ -37,7 +37,7 @@ function threadCount() {
   const asked = parseInt(params.get('threads') || '', 10);
   if (asked > 0) return asked;
   // threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages
-  // (served with COOP/COEP headers; docs/web.md shows how)
+  // (COOP/COEP headers: sent by the server, or added by isolate.js; docs/web.md)
   return self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
 }
 
@@ -436,6 +436,7 @@ function genPanel(ort, session, model) {
 // -- start ------------------------------------------------------------------------------------------
 
 async function main() {
+  if (await window.isolating) return;  // the page reloads under isolate.js first
   const site = await (await fetch('models.json')).json();
   const model = site.models.find((m) => m.name === params.get('model')) || site.models[0];
   const nav = $('models');
