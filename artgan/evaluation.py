@@ -105,6 +105,9 @@ class Evaluation:
     card_title: Callable[[dict[str, Any]], str] | None = None
     #: instead of load/score/methods: ``run(request, progress)`` -> the results' own part (module docstring)
     run: Callable[[Request, bool], dict[str, Any]] | None = None
+    #: with load/score/methods: ``summary(results)`` -> headline lines under the table, from the
+    #: per-image scores (e.g. a model against the best baseline on each image); in ``"summary"``
+    summary: Callable[[dict[str, Any]], list[str]] | None = None
 
     def __post_init__(self):
         per_file = [fn for fn in ("load", "score", "methods") if getattr(self, fn) is not None]
@@ -183,12 +186,15 @@ def evaluate(task: str, evaluation: Evaluation, request: Request, *, progress: b
             except ArtganError as exc:  # the plugin refused the outputs: say whose and where
                 raise ArtganError(f"evaluate {task}: {name} on {path.name}: {exc}") from None
             scores[name][path.stem] = _figures(task, plugin, where, figures, names)
-    return {"task": task, "data": str(request.data), "dataset": request.data.name, "split": request.split,
-            "images": len(files), "options": dict(request.options), "protocol": _protocol(evaluation, request, plugin),
-            "metrics": _metrics(evaluation), "baseline": next((b for b in request.baselines if b in methods), None),
-            "note": evaluation.note,
-            "methods": {name: {**{k: float(np.mean([s[k] for s in per.values()])) for k in names}, "per_image": per}
-                        for name, per in scores.items()}}
+    result = {"task": task, "data": str(request.data), "dataset": request.data.name, "split": request.split,
+              "images": len(files), "options": dict(request.options), "protocol": _protocol(evaluation, request, plugin),
+              "metrics": _metrics(evaluation), "baseline": next((b for b in request.baselines if b in methods), None),
+              "note": evaluation.note,
+              "methods": {name: {**{k: float(np.mean([s[k] for s in per.values()])) for k in names}, "per_image": per}
+                          for name, per in scores.items()}}
+    if evaluation.summary is not None:
+        result["summary"] = [str(line) for line in call_plugin(task, plugin, "summary", evaluation.summary, result)]
+    return result
 
 
 def _figures(task: str, plugin: str, where: str, figures: Any, names: list[str]) -> dict[str, float]:

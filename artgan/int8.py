@@ -3,7 +3,9 @@ export (calibrated on a recipe's inputs) and ``artgan web --int8`` (calibrated o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +29,18 @@ def quantize_int8(path: Path, feeds: list[dict[str, np.ndarray]]) -> None:
         def get_next(self):
             return next(self.it, None)
 
-    prepared = path.with_name(path.name + ".pre.onnx")
-    quantized = path.with_name(path.name + ".int8.onnx")
     root = logging.getLogger()
+    stack = contextlib.ExitStack()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs advice to the root logger
+    path = Path(path).resolve()
+    prepared = path.with_name(path.name + ".pre.onnx")
+    quantized = path.with_name(path.name + ".int8.onnx")
     try:
+        # the quantiser writes scratch files (shape inference, calibration data) into the working
+        # folder: give it one of its own
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="artgan-int8-"))
+        stack.enter_context(contextlib.chdir(scratch))
         try:  # shape inference + fusions (BatchNorm into Conv) make more of the graph quantisable
             quant_pre_process(str(path), str(prepared))
             source = prepared
@@ -53,6 +61,7 @@ def quantize_int8(path: Path, feeds: list[dict[str, np.ndarray]]) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtganError(f"int8 quantisation failed: {first}") from None
     finally:
+        stack.close()
         root.setLevel(level)
         for p in (prepared, quantized):
             p.unlink(missing_ok=True)

@@ -259,6 +259,9 @@ def test_evaluate_inpaint_scores_every_method_per_band(runner, image_folder, tmp
     # (48 px, the photo's shorter side) and their captions (14 px), each + gaps
     image = Image.open(sheet)
     assert image.size == (7 * (240 + 4), 22 + 4 * (180 + 4 + 48 + 4 + 14))
+    # under the table: each model against the best classical fill of each photo, per band
+    assert "hole PSNR against the best classical fill per photo (telea, ns):" in res.stdout
+    assert results["summary"][1].startswith("  detail-bsds400 5-10%: ") and len(results["summary"]) == 1 + 2 * len(BANDS)
 
     res = runner.invoke(cli, ["evaluate", "inpaint", "--data", str(image_folder), "--split", "heldout",
                               "--baselines", "telea", "--model", "residual-bsds400", "--json", "-q"])
@@ -367,3 +370,20 @@ def test_xphoto_fills_change_only_the_hole(method):
     out = XPhotoInpaint(method).inpaint(photo, hole)
     assert np.array_equal(out[~hole], photo[~hole])
     assert np.abs(out[hole] - photo[hole]).mean() < 0.25  # a fill, not garbage
+
+
+def test_the_summary_compares_each_model_with_the_best_classical_fill_of_each_photo():
+    from artgan_inpaint.evaluate import against_best_classical
+
+    def method(per_photo):  # psnr 20-40% per photo; the other bands the same; detail 0.5
+        per = {im: {f"{m} {band}": (v if m == "psnr" else 0.5) for m in ("psnr", "detail") for band, _, _ in BANDS}
+               for im, v in per_photo.items()}
+        return {**{k: 0.5 for k in next(iter(per.values()))}, "per_image": per}
+
+    result = {"methods": {"telea": method({"a": 20.0, "b": 15.0}), "ns": method({"a": 18.0, "b": 17.0}),
+                          "mine": method({"a": 20.5, "b": 16.0})}}
+    lines = against_best_classical(result)
+    assert lines[0] == "hole PSNR against the best classical fill per photo (telea, ns):"
+    # a: 20.5 against telea's 20.0 (+0.5); b: 16.0 against ns's 17.0 (-1.0)
+    assert "  mine 20-40%: -0.25 dB mean, -1.00 worst, won 1/2; detail 0.500" in lines
+    assert against_best_classical({"methods": {"telea": result["methods"]["telea"]}}) == []

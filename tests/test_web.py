@@ -362,6 +362,8 @@ def test_int8_keeps_fp32_where_int8_loses_quality_and_says_why(tmp_path, monkeyp
     for i in range(4):
         _photo(tmp_path / "photos" / f"p{i}.png", seed=i)
     monkeypatch.setattr(web_int8, "MIN_PSNR_DB", 200.0)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # the quantiser's scratch files must not land here
     try:
         site = build_site([X2], tmp_path / "site", webgpu=False, int8_photos=tmp_path / "photos")
     except ArtganError as exc:
@@ -371,6 +373,7 @@ def test_int8_keeps_fp32_where_int8_loses_quality_and_says_why(tmp_path, monkeyp
     entry = site["models"][0]
     assert entry["int8"].startswith("x2-gan: kept in fp32: int8 reaches ") and "under 200" in entry["int8"]
     assert (tmp_path / "site" / "models" / "x2-gan.onnx").read_bytes() == X2.read_bytes()
+    assert list((tmp_path / "cwd").iterdir()) == []
 
 
 def test_int8_needs_photos_to_calibrate_and_check(runner, tmp_path):
