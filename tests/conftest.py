@@ -58,3 +58,16 @@ def tiny_pipeline(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_PIPELINE)
     return path
+
+
+@pytest.fixture
+def tiny_and_quick(monkeypatch):
+    """A tiny network at 32 px crops and a budget of well under a second."""
+    from artgan_style import build as style_build
+
+    monkeypatch.setattr(style_build, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
+    monkeypatch.setattr(style_build, "CROP", 32)
+    monkeypatch.setattr(style_build, "BATCH", 2)
+    monkeypatch.setattr(style_build, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
+    monkeypatch.setattr(style_build, "MIN_TRAIN_S", 0.3)
+    monkeypatch.setattr(style_build, "PREVIEW_EVERY_ITERATIONS", 3)

@@ -549,17 +549,10 @@ def test_style_train_does_not_replace_an_installed_model_without_force(runner, s
     assert not (style_data / "runs").exists()  # refused before any training
 
 
-def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, style_data, monkeypatch):
+def test_a_failed_install_leaves_no_half_model_and_the_old_one_intact(runner, style_data, tiny_and_quick, monkeypatch):
     """Out of memory while the contact sheet is made: nothing of the new model is installed, the
     old one (replaced with --force) is as it was, and `style:model=NAME` never finds a half model."""
     from artgan_style import build as style_build
-
-    monkeypatch.setattr(style_build, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
-    monkeypatch.setattr(style_build, "CROP", 32)
-    monkeypatch.setattr(style_build, "BATCH", 2)
-    monkeypatch.setattr(style_build, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_build, "MIN_TRAIN_S", 0.3)
-    monkeypatch.setattr(style_build, "PREVIEW_EVERY_ITERATIONS", 3)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError

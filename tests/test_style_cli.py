@@ -74,19 +74,6 @@ def test_photos_come_from_the_option_the_environment_or_scikit_image(data, tmp_p
         style_build.find_photos(None, tmp_path)
 
 
-@pytest.fixture
-def tiny_and_quick(monkeypatch):
-    """A tiny network at 32 px crops and a budget of well under a second."""
-    from artgan_style import build as style_build
-
-    monkeypatch.setattr(style_build, "ARCHITECTURE", {"name": "perceptual-style", "width": 8, "blocks": 1})
-    monkeypatch.setattr(style_build, "CROP", 32)
-    monkeypatch.setattr(style_build, "BATCH", 2)
-    monkeypatch.setattr(style_build, "EXPORT_RESERVE_S", 29.7)  # of --minutes 0.5
-    monkeypatch.setattr(style_build, "MIN_TRAIN_S", 0.3)
-    monkeypatch.setattr(style_build, "PREVIEW_EVERY_ITERATIONS", 3)
-
-
 def _check_installed(models, name, runner, cli, data, evaluations=1):
     style = models / "style"
     for suffix in (".onnx", ".card.json", ".card.md", ".reference.json", ".contact.png"):
