@@ -30,7 +30,7 @@ from artgan.steps import Step
 
 from .masks import MaskSource
 
-DEFAULT_MODEL = "residual-bsds400"
+DEFAULT_MODEL = "detail-bsds400"  # wins issue #25's targets on BSD68 (exports/inpaint/README.md)
 PREFILL_METHODS = ("ns", "telea")
 # Tiling cuts the context a hole needs: a hole larger than a tile is filled from the tile only.
 # So the whole image runs at once up to this many pixels (about 1.5 GB of activations on
