@@ -105,7 +105,6 @@ def build_site(models: Sequence[str | Path], out: str | Path, *, webgpu: bool = 
             else:
                 result = int8_for_web(p, tmp / e["file"], e, Path(int8_photos))
                 entries[i] = {**describe_model(tmp / e["file"]), "file": e["file"], "int8": result["line"]}
-        site["models"] = entries
         (tmp / "ort").mkdir()
         for name in (*WASM_FILES, *(WEBGPU_FILES if webgpu else ()), "LICENSE.txt"):
             _link_or_copy(ort_dir / name, tmp / "ort" / name)

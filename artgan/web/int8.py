@@ -11,7 +11,6 @@ photos. Below :data:`MIN_PSNR_DB` the page keeps the float model and says why. N
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,11 @@ def int8_for_web(source: Path, dest: Path, entry: dict[str, Any], photos: Path) 
     """Write ``source`` quantised to int8 into ``dest`` when it keeps quality, else ``source``
     unchanged; return ``{"int8": bool, "psnr_db": lowest PSNR against float, "photos": n, "line": what
     happened}``. ``entry`` is the model's models.json entry (its metadata and inputs)."""
-    from ..images import list_images
+    from ..images import list_images, to_uint8
     from ..int8 import quantize_int8
-    from ..runtime import cpu_session
+    from ..metrics import psnr
     from ..splits import split_files
+    from ..steps import OnnxImageStep
 
     files = list_images(photos) if Path(photos).is_dir() else []
     train, heldout = split_files(files, "train"), split_files(files, "heldout")
@@ -45,18 +45,18 @@ def int8_for_web(source: Path, dest: Path, entry: dict[str, Any], photos: Path) 
         raise ArtganError(f"--int8 {photos}: needs a folder of at least 4 photos (calibrated on three quarters, "
                           f"checked on the rest); found {len(files)}")
     meta = entry["metadata"]
-    name = entry["inputs"][0]["name"]
-    calibration = [{name: _model_input(p, meta, CALIBRATION[1])} for p in train[:CALIBRATION[0]]]
+    fp32 = OnnxImageStep(source, providers=["CPUExecutionProvider"])
+    # the inputs as the step makes them: the photo in the model's value range, NCHW
+    calibration = [{entry["inputs"][0]["name"]: fp32._to_model(_centre_crop(p, meta, CALIBRATION[1])[None])}
+                   for p in train[:CALIBRATION[0]]]
     shutil.copyfile(source, dest)
     quantize_int8(dest, calibration)
 
-    fp32, int8 = cpu_session(source), cpu_session(dest)
+    int8 = OnnxImageStep(dest, providers=["CPUExecutionProvider"])
     psnrs = []
     for p in heldout[:CHECK[0]]:
-        x = _model_input(p, meta, CHECK[1])
-        a, b = (_to_8bit(s.run(None, {name: x})[0], meta) for s in (fp32, int8))
-        mse = float(np.mean((a - b) ** 2))
-        psnrs.append(math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse))
+        x = _centre_crop(p, meta, CHECK[1])
+        psnrs.append(psnr(to_uint8(fp32.run_one(x)), to_uint8(int8.run_one(x)), data_range=255))
     worst = min(psnrs)
     if worst < MIN_PSNR_DB:
         shutil.copyfile(source, dest)
@@ -71,26 +71,18 @@ def int8_for_web(source: Path, dest: Path, entry: dict[str, Any], photos: Path) 
             "line": f"{source.stem}: int8, {worst:.1f} dB against fp32 at worst on {len(psnrs)} held-out photos"}
 
 
-def _model_input(path: Path, meta: dict[str, Any], crop: int) -> np.ndarray:
+def _centre_crop(path: Path, meta: dict[str, Any], crop: int) -> np.ndarray:
     """A photo's centre crop (side ``crop`` or its shorter side, a multiple of the model's
-    ``size_multiple``) as the model's NCHW float input in its value range."""
+    ``size_multiple``), HWC in [0, 1], with the model's channels."""
     from ..images import load_image, to_float
 
-    gray = int(meta.get("channels", 3)) == 1
-    image = to_float(load_image(path, "L" if gray else "RGB"))
+    image = to_float(load_image(path, "L" if int(meta.get("channels", 3)) == 1 else "RGB"))
     if image.ndim == 2:
         image = image[..., None]
     m = int(meta.get("size_multiple", 1) or 1)
     side = min(crop, *image.shape[:2]) // m * m
     y, x = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-    lo, hi = meta.get("value_range", [-1.0, 1.0])
-    patch = image[y:y + side, x:x + side] * (hi - lo) + lo
-    return np.ascontiguousarray(patch.transpose(2, 0, 1)[None], dtype=np.float32)
-
-
-def _to_8bit(out: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    lo, hi = meta.get("value_range", [-1.0, 1.0])
-    return np.round(np.clip((out - lo) / (hi - lo), 0.0, 1.0) * 255.0)
+    return image[y:y + side, x:x + side]
 
 
 def _stamp(path: Path, fields: dict[str, Any]) -> None:
